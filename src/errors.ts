@@ -1,0 +1,57 @@
+// Domain errors with stable codes, mapped in one place to HTTP statuses and CLI exit codes.
+
+export type ErrorCode =
+  | "invalid_input"
+  | "invalid_filter"
+  | "private_target"
+  | "not_found"
+  | "webhook_not_found"
+  | "delivery_not_found"
+  | "key_not_found"
+  | "unauthorized"
+  | "payload_too_large"
+  | "conflict";
+
+const httpStatus: Record<ErrorCode, number> = {
+  invalid_input: 400,
+  invalid_filter: 400,
+  private_target: 400,
+  not_found: 404,
+  webhook_not_found: 404,
+  delivery_not_found: 404,
+  key_not_found: 404,
+  unauthorized: 401,
+  payload_too_large: 413,
+  conflict: 409,
+};
+
+export interface ErrorDetail {
+  path: string;
+  message: string;
+}
+
+export class DomainError extends Error {
+  override name = "DomainError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: ErrorDetail[] = [],
+  ) {
+    super(message);
+  }
+  get httpStatus(): number {
+    return httpStatus[this.code];
+  }
+  /** CLI exit code: 2 for bad input (a usage problem), 1 for everything else. */
+  get exitCode(): number {
+    return this.httpStatus === 400 ? 2 : 1;
+  }
+}
+
+export const notFound = (code: ErrorCode, what: string, id: string) =>
+  new DomainError(code, `${what} ${id} not found`);
+
+/** Anything thrown that is not an Error becomes one, once. */
+export function coerceError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}

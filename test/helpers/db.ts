@@ -1,0 +1,42 @@
+// A fresh database per test file, cloned from the migrated template.
+import postgres from "postgres";
+import { randomBytes } from "node:crypto";
+import { connect, type Connection } from "../../src/db/connection";
+import { withDatabase } from "./global-setup";
+
+export interface TestDatabase extends Connection {
+  url: string;
+  name: string;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const serverUrl = process.env.PGW_TEST_SERVER_URL;
+  const template = process.env.PGW_TEST_TEMPLATE;
+  if (!serverUrl || !template) throw new Error("global setup did not run (PGW_TEST_SERVER_URL unset)");
+  const name = `pgw_t_${template.slice(8)}_${randomBytes(4).toString("hex")}`;
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  // CREATE DATABASE ... TEMPLATE fails while anyone is connected to the template; retry briefly.
+  for (let i = 0; ; i++) {
+    try {
+      await admin.unsafe(`create database ${name} template ${template}`);
+      break;
+    } catch (e) {
+      if (i > 50) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  await admin.end();
+  const url = withDatabase(serverUrl, name);
+  const conn = connect(url, { max: 5 });
+  return {
+    ...conn,
+    url,
+    name,
+    async close() {
+      await conn.close();
+      const a = postgres(serverUrl, { max: 1, onnotice: () => {} });
+      await a.unsafe(`drop database if exists ${name} with (force)`);
+      await a.end();
+    },
+  };
+}

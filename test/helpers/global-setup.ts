@@ -1,0 +1,40 @@
+// Once per jest run: find a Postgres (DATABASE_URL, or an embedded one) and build a template
+// database with every migration applied, so each test file can clone it cheaply.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { startEmbedded } from "../../src/db/embedded";
+import { migrate } from "../../src/db/migrate";
+import { connect } from "../../src/db/connection";
+
+declare global {
+  // eslint-disable-next-line no-var
+  var __PGW_STOP__: (() => Promise<void>) | undefined;
+}
+
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+export default async function globalSetup(): Promise<void> {
+  let serverUrl = process.env.DATABASE_URL;
+  if (!serverUrl) {
+    const dir = mkdtempSync(join(tmpdir(), "pgw-test-pg-"));
+    const embedded = await startEmbedded(dir);
+    serverUrl = embedded.url;
+    globalThis.__PGW_STOP__ = () => embedded.stop();
+  }
+  const template = `pgw_tpl_${process.pid}_${Date.now()}`;
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${template}`);
+  await admin.end();
+  const templateUrl = withDatabase(serverUrl, template);
+  const conn = connect(templateUrl, { max: 1 });
+  await migrate(conn.sql, templateUrl);
+  await conn.close();
+  process.env.PGW_TEST_SERVER_URL = serverUrl;
+  process.env.PGW_TEST_TEMPLATE = template;
+}
