@@ -5,6 +5,8 @@ import { PostgresJSDialect } from "kysely-postgres-js";
 import type { Database } from "./schema";
 
 export type Sql = postgres.Sql;
+/** A connection pool or a transaction: what a query function needs. */
+export type Queryable = postgres.Sql | postgres.TransactionSql;
 export type Db = Kysely<Database>;
 
 export interface Connection {

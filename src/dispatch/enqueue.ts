@@ -1,0 +1,45 @@
+// Queues delivery work as graphile-worker jobs, in the caller's transaction when given one.
+// A job carries a batch of delivery ids of one webhook, so one job sends many requests.
+import type { Queryable } from "../db/connection";
+
+export const FANOUT_TASK = "pgw_fanout";
+export const DELIVER_TASK = "pgw_deliver";
+/** Deliveries per deliver job: big enough to amortise the job, small enough to spread. */
+export const DELIVER_BATCH = 50;
+
+export interface DeliverPayload {
+  ids: string[];
+}
+
+export interface QueuedDelivery {
+  id: string;
+  subscription_id: string;
+}
+
+/** Adds deliver jobs for these deliveries, grouped by webhook, to run at `runAt` (now when absent). */
+export async function enqueueDeliveries(sql: Queryable, deliveries: QueuedDelivery[], runAt?: Date | null): Promise<number> {
+  if (deliveries.length === 0) return 0;
+  const bySubscription = new Map<string, string[]>();
+  for (const d of deliveries) {
+    const list = bySubscription.get(d.subscription_id) ?? [];
+    list.push(d.id);
+    bySubscription.set(d.subscription_id, list);
+  }
+  const payloads: string[] = [];
+  for (const ids of bySubscription.values()) {
+    for (let i = 0; i < ids.length; i += DELIVER_BATCH) {
+      payloads.push(JSON.stringify({ ids: ids.slice(i, i + DELIVER_BATCH) } satisfies DeliverPayload));
+    }
+  }
+  await sql`
+    select graphile_worker.add_jobs(array_agg(
+      row(${DELIVER_TASK}, p::json, null, ${runAt ?? null}::timestamptz, 25, null, null, null)::graphile_worker.job_spec
+    ))
+    from unnest(${payloads}::text[]) p`;
+  return payloads.length;
+}
+
+/** Asks for a fanout run; job_key coalesces a burst of wake-ups into one queued job. */
+export async function requestFanout(sql: Queryable): Promise<void> {
+  await sql`select graphile_worker.add_job(${FANOUT_TASK}, '{}'::json, job_key => 'pgw_fanout', max_attempts => 25)`;
+}

@@ -1,0 +1,73 @@
+// Dispatcher registry: each dispatcher keeps a heartbeat row; any dispatcher releases the
+// graphile-worker jobs held by one whose heartbeat stopped (kill -9, lost host), so its
+// work is picked up in seconds instead of graphile-worker's four-hour lock timeout.
+import { hostname } from "node:os";
+import type { Connection } from "../db/connection";
+import type { Logger } from "../logger";
+import { FANOUT_TASK, DELIVER_TASK } from "./enqueue";
+
+export interface Heartbeat {
+  close(): Promise<void>;
+}
+
+export async function sweepDeadDispatchers(conn: Connection, timeoutMs: number): Promise<string[]> {
+  return conn.sql.begin(async (tx) => {
+    const dead = await tx<{ id: string }[]>`
+      delete from webhooks.dispatchers
+       where heartbeat_at < now() - ${timeoutMs} * interval '1 millisecond'
+      returning id`;
+    // Locks held by a worker that no live dispatcher claims, older than the timeout, belong
+    // to a dead process (including one that died before it could register its worker ids).
+    const stale = await tx<{ locked_by: string }[]>`
+      select distinct j.locked_by
+        from graphile_worker._private_jobs j
+        join graphile_worker._private_tasks t on t.id = j.task_id
+       where j.locked_by is not null
+         and j.locked_at < now() - ${timeoutMs} * interval '1 millisecond'
+         and t.identifier in (${FANOUT_TASK}, ${DELIVER_TASK})
+         and not exists (select 1 from webhooks.dispatchers d where j.locked_by = any(d.worker_ids))`;
+    const ids = stale.map((s) => s.locked_by);
+    if (ids.length > 0) await tx`select graphile_worker.force_unlock_workers(${ids}::text[])`;
+    return [...dead.map((d) => d.id), ...ids];
+  });
+}
+
+export async function startHeartbeat(opts: {
+  conn: Connection;
+  id: string;
+  workerIds: () => string[];
+  timeoutMs: number;
+  logger: Logger;
+  onReleased?: () => void;
+}): Promise<Heartbeat> {
+  const { conn, id, timeoutMs, logger } = opts;
+  await conn.sql`
+    insert into webhooks.dispatchers (id, hostname, pid, worker_ids)
+    values (${id}, ${hostname()}, ${process.pid}, ${opts.workerIds()}::text[])`;
+  let stopped = false;
+  const beat = async () => {
+    try {
+      await conn.sql`
+        insert into webhooks.dispatchers (id, hostname, pid, worker_ids)
+        values (${id}, ${hostname()}, ${process.pid}, ${opts.workerIds()}::text[])
+        on conflict (id) do update set heartbeat_at = now(), worker_ids = excluded.worker_ids`;
+      const released = await sweepDeadDispatchers(conn, timeoutMs);
+      if (released.length > 0) {
+        logger.warn({ released }, "released the jobs of dispatchers that stopped answering");
+        opts.onReleased?.();
+      }
+    } catch (e) {
+      if (!stopped) logger.warn({ err: e }, "heartbeat failed; will retry");
+    }
+  };
+  const timer = setInterval(() => void beat(), Math.max(200, Math.floor(timeoutMs / 4)));
+  timer.unref();
+  void beat();
+  return {
+    async close() {
+      stopped = true;
+      clearInterval(timer);
+      await conn.sql`delete from webhooks.dispatchers where id = ${id}`.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,66 @@
+// Composition root: owns every long-lived thing `pg-webhooks start` runs (connection,
+// HTTP sender, dispatcher, API server) and the one close() that stops them in order.
+import type { Config } from "./config";
+import type { Logger } from "./logger";
+import { connect } from "./db/connection";
+import { createSender } from "./delivery/client";
+import { startDispatcher, type Dispatcher } from "./dispatch/dispatcher";
+import type { DeliverContext } from "./dispatch/context";
+import { buildApp } from "./api/app";
+
+export interface RunningServer {
+  /** The API's address when it runs, e.g. http://127.0.0.1:8080 */
+  apiUrl: string | null;
+  close(): Promise<void>;
+  /** Resolves once close() has finished. */
+  done: Promise<void>;
+}
+
+export async function runServer(opts: {
+  config: Config;
+  databaseUrl: string;
+  api: boolean;
+  dispatcher: boolean;
+  logger: Logger;
+}): Promise<RunningServer> {
+  const { config, databaseUrl, logger } = opts;
+  const conn = connect(databaseUrl, { max: config.WEBHOOKS_CONCURRENCY + 5 });
+  const sender = createSender({ allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
+  const ctx: DeliverContext = { conn, sender, logger };
+
+  let dispatcher: Dispatcher | null = null;
+  let app: ReturnType<typeof buildApp> | null = null;
+  let apiUrl: string | null = null;
+  try {
+    if (opts.dispatcher) dispatcher = await startDispatcher({ config, databaseUrl, ctx });
+    if (opts.api) {
+      app = buildApp({ conn, ctx, config, logger });
+      apiUrl = await app.listen({ port: config.PORT, host: config.HOST });
+      logger.info({ url: apiUrl }, "API listening");
+    }
+  } catch (e) {
+    await dispatcher?.close();
+    await app?.close();
+    await sender.close();
+    await conn.close();
+    throw e;
+  }
+
+  let resolveDone: () => void = () => {};
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let closing: Promise<void> | undefined;
+  return {
+    apiUrl,
+    done,
+    close() {
+      closing ??= (async () => {
+        await app?.close();
+        await dispatcher?.close();
+        await sender.close();
+        await conn.close();
+        resolveDone();
+      })();
+      return closing;
+    },
+  };
+}
