@@ -21,8 +21,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await admin.unsafe(`create database ${name} template ${template}`);
       break;
     } catch (e) {
-      if (i > 50) throw e;
-      await new Promise((r) => setTimeout(r, 100));
+      if (i > 5) throw e;
+      await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${template}`;
     }
   }
   await admin.end();

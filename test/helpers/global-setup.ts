@@ -35,6 +35,10 @@ export default async function globalSetup(): Promise<void> {
   const conn = connect(templateUrl, { max: 1 });
   await migrate(conn.sql, templateUrl);
   await conn.close();
+  // graphile-worker's migration pool can linger; a template must have no connections.
+  const admin2 = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  await admin2`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${template}`;
+  await admin2.end();
   process.env.PGW_TEST_SERVER_URL = serverUrl;
   process.env.PGW_TEST_TEMPLATE = template;
 }
