@@ -19,8 +19,6 @@ export function connect(url: string, options: { max?: number } = {}): Connection
   const sql = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
-    // bigint ids come back as strings; timestamps as Date.
-    types: { bigint: postgres.BigInt },
     connection: { application_name: "pg-webhooks" },
   });
   const db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: sql }) });

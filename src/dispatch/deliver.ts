@@ -184,9 +184,11 @@ async function record(sql: Queryable, results: Recorded[], opts: AttemptOptions)
   await sql`
     insert into webhooks.attempts (delivery_id, attempt_number, started_at, url, method, request_headers,
                                    request_body, response_status, response_headers, response_body, duration_ms, error)
-    select * from unnest(${cols.id}::uuid[], ${cols.attempt}::int[], ${cols.started}::timestamptz[], ${cols.url}::text[],
-                         ${cols.method}::text[], ${cols.reqHeaders}::jsonb[], ${cols.reqBody}::text[], ${cols.code}::int[],
-                         ${cols.resHeaders}::jsonb[], ${cols.resBody}::text[], ${cols.duration}::int[], ${cols.error}::text[])`;
+    select id, attempt, started, url, method, req_headers::jsonb, req_body, code, res_headers::jsonb, res_body, duration, error
+      from unnest(${cols.id}::uuid[], ${cols.attempt}::int[], ${cols.started}::timestamptz[], ${cols.url}::text[],
+                  ${cols.method}::text[], ${cols.reqHeaders}::text[], ${cols.reqBody}::text[], ${cols.code}::int[],
+                  ${cols.resHeaders}::text[], ${cols.resBody}::text[], ${cols.duration}::int[], ${cols.error}::text[])
+           as u(id, attempt, started, url, method, req_headers, req_body, code, res_headers, res_body, duration, error)`;
   await sql`
     update webhooks.deliveries d
        set status = u.status,

@@ -1,0 +1,114 @@
+// Builds the HTTP request for one delivery to one subscription's target: headers, auth and
+// signature, plus a copy of the headers with every secret masked for the attempt log.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import type { OutgoingRequest } from "./client";
+import { signatureHeaders, type SignatureScheme } from "./sign";
+
+export type Auth =
+  | { type: "none" }
+  | { type: "bearer"; token: string }
+  | { type: "basic"; username: string; password: string }
+  | { type: "header"; name: string; value: string };
+
+export interface TargetSpec {
+  url: string;
+  method: "POST" | "PUT" | "PATCH";
+  auth: Auth;
+  headers: Record<string, string>;
+  signature_scheme: SignatureScheme;
+  signature_header: string | null;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | null;
+  timeout_ms: number;
+}
+
+// src/delivery and dist/delivery both sit two levels below package.json.
+const { version } = z
+  .object({ version: z.string() })
+  .parse(JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")));
+
+export const USER_AGENT = `pg-webhooks/${version}`;
+
+const MASK = "****";
+// Static headers are user-typed; names like these carry credentials far more often than not.
+const SECRET_LOOKING = /authorization|cookie|token|secret|password|api[-_]?key|signature/i;
+
+/** Keeps a recognisable prefix (`Bearer `, `v1,`, `sha256=`) so the log still says what was sent. */
+function mask(value: string): string {
+  const m = /^(Bearer |Basic |sha256=)/i.exec(value);
+  if (m) return m[1] + MASK;
+  if (value.startsWith("v1,")) return value.split(" ").map(() => "v1," + MASK).join(" ");
+  return MASK;
+}
+
+function authHeader(auth: Auth): [string, string] | null {
+  switch (auth.type) {
+    case "none":
+      return null;
+    case "bearer":
+      return ["authorization", `Bearer ${auth.token}`];
+    case "basic":
+      return ["authorization", "Basic " + Buffer.from(`${auth.username}:${auth.password}`, "utf8").toString("base64")];
+    case "header":
+      return [auth.name.toLowerCase(), auth.value];
+  }
+}
+
+export function buildRequest(
+  target: TargetSpec,
+  e: { event_id: string; type: string; body: string },
+  deliveryId: string,
+  now: Date,
+): { request: OutgoingRequest; loggedHeaders: Record<string, string> } {
+  // Names are lower-cased so a static "Content-Type" replaces ours instead of doubling it.
+  const headers: Record<string, string> = { "content-type": "application/json", "user-agent": USER_AGENT };
+  const secretNames = new Set<string>(["authorization"]);
+  for (const [name, value] of Object.entries(target.headers)) {
+    const lower = name.toLowerCase();
+    headers[lower] = value;
+    if (SECRET_LOOKING.test(lower)) secretNames.add(lower);
+  }
+
+  const auth = authHeader(target.auth);
+  if (auth) {
+    headers[auth[0]] = auth[1];
+    secretNames.add(auth[0]);
+  }
+
+  // Old receivers keep verifying with the previous secret until its grace period ends.
+  const rotating =
+    target.previous_secret !== null &&
+    target.previous_secret_expires_at !== null &&
+    target.previous_secret_expires_at.getTime() > now.getTime();
+  const signed = signatureHeaders({
+    scheme: target.signature_scheme,
+    secret: target.secret,
+    previousSecret: rotating ? target.previous_secret : null,
+    headerName: target.signature_header,
+    // The event id, not the delivery id: stable across retries and replays, for dedup.
+    id: e.event_id,
+    timestamp: Math.floor(now.getTime() / 1000),
+    body: e.body,
+  });
+  for (const [name, value] of Object.entries(signed)) {
+    const lower = name.toLowerCase();
+    headers[lower] = value;
+    if (lower !== "webhook-id" && lower !== "webhook-timestamp") secretNames.add(lower);
+  }
+
+  headers["x-webhook-event"] = e.type;
+  headers["x-webhook-delivery-id"] = deliveryId;
+
+  const loggedHeaders: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    loggedHeaders[name] = secretNames.has(name) ? mask(value) : value;
+  }
+
+  return {
+    request: { url: target.url, method: target.method, headers, body: e.body, timeoutMs: target.timeout_ms },
+    loggedHeaders,
+  };
+}

@@ -1,0 +1,88 @@
+// Runs a real dispatcher in-process against a test database, delivering to real receivers.
+import { loadConfig, type Config } from "../../src/config";
+import { connect, type Queryable } from "../../src/db/connection";
+import { createSender } from "../../src/delivery/client";
+import { generateSecret } from "../../src/delivery/sign";
+import { startDispatcher, type Dispatcher } from "../../src/dispatch/dispatcher";
+import { createLogger } from "../../src/logger";
+import type { RetryPolicy } from "../../src/dispatch/retry-policy";
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({
+    WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true",
+    WEBHOOKS_POLL_INTERVAL_MS: "200",
+    WEBHOOKS_DISPATCHER_TIMEOUT_MS: "3000",
+    WEBHOOKS_SHUTDOWN_GRACE_MS: "2000",
+    LOG_LEVEL: "silent",
+    ...overrides,
+  });
+}
+
+export interface RunningDispatcher extends Dispatcher {
+  stop(): Promise<void>;
+}
+
+export async function runDispatcher(databaseUrl: string, overrides: Record<string, string> = {}): Promise<RunningDispatcher> {
+  const config = testConfig(overrides);
+  const conn = connect(databaseUrl, { max: config.WEBHOOKS_CONCURRENCY + 3 });
+  const sender = createSender({ allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
+  const logger = createLogger(config.LOG_LEVEL, false);
+  const d = await startDispatcher({ config, databaseUrl, ctx: { conn, sender, logger } });
+  return {
+    ...d,
+    async stop() {
+      await d.close();
+      await sender.close();
+      await conn.close();
+    },
+  };
+}
+
+export interface WebhookRow {
+  url: string;
+  events?: string[];
+  tenant?: string | null;
+  filter?: unknown;
+  signature_scheme?: "standard" | "hex" | "sha256";
+  signature_header?: string | null;
+  secret?: string;
+  retry?: RetryPolicy;
+  timeout_ms?: number;
+  is_active?: boolean;
+}
+
+/** Inserts a webhook row directly (the services and API are tested on their own). */
+export async function insertWebhook(sql: Queryable, w: WebhookRow): Promise<{ id: string; secret: string }> {
+  const secret = w.secret ?? generateSecret();
+  const retry = w.retry ?? { max_attempts: 3, strategy: "schedule", delays_ms: [100, 200] };
+  const [row] = await sql<{ id: string }[]>`
+    insert into webhooks.subscriptions (url, events, tenant, filter, signature_scheme, signature_header, secret, retry, timeout_ms, is_active)
+    values (${w.url}, ${w.events ?? ["*"]}, ${w.tenant ?? null}, ${w.filter === undefined ? null : sql.json(w.filter as never)},
+            ${w.signature_scheme ?? "standard"}, ${w.signature_header ?? null}, ${secret}, ${sql.json(retry as never)},
+            ${w.timeout_ms ?? 5000}, ${w.is_active ?? true})
+    returning id`;
+  if (!row) throw new Error("insert returned no row");
+  return { id: row.id, secret };
+}
+
+export async function waitUntil<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 20000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until no delivery is pending or retrying and returns the counts per status. */
+export async function settled(sql: Queryable, expectedTotal: number, timeoutMs = 30000): Promise<Record<string, number>> {
+  return waitUntil(async () => {
+    const rows = await sql<{ status: string; n: number }[]>`select status, count(*)::int as n from webhooks.deliveries group by status`;
+    const counts = Object.fromEntries(rows.map((r) => [r.status, r.n]));
+    const total = rows.reduce((a, r) => a + r.n, 0);
+    const open = (counts.pending ?? 0) + (counts.retrying ?? 0);
+    const undispatched = await sql`select 1 from webhooks.outbox where dispatched_at is null limit 1`;
+    return total >= expectedTotal && open === 0 && undispatched.length === 0 ? counts : null;
+  }, timeoutMs, `${expectedTotal} settled deliveries`);
+}
