@@ -11,8 +11,8 @@ import type { AttemptOutcome } from "../delivery/client";
 
 /** Requests of one batch in flight at once (a batch belongs to one webhook). */
 export const BATCH_CONCURRENCY = 10;
-/** How long a claimed delivery stays claimed beyond its timeout, should its sender die. */
-const LEASE_GRACE_MS = 30_000;
+/** How long a claimed delivery stays claimed beyond the time its batch may take to send. */
+const LEASE_GRACE_MS = 5_000;
 
 interface ClaimedDelivery extends TargetSpec {
   id: string;
@@ -57,7 +57,7 @@ async function claim(sql: Queryable, ids: string[]): Promise<{ claimed: ClaimedD
          for update skip locked
     ), leased as (
       update webhooks.deliveries d
-         set next_attempt_at = now() + (s.timeout_ms + ${LEASE_GRACE_MS}) * interval '1 millisecond'
+         set next_attempt_at = now() + (s.timeout_ms * ${Math.ceil(ids.length / BATCH_CONCURRENCY)} + ${LEASE_GRACE_MS}) * interval '1 millisecond'
         from due, webhooks.subscriptions s
        where d.id = due.id and s.id = d.subscription_id
       returning d.id, d.subscription_id, d.attempts, d.outbox_id
