@@ -27,6 +27,8 @@ export function connect(url: string, options: { max?: number } = {}): Connection
     db,
     async close() {
       await db.destroy();
+      // kysely ends the pool only when it used it; end postgres.js directly too (idempotent).
+      await sql.end({ timeout: 5 });
     },
   };
 }
