@@ -162,7 +162,7 @@ begin
     raise exception 'event_prefix: expected letters, digits, _ or - separated by dots, got %', quote_literal(prefix)
       using errcode = '22023';
   end if;
-  operations := array(select distinct lower(o) from unnest(operations) o);
+  operations := array(select distinct lower(o) from unnest(operations) o order by 1);
   if operations is null or cardinality(operations) = 0 then
     raise exception 'operations: expected at least one of insert, update, delete' using errcode = '22023';
   end if;
