@@ -1,6 +1,6 @@
 // Once per jest run: find a Postgres (DATABASE_URL, or an embedded one) and build a template
 // database with every migration applied, so each test file can clone it cheaply.
-import { mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
@@ -23,6 +23,7 @@ export default async function globalSetup(): Promise<void> {
   let serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) {
     const dir = mkdtempSync(join(tmpdir(), "pgw-test-pg-"));
+    chmodSync(dir, 0o755); // as root, the embedded server runs as the postgres user
     const embedded = await startEmbedded(dir);
     serverUrl = embedded.url;
     globalThis.__PGW_STOP__ = () => embedded.stop();
