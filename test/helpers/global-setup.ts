@@ -1,6 +1,6 @@
 // Once per jest run: find a Postgres (DATABASE_URL, or an embedded one) and build a template
 // database with every migration applied, so each test file can clone it cheaply.
-import { chmodSync, mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
@@ -26,7 +26,10 @@ export default async function globalSetup(): Promise<void> {
     chmodSync(dir, 0o755); // as root, the embedded server runs as the postgres user
     const embedded = await startEmbedded(dir);
     serverUrl = embedded.url;
-    globalThis.__PGW_STOP__ = () => embedded.stop();
+    globalThis.__PGW_STOP__ = async () => {
+      await embedded.stop();
+      rmSync(dir, { recursive: true, force: true });
+    };
   }
   const template = `pgw_tpl_${process.pid}_${Date.now()}`;
   const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
