@@ -10,7 +10,10 @@ export type ErrorCode =
   | "key_not_found"
   | "unauthorized"
   | "payload_too_large"
-  | "conflict";
+  | "unsupported_media_type"
+  | "conflict"
+  | "database_unavailable"
+  | "internal_error";
 
 const httpStatus: Record<ErrorCode, number> = {
   invalid_input: 400,
@@ -22,8 +25,14 @@ const httpStatus: Record<ErrorCode, number> = {
   key_not_found: 404,
   unauthorized: 401,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   conflict: 409,
+  database_unavailable: 503,
+  internal_error: 500,
 };
+
+/** Every code, for the API's error schema. */
+export const ERROR_CODES = Object.keys(httpStatus) as ErrorCode[];
 
 export interface ErrorDetail {
   path: string;

@@ -1,0 +1,86 @@
+// The HTTP API, built but not started: the composition root (or a test) calls listen() or
+// inject(). One plugin per resource under /v1; the OpenAPI document comes from the same zod
+// schemas that validate requests, served at /openapi.json and rendered at /docs.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { serializerCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import type { Config } from "../config";
+import type { Connection } from "../db/connection";
+import type { DeliverContext } from "../dispatch/context";
+import { DomainError } from "../errors";
+import type { Logger } from "../logger";
+import { requireApiKey } from "./auth";
+import { deliveryRoutes } from "./deliveries";
+import { registerDocs } from "./docs";
+import { errorHandler, notFoundHandler, validatorCompiler } from "./errors";
+import { eventTypeRoutes } from "./event-types";
+import { healthRoutes } from "./health";
+import { webhookRoutes } from "./webhooks";
+
+/** Request bodies larger than this are refused with 413. */
+export const BODY_LIMIT = 1024 * 1024;
+
+export interface ApiOptions {
+  conn: Connection;
+  /** What test sends deliver with: the same sender and logger as the dispatcher. */
+  ctx: DeliverContext;
+  config: Config;
+}
+
+export interface BuildAppOptions extends ApiOptions {
+  logger?: Logger;
+}
+
+export function buildApp(opts: BuildAppOptions): FastifyInstance {
+  const { conn } = opts;
+  const app = Fastify({
+    ...(opts.logger ? { loggerInstance: opts.logger as FastifyBaseLogger } : { logger: false }),
+    bodyLimit: BODY_LIMIT,
+  });
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(errorHandler(BODY_LIMIT));
+  app.setNotFoundHandler(notFoundHandler);
+  app.decorateRequest("apiScope", null);
+
+  // JSON with useful messages for broken bodies; an empty body is no body (POST …/test).
+  const secureJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser(["application/json", "text/plain"]);
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = typeof body === "string" ? body : body.toString("utf8");
+    if (text.trim() === "") {
+      done(null, undefined);
+      return;
+    }
+    secureJson(request, text, (err, value) => {
+      if (!err) {
+        done(null, value);
+        return;
+      }
+      let message: string;
+      try {
+        JSON.parse(text);
+        message = "a __proto__ or constructor.prototype key is not allowed";
+      } catch (e) {
+        message = `invalid JSON: ${e instanceof Error ? e.message : String(e)}`;
+      }
+      done(new DomainError("invalid_input", `body: ${message}`, [{ path: "body", message }]), undefined);
+    });
+  });
+
+  registerDocs(app);
+
+  app.register(healthRoutes, { prefix: "/v1", conn });
+  app.register(
+    async (v1) => {
+      requireApiKey(v1, conn);
+      const deps: ApiOptions = { conn, ctx: opts.ctx, config: opts.config };
+      await v1.register(webhookRoutes, deps);
+      await v1.register(deliveryRoutes, deps);
+      await v1.register(eventTypeRoutes, { conn });
+    },
+    { prefix: "/v1" },
+  );
+
+  return app.withTypeProvider<ZodTypeProvider>() as unknown as FastifyInstance;
+}

@@ -1,0 +1,79 @@
+// The one place HTTP failures are shaped: every error becomes {"error": {code, message, details}}
+// with the status its code maps to. Anything unexpected is logged once and answered as a 500
+// that reveals no internals.
+import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaCompiler } from "fastify";
+import { ResponseSerializationError } from "fastify-type-provider-zod";
+import type { z } from "zod";
+import { DomainError, coerceError, type ErrorCode, type ErrorDetail } from "../errors";
+import { inputError } from "../services/validation";
+import type { ErrorBody } from "./schemas";
+
+export function errorBody(code: ErrorCode, message: string, details: ErrorDetail[] = []): ErrorBody {
+  return { error: { code, message, details } };
+}
+
+const PART_NAMES: Record<string, string> = { body: "body", querystring: "query", params: "path", headers: "headers" };
+
+/**
+ * Validates a request part with its zod schema; a failure is an invalid_input (or
+ * invalid_filter) DomainError whose details name each field.
+ */
+export const validatorCompiler: FastifySchemaCompiler<z.ZodType> =
+  ({ schema, httpPart }) =>
+  (data) => {
+    // No body arrives as null; optional bodies (POST …/test) then take their defaults.
+    const result = schema.safeParse(httpPart === "body" && data === null ? undefined : data);
+    if (result.success) return { value: result.data };
+    return { error: inputError(result.error, [], PART_NAMES[httpPart ?? "body"] ?? "body") };
+  };
+
+interface PgLikeError {
+  code?: unknown;
+}
+
+// Connection-level failures: the database is down or unreachable, not the request at fault.
+const UNAVAILABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "ECONNRESET", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "57P01", "57P03"]);
+
+export function toErrorResponse(e: unknown, bodyLimit: number): { status: number; body: ErrorBody; internal: boolean } {
+  if (e instanceof DomainError) return { status: e.httpStatus, body: errorBody(e.code, e.message, e.details), internal: false };
+  const fe = e as Partial<FastifyError>;
+  switch (fe.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return { status: 413, body: errorBody("payload_too_large", `body: larger than the limit of ${bodyLimit} bytes`, [{ path: "body", message: `at most ${bodyLimit} bytes` }]), internal: false };
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return { status: 415, body: errorBody("unsupported_media_type", "body: send JSON with Content-Type: application/json", [{ path: "body", message: "expected application/json" }]), internal: false };
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return { status: 400, body: errorBody("invalid_input", `body: ${fe.message ?? "invalid body"}`, [{ path: "body", message: fe.message ?? "invalid body" }]), internal: false };
+  }
+  if (e instanceof ResponseSerializationError) {
+    return { status: 500, body: errorBody("internal_error", "internal error; the server log has the details"), internal: true };
+  }
+  const pgCode = (e as PgLikeError)?.code;
+  if (typeof pgCode === "string" && UNAVAILABLE.has(pgCode)) {
+    return { status: 503, body: errorBody("database_unavailable", "the database does not answer; try again shortly"), internal: true };
+  }
+  // Other client errors Fastify raises itself (a bad header, an aborted body) keep their 4xx.
+  if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const message = fe.message ?? "bad request";
+    return { status: fe.statusCode, body: errorBody(fe.statusCode === 404 ? "not_found" : "invalid_input", message), internal: false };
+  }
+  return { status: 500, body: errorBody("internal_error", "internal error; the server log has the details"), internal: true };
+}
+
+export function errorHandler(bodyLimit: number) {
+  return (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const { status, body, internal } = toErrorResponse(error, bodyLimit);
+    if (internal) request.log.error({ err: coerceError(error) }, "request failed");
+    if (status === 401) reply.header("www-authenticate", 'Bearer realm="pg-webhooks"');
+    return reply.status(status).send(body);
+  };
+}
+
+export function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {
+  const path = request.url.split("?")[0] ?? request.url;
+  return reply
+    .status(404)
+    .send(errorBody("not_found", `no route ${request.method} ${path}; see /openapi.json or /docs for the routes`));
+}

@@ -1,0 +1,20 @@
+// GET /v1/event-types: what there is to subscribe to.
+import { z } from "zod";
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import type { Connection } from "../db/connection";
+import { eventTypeSchema, listEventTypes } from "../services/event-types";
+import { errorResponses } from "./schemas";
+
+export const eventTypeRoutes: FastifyPluginAsyncZod<{ conn: Connection }> = async (app, { conn }) => {
+  app.get(
+    "/event-types",
+    {
+      schema: {
+        tags: ["event types"],
+        summary: "Event types tracked tables produce and custom types emitted so far",
+        response: { 200: z.object({ items: z.array(eventTypeSchema) }).describe("Every known event type"), ...errorResponses(401) },
+      },
+    },
+    async () => ({ items: await listEventTypes(conn) }),
+  );
+};

@@ -1,0 +1,267 @@
+// /v1/webhooks: create, list, read, change and delete webhooks; their secret, test sends,
+// secret rotation, delivery log and replay. Each handler parses, calls a service, answers.
+import { z } from "zod";
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { DomainError } from "../errors";
+import { eventPatternSchema } from "../dispatch/filter";
+import { DELIVERY_STATUSES, REPLAYABLE_STATUSES, deliveryViewSchema, listDeliveries, replayDeliveries } from "../services/deliveries";
+import { sendTest, testResultSchema, testSendSchema } from "../services/test-send";
+import { strictObject } from "../services/validation";
+import {
+  createWebhook,
+  deleteWebhook,
+  getWebhook,
+  getWebhookSecret,
+  listWebhooks,
+  rotateSecret,
+  rotateSecretSchema,
+  rotatedSecretSchema,
+  updateWebhook,
+  webhookCreateSchema,
+  webhookPatchSchema,
+  webhookViewSchema,
+} from "../services/webhooks";
+import type { ApiOptions } from "./app";
+import { scopeOf } from "./auth";
+import { cursorSchema, errorResponses, idParams, limitSchema, pageOf, whenSchema } from "./schemas";
+
+const TAG = ["webhooks"];
+
+const webhookListQuery = strictObject({
+  is_active: z
+    .enum(["true", "false"], { error: "expected true or false" })
+    .transform((v) => v === "true")
+    .optional()
+    .meta({ description: "Only active (true) or disabled (false) webhooks." }),
+  event: z
+    .string()
+    .max(200)
+    .optional()
+    .meta({ description: "Only webhooks that receive this event type, e.g. clients.created." }),
+  limit: limitSchema(100),
+  cursor: cursorSchema,
+});
+
+const deliveryListQuery = strictObject({
+  status: z.enum(DELIVERY_STATUSES, { error: `expected one of ${DELIVERY_STATUSES.join(", ")}` }).optional(),
+  event: eventPatternSchema.optional().meta({ description: "An event type or pattern: clients.created, clients.* or *." }),
+  since: whenSchema.optional().meta({ description: "Created at or after: a duration ago (2h) or an ISO timestamp." }),
+  until: whenSchema.optional().meta({ description: "Created before: a duration ago (30m) or an ISO timestamp." }),
+  limit: limitSchema(50),
+  cursor: cursorSchema,
+});
+
+const replayBody = strictObject({
+  status: z
+    .enum(REPLAYABLE_STATUSES, { error: `expected one of ${REPLAYABLE_STATUSES.join(", ")}` })
+    .default("failed")
+    .meta({ description: "Which finished deliveries to send again (pending and retrying ones are already owed)." }),
+  event: eventPatternSchema.optional(),
+  since: whenSchema.optional(),
+  until: whenSchema.optional(),
+}).prefault({});
+
+const createdSchema = webhookViewSchema.extend({
+  secret: z.string().meta({ description: "The signing secret. Shown here and by GET /v1/webhooks/{id}/secret only." }),
+});
+
+export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { conn, ctx, config }) => {
+  const writeOpts = { allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS };
+
+  app.post(
+    "/webhooks",
+    {
+      schema: {
+        tags: TAG,
+        summary: "Create a webhook",
+        description: "Answers with the webhook and its signing secret (generated whsec_… unless given).",
+        body: webhookCreateSchema,
+        response: { 201: createdSchema.describe("The webhook, with its secret"), ...errorResponses(400, 401, 413, 415) },
+      },
+    },
+    async (request, reply) => {
+      const { webhook, secret } = await createWebhook(conn, scopeOf(request), request.body, writeOpts);
+      return reply.code(201).header("location", `/v1/webhooks/${webhook.id}`).send({ ...webhook, secret });
+    },
+  );
+
+  app.get(
+    "/webhooks",
+    {
+      schema: {
+        tags: TAG,
+        summary: "List webhooks, oldest first",
+        querystring: webhookListQuery,
+        response: { 200: pageOf(webhookViewSchema).describe("A page of webhooks"), ...errorResponses(400, 401) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      return listWebhooks(conn, scopeOf(request), {
+        limit: q.limit,
+        ...(q.is_active !== undefined ? { is_active: q.is_active } : {}),
+        ...(q.event !== undefined ? { event: q.event } : {}),
+        ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+      });
+    },
+  );
+
+  app.get(
+    "/webhooks/:id",
+    {
+      schema: {
+        tags: TAG,
+        summary: "Get a webhook (without its secret)",
+        params: idParams,
+        response: { 200: webhookViewSchema.describe("The webhook"), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => getWebhook(conn, scopeOf(request), request.params.id),
+  );
+
+  app.patch(
+    "/webhooks/:id",
+    {
+      schema: {
+        tags: TAG,
+        summary: "Change a webhook",
+        description: "Only the fields given change. is_active: false stops new deliveries; true clears disabled_reason.",
+        params: idParams,
+        body: webhookPatchSchema,
+        response: { 200: webhookViewSchema.describe("The webhook as changed"), ...errorResponses(400, 401, 404, 413, 415) },
+      },
+    },
+    async (request) => updateWebhook(conn, scopeOf(request), request.params.id, request.body, writeOpts),
+  );
+
+  app.delete(
+    "/webhooks/:id",
+    {
+      schema: {
+        tags: TAG,
+        summary: "Delete a webhook",
+        description: "Deliveries still pending are cancelled; the delivery history stays until pruned.",
+        params: idParams,
+        response: { 204: z.null().describe("Deleted"), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request, reply) => {
+      await deleteWebhook(conn, scopeOf(request), request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    "/webhooks/:id/secret",
+    {
+      schema: {
+        tags: TAG,
+        summary: "Get a webhook's signing secret",
+        params: idParams,
+        response: { 200: z.object({ secret: z.string() }).describe("The current signing secret"), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => ({ secret: await getWebhookSecret(conn, scopeOf(request), request.params.id) }),
+  );
+
+  app.post(
+    "/webhooks/:id/test",
+    {
+      schema: {
+        tags: TAG,
+        summary: "Send a test event now",
+        description:
+          "Sends webhook.test (or a sample of the event type given) through the real signing and sending path, records it " +
+          "as a delivery, and answers with the receiver's status code, the duration and an excerpt of its answer. " +
+          "Works on disabled webhooks. A receiver's failure is still a 200 here, with ok: false.",
+        params: idParams,
+        body: testSendSchema.prefault({}),
+        response: { 200: testResultSchema.describe("How the receiver answered"), ...errorResponses(400, 401, 404, 413, 415) },
+      },
+    },
+    async (request) => sendTest(ctx, scopeOf(request), request.params.id, request.body),
+  );
+
+  app.post(
+    "/webhooks/:id/rotate-secret",
+    {
+      schema: {
+        tags: TAG,
+        summary: "Replace the signing secret",
+        description:
+          "With the standard scheme, requests carry signatures from both the new and the old secret until " +
+          "previous_secret_expires_at (grace_ms, default 24 h). hex and sha256 switch at once.",
+        params: idParams,
+        body: rotateSecretSchema.prefault({}),
+        response: { 200: rotatedSecretSchema.describe("The new secret"), ...errorResponses(400, 401, 404, 413, 415) },
+      },
+    },
+    async (request) =>
+      rotateSecret(conn, scopeOf(request), request.params.id, request.body.grace_ms !== undefined ? { grace_ms: request.body.grace_ms } : {}),
+  );
+
+  app.get(
+    "/webhooks/:id/deliveries",
+    {
+      schema: {
+        tags: TAG,
+        summary: "A webhook's deliveries, newest first",
+        params: idParams,
+        querystring: deliveryListQuery,
+        response: { 200: pageOf(deliveryViewSchema).describe("A page of deliveries"), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const scope = scopeOf(request);
+      const webhook = await getWebhook(conn, scope, request.params.id);
+      const q = request.query;
+      return listDeliveries(conn, scope, {
+        webhook_id: webhook.id,
+        limit: q.limit,
+        ...(q.status !== undefined ? { status: q.status } : {}),
+        ...(q.event !== undefined ? { event: q.event } : {}),
+        ...(q.since !== undefined ? { since: q.since } : {}),
+        ...(q.until !== undefined ? { until: q.until } : {}),
+        ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+      });
+    },
+  );
+
+  app.post(
+    "/webhooks/:id/replay",
+    {
+      schema: {
+        tags: TAG,
+        summary: "Send matching finished deliveries again",
+        description:
+          "Queues the webhook's deliveries with this status (default failed) and the other filters again, each with its " +
+          "original event id. Deliveries already pending are left alone, so replaying twice queues nothing twice.",
+        params: idParams,
+        body: replayBody,
+        response: {
+          202: z.object({
+            matched: z.number().int().meta({ description: "Deliveries that matched." }),
+            queued: z.number().int().meta({ description: "Deliveries queued now (matched ones queued meanwhile by someone else are skipped)." }),
+          }).describe("How many deliveries were queued"),
+          ...errorResponses(400, 401, 404, 409, 413, 415),
+        },
+      },
+    },
+    async (request, reply) => {
+      const scope = scopeOf(request);
+      const webhook = await getWebhook(conn, scope, request.params.id);
+      if (!webhook.is_active) {
+        throw new DomainError("conflict", `webhook ${webhook.id} is disabled; enable it (PATCH is_active: true) before replaying`);
+      }
+      const b = request.body;
+      const result = await replayDeliveries(conn, scope, {
+        webhook_id: webhook.id,
+        status: b.status,
+        ...(b.event !== undefined ? { event: b.event } : {}),
+        ...(b.since !== undefined ? { since: b.since } : {}),
+        ...(b.until !== undefined ? { until: b.until } : {}),
+      });
+      return reply.code(202).send(result);
+    },
+  );
+};

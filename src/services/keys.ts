@@ -1,0 +1,87 @@
+// API keys: created once and shown once (`pgw_…`), stored as a SHA-256 hash plus a short
+// prefix to recognise them by. A key without a tenant is an admin key.
+import { createHash, randomBytes } from "node:crypto";
+import { z } from "zod";
+import type { Connection } from "../db/connection";
+import { notFound } from "../errors";
+import { isUuid } from "./cursor";
+import type { Scope } from "./scope";
+import { parseInput, strictObject } from "./validation";
+
+const KEY_PREFIX = "pgw_";
+/** Characters of the key kept in clear, enough to tell keys apart in a list. */
+const SHOWN_PREFIX_LENGTH = KEY_PREFIX.length + 8;
+/** last_used_at is written at most this often per key, so busy keys cost no write per request. */
+const LAST_USED_RESOLUTION = "1 minute";
+
+export interface ApiKeyView {
+  id: string;
+  name: string | null;
+  /** null: an admin key. */
+  tenant: string | null;
+  key_prefix: string;
+  created_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+export interface CreatedKey {
+  id: string;
+  /** The key itself; shown only here. */
+  key: string;
+  tenant: string | null;
+  name: string | null;
+  key_prefix: string;
+  created_at: Date;
+}
+
+const keyInputSchema = strictObject({
+  tenant: z.string().min(1, { error: "expected a non-empty tenant, or leave it out for an admin key" }).max(200).nullable().optional(),
+  name: z.string().min(1, { error: "expected a non-empty name" }).max(200).nullable().optional(),
+});
+
+function hashKey(key: string): string {
+  return createHash("sha256").update(key, "utf8").digest("hex");
+}
+
+export async function createKey(conn: Connection, input: { tenant?: string | null; name?: string | null }): Promise<CreatedKey> {
+  const { tenant, name } = parseInput(keyInputSchema, input);
+  const key = KEY_PREFIX + randomBytes(32).toString("base64url");
+  const [row] = await conn.sql<{ id: string; created_at: Date }[]>`
+    insert into webhooks.api_keys (name, tenant, key_prefix, key_hash)
+    values (${name ?? null}, ${tenant ?? null}, ${key.slice(0, SHOWN_PREFIX_LENGTH)}, ${hashKey(key)})
+    returning id, created_at`;
+  if (!row) throw new Error("insert into webhooks.api_keys returned no row");
+  return { id: row.id, key, tenant: tenant ?? null, name: name ?? null, key_prefix: key.slice(0, SHOWN_PREFIX_LENGTH), created_at: row.created_at };
+}
+
+/** Every key, revoked ones included, oldest first; never the keys themselves. */
+export async function listKeys(conn: Connection): Promise<ApiKeyView[]> {
+  return conn.sql<ApiKeyView[]>`
+    select id, name, tenant, key_prefix, created_at, last_used_at, revoked_at
+      from webhooks.api_keys
+     order by created_at, id`;
+}
+
+/** Revokes at once; revoking a revoked key changes nothing and answers the same. */
+export async function revokeKey(conn: Connection, id: string): Promise<ApiKeyView> {
+  if (!isUuid(id)) throw notFound("key_not_found", "API key", id);
+  const [row] = await conn.sql<ApiKeyView[]>`
+    update webhooks.api_keys set revoked_at = coalesce(revoked_at, now())
+     where id = ${id}
+    returning id, name, tenant, key_prefix, created_at, last_used_at, revoked_at`;
+  if (!row) throw notFound("key_not_found", "API key", id);
+  return row;
+}
+
+/** The scope a bearer token grants, or null for a missing, unknown or revoked key. */
+export async function authenticate(conn: Connection, bearerToken: string): Promise<Scope | null> {
+  if (!bearerToken.startsWith(KEY_PREFIX) || bearerToken.length > 200) return null;
+  const [row] = await conn.sql<{ id: string; tenant: string | null; stale: boolean }[]>`
+    select id, tenant, (last_used_at is null or last_used_at < now() - ${LAST_USED_RESOLUTION}::interval) as stale
+      from webhooks.api_keys
+     where key_hash = ${hashKey(bearerToken)} and revoked_at is null`;
+  if (!row) return null;
+  if (row.stale) await conn.sql`update webhooks.api_keys set last_used_at = now() where id = ${row.id}`;
+  return { tenant: row.tenant };
+}

@@ -1,0 +1,113 @@
+// Health at a glance: how far the dispatcher lags behind the outbox, how much work is owed,
+// and how each webhook's endpoint has been answering over the last 24 hours.
+import type { Connection } from "../db/connection";
+
+export const STATUS_WINDOW_HOURS = 24;
+
+export interface WebhookHealth {
+  id: string;
+  name: string | null;
+  url: string;
+  is_active: boolean;
+  /** HTTP attempts in the window. */
+  attempts: number;
+  /** Share of those attempts answered 2xx (0–1); null without attempts. */
+  success_rate: number | null;
+  /** Median attempt duration in ms; null without attempts. */
+  median_latency_ms: number | null;
+  /** Deliveries that ended failed in the window. */
+  failed_deliveries: number;
+}
+
+export interface Status {
+  now: Date;
+  outbox: {
+    undispatched: number;
+    oldest_undispatched_at: Date | null;
+    /** Age of the oldest undispatched event in ms: 0 when nothing waits. */
+    lag_ms: number;
+  };
+  deliveries: { pending: number; retrying: number; failed: number };
+  dispatchers: { id: string; hostname: string; pid: number; heartbeat_at: Date }[];
+  window_hours: number;
+  webhooks: WebhookHealth[];
+}
+
+/** Dispatchers that have registered and not yet stopped (or been presumed dead). */
+export async function listDispatchers(conn: Connection): Promise<Status["dispatchers"]> {
+  return conn.sql<Status["dispatchers"]>`
+    select id, hostname, pid, heartbeat_at from webhooks.dispatchers order by started_at`;
+}
+
+export async function getStatus(conn: Connection): Promise<Status> {
+  const { sql } = conn;
+  const [outbox] = await sql<{ now: Date; undispatched: string; oldest: Date | null; lag_ms: number | null }[]>`
+    select now() as now, count(*) as undispatched, min(occurred_at) as oldest,
+           (extract(epoch from now() - min(occurred_at)) * 1000)::float8 as lag_ms
+      from webhooks.outbox where dispatched_at is null`;
+  const counts = await sql<{ status: string; n: string }[]>`
+    select status, count(*) as n from webhooks.deliveries
+     where status in ('pending', 'retrying', 'failed') group by status`;
+  const byStatus = new Map(counts.map((c) => [c.status, Number(c.n)]));
+  const dispatchers = await listDispatchers(conn);
+  const rows = await sql<
+    {
+      id: string;
+      name: string | null;
+      url: string;
+      is_active: boolean;
+      attempts: string;
+      ok: string;
+      median: number | null;
+      failed: string;
+    }[]
+  >`
+    select s.id, s.name, s.url, s.is_active,
+           coalesce(a.attempts, 0) as attempts, coalesce(a.ok, 0) as ok, a.median,
+           coalesce(f.failed, 0) as failed
+      from webhooks.subscriptions s
+      left join lateral (
+        select count(*) as attempts,
+               count(*) filter (where at.response_status between 200 and 299) as ok,
+               percentile_cont(0.5) within group (order by at.duration_ms) as median
+          from webhooks.deliveries d
+          join webhooks.attempts at on at.delivery_id = d.id
+         where d.subscription_id = s.id
+           and at.started_at > now() - make_interval(hours => ${STATUS_WINDOW_HOURS})
+      ) a on true
+      left join lateral (
+        select count(*) as failed from webhooks.deliveries d
+         where d.subscription_id = s.id and d.status = 'failed'
+           and d.finished_at > now() - make_interval(hours => ${STATUS_WINDOW_HOURS})
+      ) f on true
+     where s.deleted_at is null
+     order by s.created_at, s.id`;
+  return {
+    now: outbox?.now ?? new Date(),
+    outbox: {
+      undispatched: Number(outbox?.undispatched ?? 0),
+      oldest_undispatched_at: outbox?.oldest ?? null,
+      lag_ms: Math.max(0, Math.round(outbox?.lag_ms ?? 0)),
+    },
+    deliveries: {
+      pending: byStatus.get("pending") ?? 0,
+      retrying: byStatus.get("retrying") ?? 0,
+      failed: byStatus.get("failed") ?? 0,
+    },
+    dispatchers,
+    window_hours: STATUS_WINDOW_HOURS,
+    webhooks: rows.map((r) => {
+      const attempts = Number(r.attempts);
+      return {
+        id: r.id,
+        name: r.name,
+        url: r.url,
+        is_active: r.is_active,
+        attempts,
+        success_rate: attempts === 0 ? null : Number(r.ok) / attempts,
+        median_latency_ms: r.median === null ? null : Math.round(Number(r.median)),
+        failed_deliveries: Number(r.failed),
+      };
+    }),
+  };
+}

@@ -1,0 +1,113 @@
+// Tracking tables and emitting custom events: thin wrappers over the SQL functions DBAs call
+// (webhooks.track_table, untrack_table, emit), so the CLI and SQL behave identically.
+import type { Connection } from "../db/connection";
+import { DomainError } from "../errors";
+
+export const OPERATIONS = ["insert", "update", "delete"] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+export interface TrackOptions {
+  /** A table name as Postgres reads it: `clients`, `public.clients`, `"Mixed Case"`. */
+  table: string;
+  /** Event type prefix; defaults (in SQL) to the table name. */
+  prefix?: string | null;
+  operations?: Operation[];
+  tenantColumn?: string | null;
+  excludedColumns?: string[];
+}
+
+export interface TrackedTableInfo {
+  table: string;
+  event_prefix: string;
+  operations: string[];
+  tenant_column: string | null;
+  excluded_columns: string[];
+  primary_key: string[];
+  tracked_at: Date;
+  updated_at: Date;
+}
+
+interface PgError {
+  code?: unknown;
+  message?: unknown;
+}
+
+/**
+ * Turns the errors our SQL functions raise on bad input (errcode 22023, 42703: messages
+ * shaped "field: what is wrong") and an unknown table (42P01, 42602) into invalid_input.
+ */
+function asDomainError(e: unknown, table?: string): unknown {
+  const err = e as PgError;
+  const code = typeof err?.code === "string" ? err.code : "";
+  const message = typeof err?.message === "string" ? err.message : "";
+  if (code === "42P01" || code === "42602" || code === "3F000") {
+    return new DomainError("invalid_input", `table: ${message}`, [{ path: "table", message }]);
+  }
+  if (code === "22023" || code === "42703") {
+    const m = /^([a-z_]+): (.*)$/s.exec(message);
+    const path = m?.[1] ?? (table ? "table" : "input");
+    return new DomainError("invalid_input", message, [{ path, message: m?.[2] ?? message }]);
+  }
+  if (code === "22P02" && /json/i.test(message)) {
+    return new DomainError("invalid_input", `data: ${message}`, [{ path: "data", message }]);
+  }
+  return e;
+}
+
+const trackedColumns = (conn: Connection) => conn.sql`
+  table_name::text as table, event_prefix, operations, tenant_column, excluded_columns, primary_key, tracked_at, updated_at`;
+
+/** Installs (or re-configures) the capture trigger on a table; returns its tracking options. */
+export async function trackTable(conn: Connection, opts: TrackOptions): Promise<TrackedTableInfo> {
+  const operations = opts.operations && opts.operations.length > 0 ? opts.operations : [...OPERATIONS];
+  try {
+    return await conn.sql.begin(async (tx) => {
+      await tx`
+        select webhooks.track_table(
+          ${opts.table}::regclass,
+          event_prefix => ${opts.prefix ?? null}::text,
+          operations => ${operations}::text[],
+          tenant_column => ${opts.tenantColumn ?? null}::text,
+          excluded_columns => ${opts.excludedColumns ?? []}::text[])`;
+      const [row] = await tx<TrackedTableInfo[]>`
+        select ${trackedColumns(conn)} from webhooks.tracked_tables where table_name = ${opts.table}::regclass`;
+      if (!row) throw new Error(`track_table(${opts.table}) left no tracked_tables row`);
+      return row;
+    });
+  } catch (e) {
+    throw asDomainError(e, opts.table);
+  }
+}
+
+/** Removes the capture trigger; false when the table was not tracked. */
+export async function untrackTable(conn: Connection, table: string): Promise<boolean> {
+  try {
+    const [row] = await conn.sql<{ untracked: boolean }[]>`select webhooks.untrack_table(${table}::regclass) as untracked`;
+    return row?.untracked === true;
+  } catch (e) {
+    throw asDomainError(e, table);
+  }
+}
+
+export async function listTracked(conn: Connection): Promise<TrackedTableInfo[]> {
+  return conn.sql<TrackedTableInfo[]>`
+    select ${trackedColumns(conn)} from webhooks.tracked_tables order by table_name::text`;
+}
+
+export interface EmitInput {
+  type: string;
+  data: unknown;
+  tenant?: string | null;
+}
+
+/** Emits a custom event in its own transaction; returns the event id. */
+export async function emitEvent(conn: Connection, input: EmitInput): Promise<{ event_id: string }> {
+  try {
+    const [row] = await conn.sql<{ event_id: string }[]>`
+      select webhooks.emit(${input.type}, ${conn.sql.json(input.data as Parameters<typeof conn.sql.json>[0])}, ${input.tenant ?? null}::text) as event_id`;
+    if (!row) throw new Error("webhooks.emit returned no row");
+    return row;
+  } catch (e) {
+    throw asDomainError(e);
+  }
+}

@@ -1,0 +1,550 @@
+// Webhooks (rows of webhooks.subscriptions): the input shapes the API and the CLI accept, the
+// view they show, and the tenant-scoped operations on them (CRUD, secrets, rotation).
+import { z } from "zod";
+import type { Connection, Queryable } from "../db/connection";
+import type { Subscription } from "../db/schema";
+import { DomainError, notFound } from "../errors";
+import { generateSecret } from "../delivery/sign";
+import { assertUrlAllowed } from "../delivery/ssrf";
+import { eventPatternSchema, filterSchema } from "../dispatch/filter";
+import { DEFAULT_RETRY_POLICY, retryPolicySchema } from "../dispatch/retry-policy";
+import { cursorTs, decodeCursor, isUuid, paginate } from "./cursor";
+import type { Scope } from "./scope";
+import { parseInput, strictObject } from "./validation";
+
+// ── Input ───────────────────────────────────────────────────────────────────────────────
+
+export const METHODS = ["POST", "PUT", "PATCH"] as const;
+export const SIGNATURE_SCHEMES = ["standard", "hex", "sha256"] as const;
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// Set by the HTTP client or by our signing; a static copy would break the request or the signature.
+const RESERVED_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "webhook-id",
+  "webhook-timestamp",
+  "webhook-signature",
+  "x-webhook-event",
+  "x-webhook-delivery-id",
+]);
+
+function headerNameProblem(name: string): string | null {
+  if (!HEADER_NAME.test(name) || name.length > 256) return `expected an HTTP header name such as X-Api-Key, got ${JSON.stringify(name)}`;
+  if (RESERVED_HEADERS.has(name.toLowerCase())) return `${name} is set by pg-webhooks and cannot be overridden`;
+  return null;
+}
+
+const headerName = z.string().superRefine((name, ctx) => {
+  const problem = headerNameProblem(name);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+const headerValue = z
+  .string({ error: "expected a header value (a string)" })
+  .max(8192, { error: "expected a header value of at most 8192 characters" })
+  .regex(/^[^\r\n\0]*$/, { error: "expected a header value without line breaks" });
+
+const headersSchema = z
+  .record(z.string(), headerValue, { error: 'expected an object of header names to values, such as {"X-Source": "crm"}' })
+  .superRefine((headers, ctx) => {
+    const names = Object.keys(headers);
+    if (names.length > 50) ctx.addIssue({ code: "custom", message: "expected at most 50 headers" });
+    for (const name of names) {
+      const problem = headerNameProblem(name);
+      if (problem) ctx.addIssue({ code: "custom", path: [name], message: problem });
+    }
+  })
+  .meta({ description: "Static headers sent with every request.", examples: [{ "X-Source": "crm" }] });
+
+export const authSchema = z
+  .discriminatedUnion(
+    "type",
+    [
+      strictObject({ type: z.literal("none") }),
+      strictObject({ type: z.literal("bearer"), token: z.string().min(1).max(4096) }),
+      strictObject({
+        type: z.literal("basic"),
+        username: z
+          .string()
+          .min(1)
+          .max(512)
+          .regex(/^[^:]*$/, { error: "expected a username without a colon" }),
+        password: z.string().max(4096),
+      }),
+      strictObject({ type: z.literal("header"), name: headerName, value: headerValue.min(1) }),
+    ],
+    {
+      error: (issue) =>
+        issue.code === "invalid_union" ? 'expected auth type "none", "bearer", "basic" or "header"' : undefined,
+    },
+  )
+  .meta({ description: "How requests authenticate to the receiver. Secrets are write-only: responses omit them." });
+
+export type Auth = z.output<typeof authSchema>;
+
+const urlSchema = z
+  .string({ error: "expected an absolute http:// or https:// URL" })
+  .max(2048, { error: "expected a URL of at most 2048 characters" })
+  .superRefine((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `expected an absolute http:// or https:// URL, got ${JSON.stringify(value)}` });
+      return;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      ctx.addIssue({ code: "custom", message: `expected an http:// or https:// URL, got ${url.protocol}` });
+    } else if (url.username !== "" || url.password !== "") {
+      ctx.addIssue({ code: "custom", message: 'credentials in the URL would show in listings; use auth {"type": "basic", …} instead' });
+    }
+  })
+  .meta({ format: "uri", examples: ["https://hooks.example.com/crm"] });
+
+const signatureSchema = strictObject({
+  scheme: z
+    .enum(SIGNATURE_SCHEMES, { error: 'expected scheme "standard", "hex" or "sha256"' })
+    .default("standard")
+    .meta({
+      description:
+        "standard: Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature: v1,<base64>); " +
+        "hex: hex HMAC-SHA256 of the body in X-Webhook-Signature; sha256: sha256=<hex> in `header` (default X-Hub-Signature-256).",
+    }),
+  header: headerName.nullable().optional().meta({ description: "sha256 scheme only: the header carrying the signature." }),
+}).superRefine((s, ctx) => {
+  if (s.header !== undefined && s.header !== null && s.scheme !== "sha256") {
+    ctx.addIssue({ code: "custom", path: ["header"], message: `only the sha256 scheme takes a header name; ${s.scheme} uses fixed headers` });
+  }
+});
+
+const STANDARD_SECRET = /^whsec_((?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?)$/;
+
+/** A Standard Webhooks secret: `whsec_` + base64 of 16 to 64 bytes. */
+export function isStandardSecret(secret: string): boolean {
+  const m = STANDARD_SECRET.exec(secret);
+  if (!m || m[1] === undefined) return false;
+  const bytes = Buffer.from(m[1], "base64").length;
+  return bytes >= 16 && bytes <= 64;
+}
+
+const STANDARD_SECRET_MESSAGE =
+  "the standard scheme needs a secret of the form whsec_<base64 of 16 to 64 bytes>; leave it out to have one generated";
+
+const secretSchema = z
+  .string({ error: "expected a secret (a string)" })
+  .min(8, { error: "expected a secret of at least 8 characters" })
+  .max(512, { error: "expected a secret of at most 512 characters" })
+  .meta({ description: "Signing secret; generated (whsec_…) when absent. Write-only." });
+
+const tenantSchema = z
+  .string({ error: "expected a tenant (a string)" })
+  .min(1, { error: "expected a non-empty tenant" })
+  .max(200, { error: "expected a tenant of at most 200 characters" });
+
+const base = {
+  name: z.string().max(200).nullable(),
+  description: z.string().max(2000).nullable(),
+  url: urlSchema,
+  method: z.enum(METHODS, { error: 'expected method "POST", "PUT" or "PATCH"' }),
+  auth: authSchema,
+  headers: headersSchema,
+  events: z
+    .array(eventPatternSchema, { error: 'expected an array of event types such as ["clients.created", "invoices.*"]' })
+    .min(1, { error: "expected at least one event type or pattern (use * for every event)" })
+    .max(100, { error: "expected at most 100 event types" })
+    .meta({ description: "Exact types (clients.created), prefixes (clients.*) or * for everything." }),
+  filter: filterSchema.nullable(),
+  signature: signatureSchema,
+  secret: secretSchema,
+  retry: retryPolicySchema,
+  timeout_ms: z
+    .number({ error: "expected milliseconds from 100 to 300000" })
+    .int({ error: "expected milliseconds from 100 to 300000" })
+    .min(100, { error: "expected milliseconds from 100 to 300000" })
+    .max(300000, { error: "expected milliseconds from 100 to 300000" }),
+  is_active: z.boolean({ error: "expected true or false" }),
+  tenant: tenantSchema.nullable().meta({ description: "Admin keys only: the tenant whose events the webhook receives (null: every tenant)." }),
+};
+
+export const webhookCreateSchema = strictObject({
+  name: base.name.optional(),
+  description: base.description.optional(),
+  url: base.url,
+  method: base.method.default("POST"),
+  auth: base.auth.default({ type: "none" }),
+  headers: base.headers.default({}),
+  events: base.events,
+  filter: base.filter.optional(),
+  signature: base.signature.default({ scheme: "standard" }),
+  secret: base.secret.optional(),
+  retry: base.retry.default(DEFAULT_RETRY_POLICY),
+  timeout_ms: base.timeout_ms.default(15000),
+  is_active: base.is_active.default(true),
+  tenant: base.tenant.optional(),
+}).superRefine((w, ctx) => {
+  if (w.secret !== undefined && w.signature.scheme === "standard" && !isStandardSecret(w.secret)) {
+    ctx.addIssue({ code: "custom", path: ["secret"], message: STANDARD_SECRET_MESSAGE });
+  }
+}).meta({ id: "WebhookCreate" });
+
+export const webhookPatchSchema = strictObject({
+  name: base.name.optional(),
+  description: base.description.optional(),
+  url: base.url.optional(),
+  method: base.method.optional(),
+  auth: base.auth.optional(),
+  headers: base.headers.optional(),
+  events: base.events.optional(),
+  filter: base.filter.optional(),
+  signature: base.signature.optional(),
+  secret: base.secret.optional(),
+  retry: base.retry.optional(),
+  timeout_ms: base.timeout_ms.optional(),
+  is_active: base.is_active.optional(),
+  tenant: base.tenant.optional(),
+}).meta({ id: "WebhookPatch", description: "Only the fields given change; null clears name, description, filter and tenant." });
+
+export type WebhookCreateInput = z.output<typeof webhookCreateSchema>;
+export type WebhookPatch = z.output<typeof webhookPatchSchema>;
+
+/** Parses raw input (an API body, CLI flags) or throws invalid_input / invalid_filter naming each field. */
+export function parseWebhookInput<S extends z.ZodType>(schema: S, raw: unknown): z.output<S> {
+  return parseInput(schema, raw);
+}
+
+export interface WriteOptions {
+  /** WEBHOOKS_ALLOW_PRIVATE_TARGETS: accept loopback and private-network URLs. */
+  allowPrivateTargets: boolean;
+}
+
+// ── View ────────────────────────────────────────────────────────────────────────────────
+
+export const authViewSchema = z
+  .discriminatedUnion("type", [
+    z.object({ type: z.literal("none") }),
+    z.object({ type: z.literal("bearer") }),
+    z.object({ type: z.literal("basic"), username: z.string() }),
+    z.object({ type: z.literal("header"), name: z.string() }),
+  ])
+  .meta({ description: "The auth type, without its secret parts." });
+
+export const webhookViewSchema = z
+  .object({
+    id: z.uuid(),
+    tenant: z.string().nullable(),
+    name: z.string().nullable(),
+    description: z.string().nullable(),
+    url: z.string(),
+    method: z.enum(METHODS),
+    auth: authViewSchema,
+    headers: z.record(z.string(), z.string()).meta({ description: "Static headers; values of credential-like names show as ****." }),
+    events: z.array(z.string()),
+    filter: z.record(z.string(), z.unknown()).nullable(),
+    signature_scheme: z.enum(SIGNATURE_SCHEMES),
+    signature_header: z.string().nullable(),
+    previous_secret_expires_at: z.date().nullable().meta({ description: "Until then requests also carry a signature made with the previous secret." }),
+    retry: z.record(z.string(), z.unknown()),
+    timeout_ms: z.number().int(),
+    is_active: z.boolean(),
+    disabled_reason: z.string().nullable(),
+    disabled_at: z.date().nullable(),
+    created_at: z.date(),
+    updated_at: z.date(),
+  })
+  .meta({ id: "Webhook" });
+
+export type WebhookView = z.output<typeof webhookViewSchema>;
+
+// The same names request.ts masks in attempt logs: static headers like these carry credentials.
+const SECRET_LOOKING = /authorization|cookie|token|secret|password|api[-_]?key|signature/i;
+
+function authView(raw: unknown): WebhookView["auth"] {
+  const parsed = authSchema.safeParse(raw);
+  if (!parsed.success) return { type: "none" };
+  const a = parsed.data;
+  switch (a.type) {
+    case "none":
+    case "bearer":
+      return { type: a.type };
+    case "basic":
+      return { type: "basic", username: a.username };
+    case "header":
+      return { type: "header", name: a.name };
+  }
+}
+
+export function toWebhookView(row: Subscription): WebhookView {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(row.headers ?? {})) headers[name] = SECRET_LOOKING.test(name) ? "****" : value;
+  return {
+    id: row.id,
+    tenant: row.tenant,
+    name: row.name,
+    description: row.description,
+    url: row.url,
+    method: row.method,
+    auth: authView(row.auth),
+    headers,
+    events: row.events,
+    filter: (row.filter ?? null) as Record<string, unknown> | null,
+    signature_scheme: row.signature_scheme,
+    signature_header: row.signature_header,
+    previous_secret_expires_at: row.previous_secret_expires_at,
+    retry: (row.retry ?? {}) as Record<string, unknown>,
+    timeout_ms: row.timeout_ms,
+    is_active: row.is_active,
+    disabled_reason: row.disabled_reason,
+    disabled_at: row.disabled_at,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}
+
+// ── Queries ─────────────────────────────────────────────────────────────────────────────
+
+const webhookNotFound = (id: string) => notFound("webhook_not_found", "webhook", id);
+
+/** The live row as this scope sees it: another tenant's or a deleted webhook does not exist. */
+async function findRow(sql: Queryable, scope: Scope, id: string, lock = false): Promise<Subscription> {
+  if (!isUuid(id)) throw webhookNotFound(id);
+  const [row] = await sql<Subscription[]>`
+    select * from webhooks.subscriptions
+     where id = ${id} and deleted_at is null
+       and (${scope.tenant}::text is null or tenant = ${scope.tenant})
+     ${lock ? sql`for update` : sql``}`;
+  if (!row) throw webhookNotFound(id);
+  return row;
+}
+
+function checkUrl(url: string, opts: WriteOptions): void {
+  try {
+    assertUrlAllowed(url, opts.allowPrivateTargets);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    const code = e instanceof DomainError ? e.code : "invalid_input";
+    throw new DomainError(code, `url: ${message}`, [{ path: "url", message }]);
+  }
+}
+
+function tenantFor(scope: Scope, requested: string | null | undefined): string | null | undefined {
+  if (scope.tenant === null) return requested;
+  if (requested !== undefined && requested !== scope.tenant) {
+    const message = "a tenant key manages its own tenant's webhooks only; leave tenant out";
+    throw new DomainError("invalid_input", `tenant: ${message}`, [{ path: "tenant", message }]);
+  }
+  return scope.tenant;
+}
+
+/** A jsonb parameter. (A JSON.stringify'd string cast to ::jsonb would be stored as a JSON string.) */
+const jsonb = (sql: Queryable, v: unknown) => sql.json(v as Parameters<Queryable["json"]>[0]);
+
+export async function createWebhook(
+  conn: Connection,
+  scope: Scope,
+  input: WebhookCreateInput,
+  opts: WriteOptions,
+): Promise<{ webhook: WebhookView; secret: string }> {
+  const tenant = tenantFor(scope, input.tenant) ?? null;
+  checkUrl(input.url, opts);
+  const secret = input.secret ?? generateSecret();
+  const events = [...new Set(input.events)];
+  const [row] = await conn.sql<Subscription[]>`
+    insert into webhooks.subscriptions (
+      tenant, name, description, url, method, auth, headers, events, filter,
+      signature_scheme, signature_header, secret, retry, timeout_ms, is_active, disabled_at, disabled_reason)
+    values (
+      ${tenant}, ${input.name ?? null}, ${input.description ?? null}, ${input.url}, ${input.method},
+      ${jsonb(conn.sql, input.auth)}, ${jsonb(conn.sql, input.headers)}, ${events}::text[],
+      ${input.filter === undefined || input.filter === null ? null : jsonb(conn.sql, input.filter)},
+      ${input.signature.scheme}, ${input.signature.header ?? null}, ${secret}, ${jsonb(conn.sql, input.retry)},
+      ${input.timeout_ms}, ${input.is_active},
+      ${input.is_active ? null : new Date()}, ${input.is_active ? null : "created disabled"})
+    returning *`;
+  if (!row) throw new Error("insert into webhooks.subscriptions returned no row");
+  return { webhook: toWebhookView(row), secret };
+}
+
+export interface WebhookListQuery {
+  is_active?: boolean;
+  /** Only webhooks that would receive this event type. */
+  event?: string;
+  limit: number;
+  cursor?: string;
+}
+
+/** Oldest first, `limit` per page. */
+export async function listWebhooks(
+  conn: Connection,
+  scope: Scope,
+  q: WebhookListQuery,
+): Promise<{ items: WebhookView[]; next_cursor: string | null }> {
+  const { sql } = conn;
+  const after = q.cursor === undefined ? null : decodeCursor(q.cursor);
+  const rows = await sql<(Subscription & { cursor_ts: string })[]>`
+    select *, ${sql.unsafe(cursorTs("created_at"))} as cursor_ts
+      from webhooks.subscriptions s
+     where deleted_at is null
+       and (${scope.tenant}::text is null or tenant = ${scope.tenant})
+       ${q.is_active === undefined ? sql`` : sql`and is_active = ${q.is_active}`}
+       ${
+         q.event === undefined
+           ? sql``
+           : sql`and exists (
+               select 1 from unnest(s.events) p
+                where p = '*' or p = ${q.event}
+                   or (right(p, 2) = '.*' and length(${q.event}) > length(p) - 1
+                       and left(${q.event}, length(p) - 1) = left(p, -1)))`
+       }
+       ${after === null ? sql`` : sql`and (created_at, id) > (${after.ts}::text::timestamptz, ${after.id}::uuid)`}
+     order by created_at, id
+     limit ${q.limit + 1}`;
+  const { page, next_cursor } = paginate(rows, q.limit);
+  return { items: page.map(toWebhookView), next_cursor };
+}
+
+export async function getWebhook(conn: Connection, scope: Scope, id: string): Promise<WebhookView> {
+  return toWebhookView(await findRow(conn.sql, scope, id));
+}
+
+function invalid(path: string, message: string): DomainError {
+  return new DomainError("invalid_input", `${path}: ${message}`, [{ path, message }]);
+}
+
+/** Applies the fields present in the patch; absent fields keep their values. */
+export async function updateWebhook(
+  conn: Connection,
+  scope: Scope,
+  id: string,
+  patch: WebhookPatch,
+  opts: WriteOptions,
+): Promise<WebhookView> {
+  if (patch.url !== undefined) checkUrl(patch.url, opts);
+  const tenant = patch.tenant === undefined ? undefined : tenantFor(scope, patch.tenant);
+  return conn.sql.begin(async (tx) => {
+    const current = await findRow(tx, scope, id, true);
+    const scheme = patch.signature?.scheme ?? current.signature_scheme;
+    if (scheme === "standard") {
+      if (patch.secret !== undefined && !isStandardSecret(patch.secret)) throw invalid("secret", STANDARD_SECRET_MESSAGE);
+      if (patch.secret === undefined && current.signature_scheme !== "standard" && !isStandardSecret(current.secret)) {
+        throw invalid("secret", `switching to the standard scheme needs a new secret: ${STANDARD_SECRET_MESSAGE}`);
+      }
+    }
+    const sets = [tx`updated_at = now()`];
+    if (patch.name !== undefined) sets.push(tx`name = ${patch.name}`);
+    if (patch.description !== undefined) sets.push(tx`description = ${patch.description}`);
+    if (patch.url !== undefined) sets.push(tx`url = ${patch.url}`);
+    if (patch.method !== undefined) sets.push(tx`method = ${patch.method}`);
+    if (patch.auth !== undefined) sets.push(tx`auth = ${jsonb(tx, patch.auth)}`);
+    if (patch.headers !== undefined) sets.push(tx`headers = ${jsonb(tx, patch.headers)}`);
+    if (patch.events !== undefined) sets.push(tx`events = ${[...new Set(patch.events)]}::text[]`);
+    if (patch.filter !== undefined) sets.push(tx`filter = ${patch.filter === null ? null : jsonb(tx, patch.filter)}`);
+    if (patch.signature !== undefined) {
+      sets.push(tx`signature_scheme = ${patch.signature.scheme}, signature_header = ${patch.signature.header ?? null}`);
+    }
+    if (patch.secret !== undefined) {
+      // A secret set by hand replaces the old one at once; rotate-secret is the way with a grace period.
+      sets.push(tx`secret = ${patch.secret}, previous_secret = null, previous_secret_expires_at = null`);
+    }
+    if (patch.retry !== undefined) sets.push(tx`retry = ${jsonb(tx, patch.retry)}`);
+    if (patch.timeout_ms !== undefined) sets.push(tx`timeout_ms = ${patch.timeout_ms}`);
+    if (patch.is_active !== undefined && patch.is_active !== current.is_active) sets.push(activeSets(tx, patch.is_active));
+    if (tenant !== undefined) sets.push(tx`tenant = ${tenant}`);
+    const assignments = sets.reduce((acc, s) => tx`${acc}, ${s}`);
+    const [row] = await tx<Subscription[]>`
+      update webhooks.subscriptions set ${assignments} where id = ${current.id} returning *`;
+    if (!row) throw webhookNotFound(id);
+    return toWebhookView(row);
+  });
+}
+
+function activeSets(sql: Queryable, active: boolean) {
+  return active
+    ? sql`is_active = true, disabled_reason = null, disabled_at = null`
+    : sql`is_active = false, disabled_reason = 'disabled by a user', disabled_at = now()`;
+}
+
+/** Enabling clears disabled_reason and disabled_at; disabling records when. */
+export async function setWebhookActive(conn: Connection, scope: Scope, id: string, active: boolean): Promise<WebhookView> {
+  return conn.sql.begin(async (tx) => {
+    const current = await findRow(tx, scope, id, true);
+    if (current.is_active === active) return toWebhookView(current);
+    const [row] = await tx<Subscription[]>`
+      update webhooks.subscriptions set ${activeSets(tx, active)}, updated_at = now()
+       where id = ${current.id} returning *`;
+    if (!row) throw webhookNotFound(id);
+    return toWebhookView(row);
+  });
+}
+
+/** Soft delete: the row stays for its delivery history; deliveries still owed are cancelled. */
+export async function deleteWebhook(conn: Connection, scope: Scope, id: string): Promise<void> {
+  await conn.sql.begin(async (tx) => {
+    const current = await findRow(tx, scope, id, true);
+    await tx`update webhooks.subscriptions set deleted_at = now(), updated_at = now() where id = ${current.id}`;
+    await tx`
+      update webhooks.deliveries
+         set status = 'cancelled', next_attempt_at = null, finished_at = now(), updated_at = now(),
+             last_error = coalesce(last_error, 'webhook deleted')
+       where subscription_id = ${current.id} and status in ('pending', 'retrying')`;
+  });
+}
+
+export async function getWebhookSecret(conn: Connection, scope: Scope, id: string): Promise<string> {
+  return (await findRow(conn.sql, scope, id)).secret;
+}
+
+export const DEFAULT_ROTATION_GRACE_MS = 24 * 60 * 60 * 1000;
+export const MAX_ROTATION_GRACE_MS = 30 * 24 * 60 * 60 * 1000;
+
+export const rotateSecretSchema = strictObject({
+  grace_ms: z
+    .number({ error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
+    .int({ error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
+    .min(0, { error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
+    .max(MAX_ROTATION_GRACE_MS, { error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
+    .optional()
+    .meta({ description: "How long requests also carry a signature made with the old secret (default 24 h)." }),
+});
+
+export const rotatedSecretSchema = z.object({
+  id: z.uuid(),
+  secret: z.string(),
+  previous_secret_expires_at: z
+    .date()
+    .nullable()
+    .meta({ description: "Until then requests carry both signatures (standard scheme only; null for hex and sha256)." }),
+});
+
+export type RotatedSecret = z.output<typeof rotatedSecretSchema>;
+
+/**
+ * A new secret. With the standard scheme the old one keeps signing alongside (the spec allows
+ * several signatures) until the grace period ends; hex and sha256 carry one signature, so there
+ * the new secret takes over at once.
+ */
+export async function rotateSecret(
+  conn: Connection,
+  scope: Scope,
+  id: string,
+  opts: { grace_ms?: number } = {},
+): Promise<RotatedSecret> {
+  const grace = parseInput(rotateSecretSchema, opts).grace_ms ?? DEFAULT_ROTATION_GRACE_MS;
+  const secret = generateSecret();
+  return conn.sql.begin(async (tx) => {
+    const current = await findRow(tx, scope, id, true);
+    const keepOld = current.signature_scheme === "standard" && grace > 0;
+    const [row] = await tx<{ id: string; secret: string; previous_secret_expires_at: Date | null }[]>`
+      update webhooks.subscriptions
+         set previous_secret = ${keepOld ? current.secret : null},
+             previous_secret_expires_at = ${keepOld ? tx`now() + ${grace} * interval '1 millisecond'` : null},
+             secret = ${secret}, updated_at = now()
+       where id = ${current.id}
+      returning id, secret, previous_secret_expires_at`;
+    if (!row) throw webhookNotFound(id);
+    return row;
+  });
+}
+

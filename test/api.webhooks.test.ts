@@ -1,0 +1,316 @@
+// The webhooks resource over HTTP: create, list, read, change, delete, secrets, test sends
+// and secret rotation, each with its main failure.
+import { Webhook as StandardWebhook } from "standardwebhooks";
+import type { IncomingHttpHeaders } from "node:http";
+import { startApi, rowCounts, webhookBody, type Api } from "./helpers/api";
+import { startReceiver, type Receiver } from "./helpers/receiver";
+
+let api: Api;
+let receiver: Receiver;
+
+beforeAll(async () => {
+  api = await startApi();
+  receiver = await startReceiver({ status: 200, body: "thanks" });
+});
+afterAll(async () => {
+  await receiver.close();
+  await api.close();
+});
+beforeEach(() => {
+  receiver.respond({ status: 200, body: "thanks" });
+  receiver.requests.length = 0;
+});
+
+function flat(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(", ") : v;
+  return out;
+}
+
+async function create(extra: Record<string, unknown> = {}): Promise<{ id: string; secret: string }> {
+  const res = await api.call("POST", "/v1/webhooks", { body: webhookBody(`${receiver.url}/hook`, extra) });
+  expect(res.statusCode).toBe(201);
+  return res.json();
+}
+
+describe("POST /v1/webhooks", () => {
+  it("creates a webhook and answers 201 with it and a generated whsec_ secret", async () => {
+    const res = await api.call("POST", "/v1/webhooks", {
+      body: {
+        name: "CRM sync",
+        description: "won deals to the CRM",
+        url: `${receiver.url}/crm`,
+        method: "PUT",
+        auth: { type: "bearer", token: "tok-123" },
+        headers: { "X-Source": "pgw", "X-Api-Key": "k3y" },
+        events: ["deals.updated", "clients.*"],
+        filter: { "data.stage": "won" },
+        retry: { max_attempts: 5 },
+        timeout_ms: 5000,
+      },
+    });
+    expect(res.statusCode).toBe(201);
+    const w = res.json();
+    expect(res.headers.location).toBe(`/v1/webhooks/${w.id}`);
+    expect(w).toMatchObject({
+      name: "CRM sync",
+      method: "PUT",
+      auth: { type: "bearer" },
+      headers: { "X-Source": "pgw", "X-Api-Key": "****" },
+      events: ["deals.updated", "clients.*"],
+      filter: { "data.stage": "won" },
+      signature_scheme: "standard",
+      retry: { max_attempts: 5, strategy: "schedule" },
+      timeout_ms: 5000,
+      is_active: true,
+      tenant: null,
+    });
+    expect(w.secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
+    expect(JSON.stringify(w)).not.toContain("tok-123");
+    expect(JSON.stringify(w)).not.toContain("k3y");
+  });
+
+  it("names the bad field of an invalid filter, and writes nothing", async () => {
+    const before = await rowCounts(api.db);
+    const res = await api.call("POST", "/v1/webhooks", {
+      body: webhookBody(receiver.url, { filter: { "data.value": { $gt: true } } }),
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({
+      code: "invalid_filter",
+      details: [{ path: "filter.data.value.$gt", message: expect.stringContaining("expected a number or string for $gt") }],
+    });
+    expect(await rowCounts(api.db)).toEqual(before);
+  });
+
+  it("refuses private targets unless WEBHOOKS_ALLOW_PRIVATE_TARGETS is set", async () => {
+    const strict = await startApi({ WEBHOOKS_ALLOW_PRIVATE_TARGETS: "false" }, api.db);
+    try {
+      const before = await rowCounts(api.db);
+      for (const url of ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest", "http://localhost/x", "http://[::1]/x"]) {
+        const res = await strict.call("POST", "/v1/webhooks", { body: webhookBody(url) });
+        expect(res.statusCode).toBe(400);
+        expect(res.json().error).toMatchObject({ code: "private_target", details: [{ path: "url" }] });
+      }
+      expect(await rowCounts(api.db)).toEqual(before);
+      const ok = await strict.call("POST", "/v1/webhooks", { body: webhookBody("https://hooks.example.com/in") });
+      expect(ok.statusCode).toBe(201);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it("takes a given secret, and checks it fits the standard scheme", async () => {
+    const secret = "whsec_" + Buffer.alloc(24, 7).toString("base64");
+    const w = await create({ secret });
+    expect(w.secret).toBe(secret);
+    const bad = await api.call("POST", "/v1/webhooks", { body: webhookBody(receiver.url, { secret: "hunter22" }) });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.details[0]).toMatchObject({ path: "secret", message: expect.stringContaining("whsec_") });
+    const hex = await create({ secret: "hunter22", signature: { scheme: "hex" } });
+    expect(hex.secret).toBe("hunter22");
+  });
+});
+
+describe("GET /v1/webhooks", () => {
+  it("pages oldest first with a cursor and filters by is_active and event", async () => {
+    await api.db.sql`update webhooks.subscriptions set deleted_at = now()`;
+    const a = await create({ events: ["clients.*"] });
+    const b = await create({ events: ["notes.created"], is_active: false });
+    const c = await create({ events: ["*"] });
+    const d = await create({ events: ["clients.created"] });
+
+    const first = await api.call("GET", "/v1/webhooks?limit=3");
+    expect(first.statusCode).toBe(200);
+    expect(first.json().items.map((w: { id: string }) => w.id)).toEqual([a.id, b.id, c.id]);
+    const cursor = first.json().next_cursor;
+    expect(cursor).toEqual(expect.any(String));
+    const second = await api.call("GET", `/v1/webhooks?limit=3&cursor=${cursor}`);
+    expect(second.json()).toEqual({ items: [expect.objectContaining({ id: d.id })], next_cursor: null });
+
+    const inactive = await api.call("GET", "/v1/webhooks?is_active=false");
+    expect(inactive.json().items.map((w: { id: string }) => w.id)).toEqual([b.id]);
+    const forClients = await api.call("GET", "/v1/webhooks?event=clients.created");
+    expect(forClients.json().items.map((w: { id: string }) => w.id)).toEqual([a.id, c.id, d.id]);
+    expect(JSON.stringify(first.json())).not.toContain("whsec_");
+  });
+
+  it("answers 400 for a cursor it did not issue and for an unknown query parameter", async () => {
+    const res = await api.call("GET", "/v1/webhooks?cursor=bogus");
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details[0].path).toBe("cursor");
+    const unknown = await api.call("GET", "/v1/webhooks?colour=blue");
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json().error.details[0]).toMatchObject({ path: "colour", message: expect.stringContaining("unknown field") });
+  });
+});
+
+describe("GET /v1/webhooks/:id", () => {
+  it("shows the webhook without secrets", async () => {
+    const w = await create({ auth: { type: "basic", username: "ada", password: "pw-secret" } });
+    const res = await api.call("GET", `/v1/webhooks/${w.id}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ id: w.id, auth: { type: "basic", username: "ada" } });
+    expect(res.body).not.toContain("pw-secret");
+    expect(res.body).not.toContain(w.secret);
+  });
+
+  it("answers 404 for an unknown id and 400 for a malformed one", async () => {
+    const missing = await api.call("GET", "/v1/webhooks/00000000-0000-4000-8000-000000000000");
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().error.code).toBe("webhook_not_found");
+    const malformed = await api.call("GET", "/v1/webhooks/42");
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.json().error.details[0].path).toBe("id");
+  });
+});
+
+describe("PATCH /v1/webhooks/:id", () => {
+  it("changes only the fields given", async () => {
+    const w = await create({ name: "before", events: ["a.b"] });
+    const res = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { events: ["clients.*"], signature: { scheme: "sha256", header: "X-Sig" } } });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ name: "before", events: ["clients.*"], signature_scheme: "sha256", signature_header: "X-Sig" });
+    const cleared = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { name: null } });
+    expect(cleared.json()).toMatchObject({ name: null, events: ["clients.*"] });
+  });
+
+  it("disables and re-enables, recording when and clearing it again", async () => {
+    const w = await create();
+    const off = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { is_active: false } });
+    expect(off.json()).toMatchObject({ is_active: false, disabled_at: expect.any(String), disabled_reason: expect.any(String) });
+    const on = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { is_active: true } });
+    expect(on.json()).toMatchObject({ is_active: true, disabled_at: null, disabled_reason: null });
+  });
+
+  it("answers 400 naming an unknown field, and changes nothing", async () => {
+    const w = await create({ name: "keep" });
+    const res = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { name: "changed", urll: "https://x.example" } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details).toEqual([{ path: "urll", message: expect.stringContaining("unknown field") }]);
+    expect((await api.call("GET", `/v1/webhooks/${w.id}`)).json().name).toBe("keep");
+  });
+
+  it("refuses switching to the standard scheme while the secret is not a whsec_ one", async () => {
+    const w = await create({ secret: "plain-secret", signature: { scheme: "hex" } });
+    const res = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { signature: { scheme: "standard" } } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details[0].path).toBe("secret");
+  });
+});
+
+describe("DELETE /v1/webhooks/:id", () => {
+  it("answers 204, hides the webhook, cancels what it was owed and keeps its history", async () => {
+    const w = await create();
+    const [event] = await api.db.sql<{ id: string; event_id: string }[]>`
+      insert into webhooks.outbox (type, data, dispatched_at) values ('a.b', '{}', now()) returning id, event_id`;
+    const [delivery] = await api.db.sql<{ id: string }[]>`
+      insert into webhooks.deliveries (subscription_id, outbox_id, event_id, event_type)
+      values (${w.id}, ${event!.id}, ${event!.event_id}, 'a.b') returning id`;
+    const res = await api.call("DELETE", `/v1/webhooks/${w.id}`);
+    expect(res.statusCode).toBe(204);
+    expect(res.body).toBe("");
+    expect((await api.call("GET", `/v1/webhooks/${w.id}`)).statusCode).toBe(404);
+    const history = await api.call("GET", `/v1/deliveries/${delivery!.id}`);
+    expect(history.statusCode).toBe(200);
+    expect(history.json().status).toBe("cancelled");
+    expect((await api.call("DELETE", `/v1/webhooks/${w.id}`)).statusCode).toBe(404);
+  });
+});
+
+describe("GET /v1/webhooks/:id/secret", () => {
+  it("shows the current secret, and 404 for an unknown webhook", async () => {
+    const w = await create();
+    const res = await api.call("GET", `/v1/webhooks/${w.id}/secret`);
+    expect(res.json()).toEqual({ secret: w.secret });
+    expect((await api.call("GET", "/v1/webhooks/00000000-0000-4000-8000-000000000000/secret")).statusCode).toBe(404);
+  });
+});
+
+describe("POST /v1/webhooks/:id/test", () => {
+  it("sends a signed webhook.test event and answers with the receiver's response", async () => {
+    const w = await create({ auth: { type: "header", name: "X-Api-Key", value: "abc" } });
+    const res = await api.call("POST", `/v1/webhooks/${w.id}/test`);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({
+      delivery_id: expect.any(String),
+      ok: true,
+      status_code: 200,
+      duration_ms: expect.any(Number),
+      error: null,
+      response_excerpt: "thanks",
+    });
+    const [req] = receiver.requests;
+    expect(req?.headers["x-api-key"]).toBe("abc");
+    const body = new StandardWebhook(w.secret).verify(req!.body, flat(req!.headers)) as { type: string; data: unknown };
+    expect(body).toMatchObject({ type: "webhook.test", data: { message: "test event from pg-webhooks" } });
+
+    const log = await api.call("GET", `/v1/deliveries/${res.json().delivery_id}`);
+    expect(log.json()).toMatchObject({ status: "succeeded", event_type: "webhook.test", attempts: [{ response_status: 200, response_body: "thanks" }] });
+    const sent = log.json().attempts[0].request_headers;
+    expect(sent["x-api-key"]).toBe("****");
+    expect(sent["webhook-signature"]).toBe("v1,****");
+  });
+
+  it("reports a failing receiver as ok: false and records the delivery as failed", async () => {
+    receiver.respond({ status: 503, body: "down for maintenance" });
+    const w = await create();
+    const res = await api.call("POST", `/v1/webhooks/${w.id}/test`, { body: { event_type: "invoice.paid", data: { id: 7 } } });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ ok: false, status_code: 503, response_excerpt: "down for maintenance" });
+    expect(JSON.parse(receiver.requests[0]!.body)).toMatchObject({ type: "invoice.paid", data: { id: 7 } });
+    expect((await api.call("GET", `/v1/deliveries/${res.json().delivery_id}`)).json().status).toBe("failed");
+  });
+
+  it("works on disabled webhooks and samples a tracked table's row for its event type", async () => {
+    await api.db.sql`create table public.clients (id serial primary key, account_id text, name text, secret_note text)`;
+    await api.db.sql`select webhooks.track_table('public.clients', tenant_column => 'account_id', excluded_columns => array['secret_note'])`;
+    const w = await create({ is_active: false, tenant: "acme" });
+    const res = await api.call("POST", `/v1/webhooks/${w.id}/test`, { body: { event_type: "clients.created" } });
+    expect(res.json()).toMatchObject({ ok: true });
+    expect(JSON.parse(receiver.requests[0]!.body).data).toEqual({ id: 1, account_id: "acme", name: "example" });
+  });
+
+  it("answers 404 for an unknown webhook and 400 for a wildcard event type", async () => {
+    expect((await api.call("POST", "/v1/webhooks/00000000-0000-4000-8000-000000000000/test")).statusCode).toBe(404);
+    const w = await create();
+    const res = await api.call("POST", `/v1/webhooks/${w.id}/test`, { body: { event_type: "clients.*" } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details[0].path).toBe("event_type");
+    expect(receiver.requests).toHaveLength(0);
+  });
+});
+
+describe("POST /v1/webhooks/:id/rotate-secret", () => {
+  it("signs with the new and the old secret during the grace period", async () => {
+    const w = await create();
+    const res = await api.call("POST", `/v1/webhooks/${w.id}/rotate-secret`, { body: { grace_ms: 60_000 } });
+    expect(res.statusCode).toBe(200);
+    const rotated = res.json();
+    expect(rotated.secret).toMatch(/^whsec_/);
+    expect(rotated.secret).not.toBe(w.secret);
+    expect(Date.parse(rotated.previous_secret_expires_at)).toBeGreaterThan(Date.now() + 50_000);
+
+    await api.call("POST", `/v1/webhooks/${w.id}/test`);
+    const [req] = receiver.requests;
+    expect(req!.headers["webhook-signature"]?.toString().split(" ")).toHaveLength(2);
+    expect(() => new StandardWebhook(rotated.secret).verify(req!.body, flat(req!.headers))).not.toThrow();
+    expect(() => new StandardWebhook(w.secret).verify(req!.body, flat(req!.headers))).not.toThrow();
+    expect((await api.call("GET", `/v1/webhooks/${w.id}/secret`)).json().secret).toBe(rotated.secret);
+  });
+
+  it("switches at once with grace_ms 0, and refuses a grace beyond 30 days", async () => {
+    const w = await create();
+    const res = await api.call("POST", `/v1/webhooks/${w.id}/rotate-secret`, { body: { grace_ms: 0 } });
+    expect(res.json().previous_secret_expires_at).toBeNull();
+    await api.call("POST", `/v1/webhooks/${w.id}/test`);
+    const [req] = receiver.requests;
+    expect(req!.headers["webhook-signature"]?.toString().split(" ")).toHaveLength(1);
+    expect(() => new StandardWebhook(w.secret).verify(req!.body, flat(req!.headers))).toThrow();
+
+    const tooLong = await api.call("POST", `/v1/webhooks/${w.id}/rotate-secret`, { body: { grace_ms: 31 * 86_400_000 } });
+    expect(tooLong.statusCode).toBe(400);
+    expect(tooLong.json().error.details[0].path).toBe("grace_ms");
+    expect((await api.call("GET", `/v1/webhooks/${w.id}/secret`)).json().secret).toBe(res.json().secret);
+  });
+});
