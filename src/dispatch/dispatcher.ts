@@ -45,16 +45,17 @@ export async function startDispatcher(opts: {
 
   const fanoutTask: Task = async () => {
     const r = await fanout(conn);
-    if (r.events > 0) {
-      await setIdle(ctx, false);
-      logger.debug(r, "fanout");
-      return;
-    }
-    // Nothing to do: ask writers for a NOTIFY, then look once more for rows that were
-    // committed before they could see the flag.
+    if (r.events > 0) logger.debug(r, "fanout");
+    // Drained: ask writers for a NOTIFY again, then look once more for rows committed
+    // before they could see the flag. Rows found then mean a busy stream: stay busy
+    // (writers skip the NOTIFY) and run again.
     await setIdle(ctx, true);
     const again = await fanout(conn);
-    if (again.events > 0) logger.debug(again, "fanout");
+    if (again.events > 0) {
+      logger.debug(again, "fanout");
+      await setIdle(ctx, false);
+      await requestFanout(conn.sql);
+    }
   };
   const deliverTask: Task = async (payload) => {
     const ids = (payload as DeliverPayload | null)?.ids ?? [];
