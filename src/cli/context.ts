@@ -1,0 +1,47 @@
+// What every command action gets: the parsed config, an Output, and (for one-shot commands)
+// a connection that is closed, with any embedded Postgres it started, when the action ends.
+import { loadConfig, type Config } from "../config";
+import type { Connection } from "../db/connection";
+import { withConnection, type ResolvedDatabase } from "./database";
+import type { CommonOptions } from "./options";
+import { Output } from "./output";
+
+export interface RunContext {
+  conn: Connection;
+  out: Output;
+  config: Config;
+  db: ResolvedDatabase;
+}
+
+export interface Cli {
+  /** The environment main() was given (the only place it is read). */
+  env: Record<string, string | undefined>;
+  /** Parsed lazily, so `--help` works even with a bad environment. */
+  config(): Config;
+  output(opts: CommonOptions): Output;
+  /** Runs a one-shot command against the database. */
+  run(opts: CommonOptions, fn: (ctx: RunContext) => Promise<void>, runOpts?: { autoMigrate?: boolean }): Promise<void>;
+  /** Whether stdin / stderr are terminals (prompts, progress bars). */
+  tty: { stdin: boolean; stderr: boolean };
+}
+
+export function createCli(env: Record<string, string | undefined>): Cli {
+  let config: Config | undefined;
+  const cli: Cli = {
+    env,
+    config() {
+      config ??= loadConfig(env);
+      return config;
+    },
+    output(opts) {
+      return new Output(opts.json === true);
+    },
+    async run(opts, fn, runOpts) {
+      const out = cli.output(opts);
+      const cfg = cli.config();
+      await withConnection(opts.databaseUrl, cfg, (l) => out.notice(l), (conn, db) => fn({ conn, out, config: cfg, db }), runOpts);
+    },
+    tty: { stdin: process.stdin.isTTY === true, stderr: process.stderr.isTTY === true },
+  };
+  return cli;
+}

@@ -1,0 +1,71 @@
+// Which database a command talks to: --database-url, else DATABASE_URL, else the embedded
+// Postgres under ./.pg-webhooks (started when none runs, and stopped again after a
+// one-shot command when this process started it).
+import type { Config } from "../config";
+import { connect, type Connection } from "../db/connection";
+import { DEFAULT_EMBEDDED_DIR } from "../db/embedded";
+import { DomainError } from "../errors";
+
+export interface ResolvedDatabase {
+  url: string;
+  source: "flag" | "env" | "embedded";
+  /** True when this process started an embedded server and must stop it. */
+  owned: boolean;
+  stop(): Promise<void>;
+}
+
+export async function resolveDatabase(
+  flag: string | undefined,
+  config: Config,
+  notice: (line: string) => void,
+): Promise<ResolvedDatabase> {
+  if (flag !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(flag)) {
+      throw new DomainError("invalid_input", `--database-url: expected a postgres:// or postgresql:// URL, got ${JSON.stringify(flag)}`);
+    }
+    return { url: flag, source: "flag", owned: false, stop: async () => {} };
+  }
+  if (config.DATABASE_URL) return { url: config.DATABASE_URL, source: "env", owned: false, stop: async () => {} };
+  // Loaded only when needed: most commands run against DATABASE_URL.
+  const { startEmbedded } = await import("../db/embedded.js");
+  const embedded = await startEmbedded(DEFAULT_EMBEDDED_DIR, notice);
+  if (!embedded.owned) notice(`using the embedded Postgres already running under ./${DEFAULT_EMBEDDED_DIR}`);
+  return {
+    url: embedded.url,
+    source: "embedded",
+    owned: embedded.owned,
+    async stop() {
+      if (!embedded.owned) return;
+      notice("stopping the embedded Postgres this command started");
+      await embedded.stop();
+    },
+  };
+}
+
+/**
+ * Runs a one-shot command against the resolved database and cleans up after it. An embedded
+ * database is migrated first, so the zero-setup path needs no separate `migrate`.
+ */
+export async function withConnection<T>(
+  flag: string | undefined,
+  config: Config,
+  notice: (line: string) => void,
+  fn: (conn: Connection, db: ResolvedDatabase) => Promise<T>,
+  opts: { autoMigrate?: boolean } = {},
+): Promise<T> {
+  const db = await resolveDatabase(flag, config, notice);
+  const conn = connect(db.url, { max: 4 });
+  try {
+    if (db.source === "embedded" && opts.autoMigrate !== false) {
+      const { migrate } = await import("../db/migrate.js"); // graphile-worker: loaded on use
+      await migrate(conn.sql, db.url);
+    }
+    return await fn(conn, db);
+  } finally {
+    await conn.close().catch(() => {});
+    // Connection.close() ends the pool only through kysely, which never opened it when no
+    // kysely query ran; end postgres.js directly too (idempotent).
+    await conn.sql.end({ timeout: 5 }).catch(() => {});
+    await db.stop();
+  }
+}

@@ -1,0 +1,108 @@
+// The `pg-webhooks` program: one commander command group per file, and the one place that
+// turns errors into messages and exit codes (0 done, 1 the operation failed, 2 usage error).
+import { Command, CommanderError } from "commander";
+import { ConfigError } from "../config";
+import { DomainError, coerceError } from "../errors";
+import { createCli, type Cli } from "./context";
+import { registerMigrate } from "./migrate";
+import { registerStart } from "./start";
+import { registerTracking } from "./tracking";
+import { registerWebhooks } from "./webhooks";
+import { registerDeliveries } from "./deliveries";
+import { registerReplay } from "./replay";
+import { registerKeys } from "./keys";
+import { registerPrune } from "./prune";
+import { registerStatus } from "./status";
+
+const { version } = require("../../package.json") as { version: string };
+
+export function buildProgram(cli: Cli): Command {
+  const program = new Command("pg-webhooks");
+  program
+    .description("Outgoing webhooks for applications that write straight to Postgres.")
+    .version(version, "-V, --version")
+    // Inherited by every subcommand added below: errors come back to main() as exceptions.
+    .exitOverride()
+    .showHelpAfterError("(add --help for usage)")
+    .configureHelp({ sortSubcommands: false });
+  program.addHelpText(
+    "after",
+    `
+Environment: DATABASE_URL (unset: an embedded Postgres under ./.pg-webhooks), PORT, HOST,
+LOG_LEVEL, WEBHOOKS_ALLOW_PRIVATE_TARGETS.
+
+Example:
+  $ pg-webhooks start
+  $ pg-webhooks track public.clients
+  $ pg-webhooks webhooks create --url https://example.com/hook --events 'clients.*'
+`,
+  );
+  registerMigrate(program, cli);
+  registerStart(program, cli);
+  registerTracking(program, cli);
+  registerWebhooks(program, cli);
+  registerDeliveries(program, cli);
+  registerReplay(program, cli);
+  registerKeys(program, cli);
+  registerPrune(program, cli);
+  registerStatus(program, cli);
+  return program;
+}
+
+interface PgLikeError {
+  code?: unknown;
+  message?: unknown;
+  address?: unknown;
+  port?: unknown;
+}
+
+/** Prints what went wrong on stderr and returns the exit code. */
+export function reportError(e: unknown, debug = false, write: (s: string) => void = (s) => process.stderr.write(s)): number {
+  if (e instanceof CommanderError) {
+    // commander has already printed its message (naming the flag).
+    if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0) return 0;
+    return 2;
+  }
+  if (e instanceof ConfigError) {
+    write(`error: ${e.message}\n`);
+    return 2;
+  }
+  if (e instanceof DomainError) {
+    write(`error: ${e.message}\n`);
+    for (const d of e.details) {
+      if (!e.message.includes(d.message)) write(`  ${d.path}: ${d.message}\n`);
+    }
+    return e.exitCode;
+  }
+  const err = e as PgLikeError;
+  const code = typeof err?.code === "string" ? err.code : "";
+  const message = coerceError(e).message;
+  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "CONNECT_TIMEOUT" || code === "28P01" || code === "3D000") {
+    write(`error: could not connect to the database: ${message}\n  check --database-url or DATABASE_URL\n`);
+    return 1;
+  }
+  if ((code === "42P01" || code === "3F000" || code === "42883") && /webhooks/.test(message)) {
+    write(`error: ${message}\n  the webhooks schema is missing or out of date: run \`pg-webhooks migrate\` first\n`);
+    return 1;
+  }
+  write(`error: ${message}\n`);
+  if (debug && e instanceof Error && e.stack) write(`${e.stack}\n`);
+  return 1;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const cli = createCli(process.env);
+  const program = buildProgram(cli);
+  let code = 0;
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    code = reportError(e, cli.env.PGW_DEBUG === "1");
+  }
+  // A command may have set 1 itself after printing its result (a test send that failed).
+  if (code !== 0 || process.exitCode === undefined) process.exitCode = code;
+  const final = process.exitCode;
+  // A one-shot command has closed everything it opened; this only guards against a
+  // stray handle keeping a finished command alive. (`start` returns only once stopped.)
+  setTimeout(() => process.exit(final), 3000).unref();
+}

@@ -1,0 +1,84 @@
+// `pg-webhooks start`: migrates, then runs the dispatcher and the HTTP API until SIGTERM or
+// SIGINT, when it stops them gracefully (in-flight requests get the grace period) and exits 0.
+import type { Command } from "commander";
+import { connect } from "../db/connection";
+import { DomainError } from "../errors";
+import type { Cli } from "./context";
+import { resolveDatabase } from "./database";
+import { common, type CommonOptions } from "./options";
+
+interface StartOptions extends CommonOptions {
+  api: boolean;
+  dispatcher: boolean;
+  migrate: boolean;
+}
+
+export function registerStart(program: Command, cli: Cli): void {
+  common(
+    program
+      .command("start")
+      .description("run the dispatcher and the HTTP API (each can be turned off) until SIGTERM/SIGINT")
+      .option("--no-api", "do not serve the HTTP API (dispatcher only)")
+      .option("--no-dispatcher", "do not deliver webhooks (API only)")
+      .option("--no-migrate", "do not apply pending migrations at start-up"),
+    "pg-webhooks start",
+    "DATABASE_URL=postgres://app@db.internal/app pg-webhooks start --no-api   # a dispatcher-only replica",
+  ).action(async (opts: StartOptions) => {
+    if (!opts.api && !opts.dispatcher) {
+      throw new DomainError("invalid_input", "--no-api and --no-dispatcher together leave nothing to run");
+    }
+    // The daemon's dependencies (fastify, graphile-worker, undici, pino) load only here,
+    // so one-shot commands start quickly.
+    const { createLogger } = await import("../logger.js");
+    const { migrate } = await import("../db/migrate.js");
+    const { runServer } = await import("../server.js");
+    const out = cli.output(opts);
+    const config = cli.config();
+    const logger = createLogger(config.LOG_LEVEL, opts.json ? false : undefined);
+    const db = await resolveDatabase(opts.databaseUrl, config, (l) => logger.info(l));
+    let server: Awaited<ReturnType<typeof runServer>>;
+    try {
+      if (opts.migrate) {
+        const conn = connect(db.url, { max: 1 });
+        try {
+          const r = await migrate(conn.sql, db.url);
+          if (r.applied.length > 0) logger.info({ applied: r.applied }, "applied migrations");
+        } finally {
+          await conn.close();
+        }
+      }
+      server = await runServer({ config, databaseUrl: db.url, api: opts.api, dispatcher: opts.dispatcher, logger });
+    } catch (e) {
+      await db.stop();
+      throw e;
+    }
+
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, "shutting down");
+      server
+        .close()
+        .then(() => db.stop())
+        .then(
+          () => {
+            logger.flush?.();
+            process.exit(0);
+          },
+          (e: unknown) => {
+            logger.error({ err: e }, "shutdown failed");
+            process.exit(1);
+          },
+        );
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+    const parts = [opts.dispatcher ? "dispatcher" : null, opts.api ? `API on ${server.apiUrl ?? "?"}` : null];
+    out.notice(
+      `pg-webhooks running: ${parts.filter(Boolean).join(" + ")}` +
+        `${db.source === "embedded" ? " (embedded Postgres)" : ""}; Ctrl-C stops it`,
+    );
+    await server.done;
+  });
+}

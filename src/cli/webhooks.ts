@@ -1,0 +1,391 @@
+// `pg-webhooks webhooks …`: create, inspect, change, test and delete webhooks. Flags map
+// onto the HTTP API's fields and go through the same zod schemas and service functions.
+import type { Command } from "commander";
+import { DomainError } from "../errors";
+import { ADMIN } from "../services/scope";
+import type * as TestSendService from "../services/test-send";
+import {
+  createWebhook,
+  deleteWebhook,
+  getWebhook,
+  getWebhookSecret,
+  listWebhooks,
+  METHODS,
+  parseWebhookInput,
+  rotateSecret,
+  setWebhookActive,
+  SIGNATURE_SCHEMES,
+  updateWebhook,
+  webhookCreateSchema,
+  webhookPatchSchema,
+  type WebhookView,
+} from "../services/webhooks";
+import { parseRetrySchedule } from "../dispatch/retry-policy";
+import type { Cli } from "./context";
+import {
+  collectHeaders,
+  common,
+  durationMs,
+  integer,
+  jsonObject,
+  jsonValue,
+  list,
+  oneOf,
+  uuid,
+  withFlagNames,
+  type CommonOptions,
+} from "./options";
+import { renderFields, type Column } from "./output";
+
+
+/** API field → the flag that sets it, for error messages. */
+const FLAGS: Record<string, string> = {
+  url: "--url",
+  events: "--events",
+  method: "--method",
+  auth: "--auth-bearer/--auth-basic/--auth-header",
+  headers: "--header",
+  filter: "--filter",
+  signature: "--signature/--signature-header",
+  secret: "--secret",
+  retry: "--retry-schedule/--max-attempts",
+  timeout_ms: "--timeout",
+  name: "--name",
+  description: "--description",
+  tenant: "--tenant",
+  is_active: "--disabled",
+};
+
+interface FieldOptions extends CommonOptions {
+  url?: string;
+  events?: string[];
+  name?: string;
+  description?: string;
+  tenant?: string;
+  method?: (typeof METHODS)[number];
+  authBearer?: string;
+  authBasic?: string;
+  authHeader?: [string, string];
+  auth?: false;
+  header?: [string, string][];
+  filter?: Record<string, unknown> | false;
+  signature?: (typeof SIGNATURE_SCHEMES)[number];
+  signatureHeader?: string;
+  secret?: string;
+  maxAttempts?: number;
+  retrySchedule?: string;
+  timeout?: number;
+  disabled?: boolean;
+}
+
+function addFieldOptions(cmd: Command, creating: boolean): Command {
+  if (creating) {
+    cmd
+      .requiredOption("--url <url>", "where to send events (https://…)")
+      .requiredOption("--events <types>", "comma-separated event types: exact, clients.* or *", list);
+  } else {
+    cmd.option("--url <url>", "where to send events").option("--events <types>", "replace the event types", list);
+  }
+  cmd
+    .option("--name <name>", "a label")
+    .option("--description <text>", "what the webhook is for")
+    .option("--method <method>", `HTTP method: ${METHODS.join(", ")} (default POST)`, oneOf(METHODS))
+    .option("--auth-bearer <token>", "send Authorization: Bearer <token>")
+    .option("--auth-basic <user:pass>", "send HTTP basic auth")
+    .option("--auth-header <'Name: value'>", "send an API-key header, e.g. 'X-API-Key: abc'", (v) => collectHeaders(v)[0] as [string, string])
+    .option("--header <'Name: value'>", "an extra static header (repeatable)", collectHeaders)
+    .option("--filter <json>", 'only events matching this filter, e.g. \'{"data.stage": {"$eq": "won"}}\'', jsonObject)
+    .option("--signature <scheme>", "standard (Standard Webhooks, default), hex (X-Webhook-Signature) or sha256 (sha256=<hex>)", oneOf(SIGNATURE_SCHEMES))
+    .option("--signature-header <name>", "with --signature sha256: the header carrying it (default X-Hub-Signature-256)")
+    .option("--secret <secret>", "signing secret (default: a new whsec_… secret)")
+    .option("--max-attempts <n>", "attempts before a delivery fails (1-20)", integer(1, 20))
+    .option("--retry-schedule <schedule>", "exponential, linear, or delays such as 30s,5m,1h")
+    .option("--timeout <duration>", "per-request timeout, e.g. 15s (default 15s)", durationMs);
+  if (creating) {
+    cmd.option("--disabled", "create it inactive (enable later with webhooks enable)");
+    cmd.option("--tenant <tenant>", "the tenant whose events it receives (default: every tenant)");
+  } else {
+    cmd.option("--no-auth", "remove authentication").option("--no-filter", "remove the filter");
+  }
+  return cmd;
+}
+
+function usage(message: string): DomainError {
+  return new DomainError("invalid_input", message);
+}
+
+/** Turns flags into the API's input shape; only the flags given appear in it. */
+function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  if (opts.url !== undefined) raw.url = opts.url;
+  if (opts.events !== undefined) raw.events = opts.events;
+  if (opts.name !== undefined) raw.name = opts.name;
+  if (opts.description !== undefined) raw.description = opts.description;
+  if (opts.tenant !== undefined) raw.tenant = opts.tenant;
+  if (opts.method !== undefined) raw.method = opts.method;
+
+  const auths = [opts.authBearer, opts.authBasic, opts.authHeader].filter((a) => a !== undefined);
+  if (auths.length > 1) throw usage("--auth-bearer, --auth-basic and --auth-header: choose one");
+  if (opts.authBearer !== undefined) raw.auth = { type: "bearer", token: opts.authBearer };
+  if (opts.authBasic !== undefined) {
+    const i = opts.authBasic.indexOf(":");
+    if (i < 1) throw usage(`--auth-basic: expected user:password, got ${JSON.stringify(opts.authBasic)}`);
+    raw.auth = { type: "basic", username: opts.authBasic.slice(0, i), password: opts.authBasic.slice(i + 1) };
+  }
+  if (opts.authHeader !== undefined) raw.auth = { type: "header", name: opts.authHeader[0], value: opts.authHeader[1] };
+  if (opts.auth === false) {
+    if (auths.length > 0) throw usage("--no-auth cannot be combined with another --auth-* flag");
+    raw.auth = { type: "none" };
+  }
+
+  if (opts.header !== undefined) raw.headers = Object.fromEntries(opts.header);
+  if (opts.filter !== undefined) raw.filter = opts.filter === false ? null : opts.filter;
+  if (opts.signature !== undefined || opts.signatureHeader !== undefined) {
+    const scheme = opts.signature ?? current?.signature_scheme ?? "standard";
+    raw.signature = { scheme, ...(opts.signatureHeader !== undefined ? { header: opts.signatureHeader } : {}) };
+  }
+  if (opts.secret !== undefined) raw.secret = opts.secret;
+  if (opts.timeout !== undefined) {
+    if (opts.timeout < 100 || opts.timeout > 300_000) throw usage(`--timeout: expected a duration from 100ms to 5m, got ${opts.timeout}ms`);
+    raw.timeout_ms = opts.timeout;
+  }
+  if (opts.disabled) raw.is_active = false;
+
+  if (opts.retrySchedule !== undefined) {
+    try {
+      raw.retry = parseRetrySchedule(opts.retrySchedule, opts.maxAttempts);
+    } catch (e) {
+      throw usage(`--retry-schedule: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  } else if (opts.maxAttempts !== undefined) {
+    // Keep the current strategy and delays; change only how many attempts it makes.
+    const base = current?.retry && typeof current.retry === "object" ? (current.retry as Record<string, unknown>) : {};
+    raw.retry = { ...base, max_attempts: opts.maxAttempts };
+  }
+  return raw;
+}
+
+function describeAuth(auth: unknown): string {
+  const a = (auth ?? {}) as { type?: string; name?: string; username?: string };
+  switch (a.type) {
+    case "bearer":
+      return "bearer token";
+    case "basic":
+      return `basic (${a.username ?? "?"})`;
+    case "header":
+      return `header ${a.name ?? "?"}`;
+    default:
+      return "none";
+  }
+}
+
+function webhookFields(w: WebhookView): [string, unknown][] {
+  return [
+    ["id", w.id],
+    ["name", w.name],
+    ["url", `${w.method} ${w.url}`],
+    ["events", w.events],
+    ["active", w.is_active ? "yes" : `no${w.disabled_reason ? ` (${w.disabled_reason})` : ""}`],
+    ["tenant", w.tenant ?? "(all tenants)"],
+    ["filter", w.filter],
+    ["auth", describeAuth(w.auth)],
+    ["headers", Object.keys((w.headers ?? {}) as Record<string, string>).join(", ") || null],
+    ["signature", `${w.signature_scheme}${w.signature_header ? ` in ${w.signature_header}` : ""}`],
+    ["retry", w.retry],
+    ["timeout", `${w.timeout_ms}ms`],
+    ["created", w.created_at],
+    ["updated", w.updated_at],
+  ];
+}
+
+const listColumns: Column<WebhookView>[] = [
+  { header: "id", value: (w) => w.id },
+  { header: "name", value: (w) => w.name, max: 24 },
+  { header: "url", value: (w) => w.url, max: 48 },
+  { header: "events", value: (w) => w.events, max: 32 },
+  { header: "active", value: (w) => (w.is_active ? "yes" : "no") },
+  { header: "tenant", value: (w) => w.tenant },
+  { header: "created", value: (w) => w.created_at },
+];
+
+export function registerWebhooks(program: Command, cli: Cli): void {
+  const webhooks = program.command("webhooks").description("manage webhooks (subscriptions): where events go and how");
+  webhooks.addHelpText("after", "\nExample:\n  $ pg-webhooks webhooks create --url https://hooks.zapier.com/… --events 'clients.*,notes.created'\n");
+
+  common(
+    addFieldOptions(webhooks.command("create").description("create a webhook and print it with its secret"), true),
+    "pg-webhooks webhooks create --url https://example.com/hook --events 'clients.*,notes.created'",
+    `pg-webhooks webhooks create --url https://api.example.com/in --events deals.updated --filter '{"data.stage": {"$eq": "won"}}' --auth-header 'X-API-Key: k3y' --retry-schedule 30s,5m,1h --timeout 10s`,
+  ).action((opts: FieldOptions) =>
+    cli.run(opts, async ({ conn, out, config }) => {
+      let result: Awaited<ReturnType<typeof createWebhook>>;
+      try {
+        const input = parseWebhookInput(webhookCreateSchema, fieldsFromOptions(opts));
+        result = await createWebhook(conn, ADMIN, input, { allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
+      } catch (e) {
+        throw withFlagNames(e, FLAGS);
+      }
+      const { webhook, secret } = result;
+      out.result({ ...webhook, secret }, () => {
+        out.say(renderFields([...webhookFields(webhook), ["secret", secret]]));
+        out.notice("Keep the secret: receivers verify signatures with it (webhooks show --show-secret prints it again).");
+      });
+    }),
+  );
+
+  common(
+    webhooks
+      .command("list")
+      .description("list webhooks, oldest first")
+      .option("--active", "only active webhooks")
+      .option("--inactive", "only inactive (disabled) webhooks")
+      .option("--event <type>", "only webhooks that receive this event type")
+      .option("--limit <n>", "at most this many (1-1000)", integer(1, 1000), 100)
+      .option("--cursor <cursor>", "continue from a previous page"),
+    "pg-webhooks webhooks list --event clients.created",
+  ).action((opts: CommonOptions & { active?: boolean; inactive?: boolean; event?: string; limit: number; cursor?: string }) =>
+    cli.run(opts, async ({ conn, out }) => {
+      if (opts.active && opts.inactive) throw usage("--active and --inactive: choose one");
+      const page = await listWebhooks(conn, ADMIN, {
+        ...(opts.active ? { is_active: true } : opts.inactive ? { is_active: false } : {}),
+        ...(opts.event !== undefined ? { event: opts.event } : {}),
+        limit: opts.limit,
+        ...(opts.cursor !== undefined ? { cursor: opts.cursor } : {}),
+      });
+      out.list(page.items, listColumns, { empty: "No webhooks. Create one with: pg-webhooks webhooks create --url URL --events TYPES" });
+      if (page.next_cursor) out.notice(`More webhooks: add --cursor ${page.next_cursor}`);
+    }),
+  );
+
+  common(
+    webhooks
+      .command("show")
+      .description("show one webhook (without its secret unless asked)")
+      .argument("<id>", "webhook id", uuid)
+      .option("--show-secret", "also print the signing secret"),
+    "pg-webhooks webhooks show 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f",
+  ).action((id: string, opts: CommonOptions & { showSecret?: boolean }) =>
+    cli.run(opts, async ({ conn, out }) => {
+      const w = await getWebhook(conn, ADMIN, id);
+      const secret = opts.showSecret ? await getWebhookSecret(conn, ADMIN, id) : undefined;
+      out.result(secret === undefined ? w : { ...w, secret }, () =>
+        out.say(renderFields([...webhookFields(w), ...(secret === undefined ? [] : [["secret", secret] as [string, unknown]])])),
+      );
+    }),
+  );
+
+  common(
+    addFieldOptions(
+      webhooks.command("update").description("change a webhook; only the flags given change").argument("<id>", "webhook id", uuid),
+      false,
+    ),
+    "pg-webhooks webhooks update 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --events 'clients.*' --max-attempts 5",
+  ).action((id: string, opts: FieldOptions) =>
+    cli.run(opts, async ({ conn, out, config }) => {
+      let w: WebhookView;
+      try {
+        // Flags that change part of a field (attempts of the retry policy, the header of the
+        // signature) need the rest of it from the webhook as it is.
+        const partial =
+          (opts.maxAttempts !== undefined && opts.retrySchedule === undefined) ||
+          (opts.signatureHeader !== undefined && opts.signature === undefined);
+        const current = partial ? await getWebhook(conn, ADMIN, id) : undefined;
+        const raw = fieldsFromOptions(opts, current);
+        if (Object.keys(raw).length === 0) throw usage("nothing to change: give at least one flag such as --url or --events");
+        const patch = parseWebhookInput(webhookPatchSchema, raw);
+        w = await updateWebhook(conn, ADMIN, id, patch, { allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
+      } catch (e) {
+        throw withFlagNames(e, FLAGS);
+      }
+      out.result(w, () => out.say(renderFields(webhookFields(w))));
+    }),
+  );
+
+  for (const [verb, active] of [["enable", true], ["disable", false]] as const) {
+    common(
+      webhooks
+        .command(verb)
+        .description(active ? "start delivering to a webhook again" : "stop sending to a webhook (new events skip it; queued deliveries fail and stay replayable)")
+        .argument("<id>", "webhook id", uuid),
+      `pg-webhooks webhooks ${verb} 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f`,
+    ).action((id: string, opts: CommonOptions) =>
+      cli.run(opts, async ({ conn, out }) => {
+        const w = await setWebhookActive(conn, ADMIN, id, active);
+        out.result(w, () => out.say(`${active ? "Enabled" : "Disabled"} webhook ${id}.`));
+      }),
+    );
+  }
+
+  common(
+    webhooks
+      .command("delete")
+      .description("delete a webhook; its pending deliveries are cancelled, its history stays until pruned")
+      .argument("<id>", "webhook id", uuid),
+    "pg-webhooks webhooks delete 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f",
+  ).action((id: string, opts: CommonOptions) =>
+    cli.run(opts, async ({ conn, out }) => {
+      await deleteWebhook(conn, ADMIN, id);
+      out.result({ id, deleted: true }, () => out.say(`Deleted webhook ${id}.`));
+    }),
+  );
+
+  common(
+    webhooks
+      .command("test")
+      .description("send a signed test event now and print the receiver's answer (exit 1 unless it answers 2xx)")
+      .argument("<id>", "webhook id", uuid)
+      .option("--event-type <type>", "event type to send (default: a test event type)")
+      .option("--data <json>", "the event's data as JSON", jsonValue),
+    "pg-webhooks webhooks test 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --event-type clients.created --data '{\"id\": 1}'",
+  ).action((id: string, opts: CommonOptions & { eventType?: string; data?: unknown }) =>
+    cli.run(opts, async ({ conn, out, config }) => {
+      // Loaded on use: sending pulls in undici and pino, which other commands never need.
+      const { sendTest } = await import("../services/test-send.js");
+      const { createSender } = await import("../delivery/client.js");
+      const { createLogger } = await import("../logger.js");
+      const logger = createLogger(config.LOG_LEVEL, false);
+      const sender = createSender({ allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
+      let r: Awaited<ReturnType<typeof TestSendService.sendTest>>;
+      try {
+        r = await sendTest({ conn, sender, logger }, ADMIN, id, {
+          ...(opts.eventType !== undefined ? { event_type: opts.eventType } : {}),
+          ...(opts.data !== undefined ? { data: opts.data } : {}),
+        });
+      } catch (e) {
+        throw withFlagNames(e, { event_type: "--event-type", data: "--data" });
+      } finally {
+        await sender.close();
+      }
+      out.result(r, () =>
+        out.say(
+          renderFields([
+            ["result", r.ok ? "delivered" : "failed"],
+            ["status code", r.status_code],
+            ["duration", `${r.duration_ms}ms`],
+            ["error", r.error],
+            ["response", r.response_excerpt],
+            ["delivery", r.delivery_id],
+          ]),
+        ),
+      );
+      if (!r.ok) process.exitCode = 1;
+    }),
+  );
+
+  common(
+    webhooks
+      .command("rotate-secret")
+      .description("replace the signing secret; the old one keeps signing alongside for a grace period")
+      .argument("<id>", "webhook id", uuid)
+      .option("--grace <duration>", "how long the old secret stays valid, e.g. 24h (default: the service's)", durationMs),
+    "pg-webhooks webhooks rotate-secret 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --grace 24h",
+  ).action((id: string, opts: CommonOptions & { grace?: number }) =>
+    cli.run(opts, async ({ conn, out }) => {
+      const r = await rotateSecret(conn, ADMIN, id, opts.grace !== undefined ? { grace_ms: opts.grace } : {});
+      out.result(r, () => {
+        out.say(renderFields(Object.entries(r as Record<string, unknown>)));
+        out.notice("Give receivers the new secret; the old one stops working when its grace period ends.");
+      });
+    }),
+  );
+}
