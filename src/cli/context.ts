@@ -1,8 +1,10 @@
 // What every command action gets: the parsed config, an Output, and (for one-shot commands)
 // a connection that is closed, with any embedded Postgres it started, when the action ends.
-import { loadConfig, type Config } from "../config";
+// Config (zod) and the database drivers load only once an action runs: `--help` and usage
+// errors never pay for them.
+import type { Config } from "../config";
 import type { Connection } from "../db/connection";
-import { withConnection, type ResolvedDatabase } from "./database";
+import type { ResolvedDatabase } from "./database";
 import type { CommonOptions } from "./options";
 import { Output } from "./output";
 
@@ -16,8 +18,8 @@ export interface RunContext {
 export interface Cli {
   /** The environment main() was given (the only place it is read). */
   env: Record<string, string | undefined>;
-  /** Parsed lazily, so `--help` works even with a bad environment. */
-  config(): Config;
+  /** Parsed on first use, so `--help` works even with a bad environment. */
+  config(): Promise<Config>;
   output(opts: CommonOptions): Output;
   /** Runs a one-shot command against the database. */
   run(opts: CommonOptions, fn: (ctx: RunContext) => Promise<void>, runOpts?: { autoMigrate?: boolean }): Promise<void>;
@@ -29,8 +31,11 @@ export function createCli(env: Record<string, string | undefined>): Cli {
   let config: Config | undefined;
   const cli: Cli = {
     env,
-    config() {
-      config ??= loadConfig(env);
+    async config() {
+      if (config === undefined) {
+        const { loadConfig } = await import("../config/index.js");
+        config = loadConfig(env);
+      }
       return config;
     },
     output(opts) {
@@ -38,7 +43,8 @@ export function createCli(env: Record<string, string | undefined>): Cli {
     },
     async run(opts, fn, runOpts) {
       const out = cli.output(opts);
-      const cfg = cli.config();
+      const cfg = await cli.config();
+      const { withConnection } = await import("./database.js");
       await withConnection(opts.databaseUrl, cfg, (l) => out.notice(l), (conn, db) => fn({ conn, out, config: cfg, db }), runOpts);
     },
     tty: { stdin: process.stdin.isTTY === true, stderr: process.stderr.isTTY === true },

@@ -1,10 +1,21 @@
 // `pg-webhooks deliveries list|show`: what was sent where, and how each attempt went.
 import type { Command } from "commander";
-import { DELIVERY_STATUSES, getDelivery, listDeliveries, type AttemptView, type DeliveryView } from "../services/deliveries";
+import type { DeliveryStatus } from "../db/schema";
+import type * as DeliveriesService from "../services/deliveries";
+import type { AttemptView, DeliveryView } from "../services/deliveries";
 import { ADMIN } from "../services/scope";
 import type { Cli } from "./context";
-import { common, integer, oneOf, uuid, when, type CommonOptions } from "./options";
+import { common, integer, oneOf, uuid, when, type CommonOptions, type SameValues } from "./options";
 import { renderFields, renderTable, type Column } from "./output";
+
+// The service (zod views) loads when an action runs; these lists must match its own.
+const service = () => import("../services/deliveries.js");
+export const DELIVERY_STATUSES = ["pending", "retrying", "succeeded", "failed", "cancelled"] as const;
+export const REPLAYABLE_STATUSES = ["failed", "succeeded", "cancelled"] as const;
+const sameStatuses: SameValues<(typeof DELIVERY_STATUSES)[number], DeliveryStatus> = true;
+const sameReplayable: SameValues<(typeof REPLAYABLE_STATUSES)[number], (typeof DeliveriesService.REPLAYABLE_STATUSES)[number]> = true;
+void sameStatuses;
+void sameReplayable;
 
 interface ListOptions extends CommonOptions {
   status?: (typeof DELIVERY_STATUSES)[number];
@@ -55,6 +66,7 @@ export function registerDeliveries(program: Command, cli: Cli): void {
     "pg-webhooks deliveries list --status failed --webhook 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --since 2h",
   ).action((opts: ListOptions) =>
     cli.run(opts, async ({ conn, out }) => {
+      const { listDeliveries } = await service();
       const page = await listDeliveries(conn, ADMIN, {
         ...(opts.status !== undefined ? { status: opts.status } : {}),
         ...(opts.webhook !== undefined ? { webhook_id: opts.webhook } : {}),
@@ -77,6 +89,7 @@ export function registerDeliveries(program: Command, cli: Cli): void {
     "pg-webhooks deliveries show 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f",
   ).action((id: string, opts: CommonOptions) =>
     cli.run(opts, async ({ conn, out }) => {
+      const { getDelivery } = await service();
       const d = await getDelivery(conn, ADMIN, id);
       out.result(d, () => {
         out.say(

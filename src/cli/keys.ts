@@ -1,10 +1,12 @@
 // `pg-webhooks keys create|list|revoke`: API keys for the HTTP API (only hashes are stored).
 import type { Command } from "commander";
-import { createKey, listKeys, revokeKey, type ApiKeyView } from "../services/keys";
+import type { ApiKeyView } from "../services/keys";
 import type { Cli } from "./context";
 import { common, uuid, type CommonOptions } from "./options";
 import type { Column } from "./output";
 
+
+const service = () => import("../services/keys.js"); // zod: loaded on use
 
 const keyColumns: Column<ApiKeyView>[] = [
   { header: "id", value: (k) => k.id },
@@ -29,6 +31,7 @@ export function registerKeys(program: Command, cli: Cli): void {
     "pg-webhooks keys create --tenant acme --name 'acme integration'",
   ).action((opts: CommonOptions & { tenant?: string; name?: string }) =>
     cli.run(opts, async ({ conn, out }) => {
+      const { createKey } = await service();
       const k = await createKey(conn, { tenant: opts.tenant ?? null, name: opts.name ?? null });
       out.result(k, () => {
         out.say(k.key);
@@ -43,6 +46,7 @@ export function registerKeys(program: Command, cli: Cli): void {
   common(keys.command("list").description("list API keys (never the keys themselves)"), "pg-webhooks keys list").action(
     (opts: CommonOptions) =>
       cli.run(opts, async ({ conn, out }) => {
+        const { listKeys } = await service();
         out.list(await listKeys(conn), keyColumns, { empty: "No API keys. Create one with: pg-webhooks keys create" });
       }),
   );
@@ -52,6 +56,7 @@ export function registerKeys(program: Command, cli: Cli): void {
     "pg-webhooks keys revoke 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f",
   ).action((id: string, opts: CommonOptions) =>
     cli.run(opts, async ({ conn, out }) => {
+      const { revokeKey } = await service();
       const r = await revokeKey(conn, id);
       out.result(r, () => out.say(`Revoked key ${id}.`));
     }),

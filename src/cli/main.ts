@@ -1,7 +1,6 @@
 // The `pg-webhooks` program: one commander command group per file, and the one place that
 // turns errors into messages and exit codes (0 done, 1 the operation failed, 2 usage error).
 import { Command, CommanderError } from "commander";
-import { ConfigError } from "../config";
 import { DomainError, coerceError } from "../errors";
 import { createCli, type Cli } from "./context";
 import { registerMigrate } from "./migrate";
@@ -63,7 +62,8 @@ export function reportError(e: unknown, debug = false, write: (s: string) => voi
     if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0) return 0;
     return 2;
   }
-  if (e instanceof ConfigError) {
+  // By name: the config module (zod) is loaded only when a command runs.
+  if (e instanceof Error && e.name === "ConfigError") {
     write(`error: ${e.message}\n`);
     return 2;
   }

@@ -4,10 +4,11 @@
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { DomainError } from "../errors";
-import { findReplayable, getDelivery, queueReplay, REPLAYABLE_STATUSES, type DeliveryView } from "../services/deliveries";
+import type { DeliveryView } from "../services/deliveries";
 import { listDispatchers } from "../services/status";
 import { ADMIN } from "../services/scope";
 import type { Cli } from "./context";
+import { REPLAYABLE_STATUSES } from "./deliveries";
 import { collectUuids, common, oneOf, positiveNumber, uuid, when, type CommonOptions } from "./options";
 import { renderTable, type Column } from "./output";
 
@@ -77,6 +78,7 @@ export function registerReplay(program: Command, cli: Cli): void {
     "pg-webhooks replay --status failed --since 2h --rate 20 --yes",
   ).action((opts: ReplayOptions) =>
     cli.run(opts, async ({ conn, out }) => {
+      const { findReplayable, getDelivery, queueReplay } = await import("../services/deliveries.js");
       const started = Date.now();
       const ids = await findReplayable(conn, ADMIN, {
         status: opts.status,

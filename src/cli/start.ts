@@ -1,10 +1,8 @@
 // `pg-webhooks start`: migrates, then runs the dispatcher and the HTTP API until SIGTERM or
 // SIGINT, when it stops them gracefully (in-flight requests get the grace period) and exits 0.
 import type { Command } from "commander";
-import { connect } from "../db/connection";
 import { DomainError } from "../errors";
 import type { Cli } from "./context";
-import { resolveDatabase } from "./database";
 import { common, type CommonOptions } from "./options";
 
 interface StartOptions extends CommonOptions {
@@ -32,8 +30,10 @@ export function registerStart(program: Command, cli: Cli): void {
     const { createLogger } = await import("../logger.js");
     const { migrate } = await import("../db/migrate.js");
     const { runServer } = await import("../server.js");
+    const { connect } = await import("../db/connection.js");
+    const { resolveDatabase } = await import("./database.js");
     const out = cli.output(opts);
-    const config = cli.config();
+    const config = await cli.config();
     const logger = createLogger(config.LOG_LEVEL, opts.json ? false : undefined);
     const db = await resolveDatabase(opts.databaseUrl, config, (l) => logger.info(l));
     let server: Awaited<ReturnType<typeof runServer>>;

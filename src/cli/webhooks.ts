@@ -4,25 +4,11 @@ import type { Command } from "commander";
 import { DomainError } from "../errors";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
-import {
-  createWebhook,
-  deleteWebhook,
-  getWebhook,
-  getWebhookSecret,
-  listWebhooks,
-  METHODS,
-  parseWebhookInput,
-  rotateSecret,
-  setWebhookActive,
-  SIGNATURE_SCHEMES,
-  updateWebhook,
-  webhookCreateSchema,
-  webhookPatchSchema,
-  type WebhookView,
-} from "../services/webhooks";
-import { parseRetrySchedule } from "../dispatch/retry-policy";
+import type * as WebhooksService from "../services/webhooks";
+import type { WebhookView } from "../services/webhooks";
 import type { Cli } from "./context";
 import {
+  type SameValues,
   collectHeaders,
   common,
   durationMs,
@@ -37,6 +23,15 @@ import {
 } from "./options";
 import { renderFields, type Column } from "./output";
 
+
+// The services (zod schemas, SSRF guard) load when an action runs; these lists must match theirs.
+const service = () => import("../services/webhooks.js");
+const METHODS = ["POST", "PUT", "PATCH"] as const;
+const SIGNATURE_SCHEMES = ["standard", "hex", "sha256"] as const;
+const sameMethods: SameValues<(typeof METHODS)[number], (typeof WebhooksService.METHODS)[number]> = true;
+const sameSchemes: SameValues<(typeof SIGNATURE_SCHEMES)[number], (typeof WebhooksService.SIGNATURE_SCHEMES)[number]> = true;
+void sameMethods;
+void sameSchemes;
 
 /** API field → the flag that sets it, for error messages. */
 const FLAGS: Record<string, string> = {
@@ -115,7 +110,7 @@ function usage(message: string): DomainError {
 }
 
 /** Turns flags into the API's input shape; only the flags given appear in it. */
-function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Record<string, unknown> {
+async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Promise<Record<string, unknown>> {
   const raw: Record<string, unknown> = {};
   if (opts.url !== undefined) raw.url = opts.url;
   if (opts.events !== undefined) raw.events = opts.events;
@@ -152,6 +147,7 @@ function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Record<st
   if (opts.disabled) raw.is_active = false;
 
   if (opts.retrySchedule !== undefined) {
+    const { parseRetrySchedule } = await import("../dispatch/retry-policy.js");
     try {
       raw.retry = parseRetrySchedule(opts.retrySchedule, opts.maxAttempts);
     } catch (e) {
@@ -218,9 +214,10 @@ export function registerWebhooks(program: Command, cli: Cli): void {
     `pg-webhooks webhooks create --url https://api.example.com/in --events deals.updated --filter '{"data.stage": {"$eq": "won"}}' --auth-header 'X-API-Key: k3y' --retry-schedule 30s,5m,1h --timeout 10s`,
   ).action((opts: FieldOptions) =>
     cli.run(opts, async ({ conn, out, config }) => {
+      const { createWebhook, parseWebhookInput, webhookCreateSchema } = await service();
       let result: Awaited<ReturnType<typeof createWebhook>>;
       try {
-        const input = parseWebhookInput(webhookCreateSchema, fieldsFromOptions(opts));
+        const input = parseWebhookInput(webhookCreateSchema, await fieldsFromOptions(opts));
         result = await createWebhook(conn, ADMIN, input, { allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
       } catch (e) {
         throw withFlagNames(e, FLAGS);
@@ -246,6 +243,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
   ).action((opts: CommonOptions & { active?: boolean; inactive?: boolean; event?: string; limit: number; cursor?: string }) =>
     cli.run(opts, async ({ conn, out }) => {
       if (opts.active && opts.inactive) throw usage("--active and --inactive: choose one");
+      const { listWebhooks } = await service();
       const page = await listWebhooks(conn, ADMIN, {
         ...(opts.active ? { is_active: true } : opts.inactive ? { is_active: false } : {}),
         ...(opts.event !== undefined ? { event: opts.event } : {}),
@@ -266,6 +264,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
     "pg-webhooks webhooks show 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f",
   ).action((id: string, opts: CommonOptions & { showSecret?: boolean }) =>
     cli.run(opts, async ({ conn, out }) => {
+      const { getWebhook, getWebhookSecret } = await service();
       const w = await getWebhook(conn, ADMIN, id);
       const secret = opts.showSecret ? await getWebhookSecret(conn, ADMIN, id) : undefined;
       out.result(secret === undefined ? w : { ...w, secret }, () =>
@@ -282,6 +281,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
     "pg-webhooks webhooks update 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --events 'clients.*' --max-attempts 5",
   ).action((id: string, opts: FieldOptions) =>
     cli.run(opts, async ({ conn, out, config }) => {
+      const { getWebhook, parseWebhookInput, updateWebhook, webhookPatchSchema } = await service();
       let w: WebhookView;
       try {
         // Flags that change part of a field (attempts of the retry policy, the header of the
@@ -290,7 +290,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
           (opts.maxAttempts !== undefined && opts.retrySchedule === undefined) ||
           (opts.signatureHeader !== undefined && opts.signature === undefined);
         const current = partial ? await getWebhook(conn, ADMIN, id) : undefined;
-        const raw = fieldsFromOptions(opts, current);
+        const raw = await fieldsFromOptions(opts, current);
         if (Object.keys(raw).length === 0) throw usage("nothing to change: give at least one flag such as --url or --events");
         const patch = parseWebhookInput(webhookPatchSchema, raw);
         w = await updateWebhook(conn, ADMIN, id, patch, { allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
@@ -310,6 +310,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       `pg-webhooks webhooks ${verb} 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f`,
     ).action((id: string, opts: CommonOptions) =>
       cli.run(opts, async ({ conn, out }) => {
+        const { setWebhookActive } = await service();
         const w = await setWebhookActive(conn, ADMIN, id, active);
         out.result(w, () => out.say(`${active ? "Enabled" : "Disabled"} webhook ${id}.`));
       }),
@@ -324,6 +325,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
     "pg-webhooks webhooks delete 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f",
   ).action((id: string, opts: CommonOptions) =>
     cli.run(opts, async ({ conn, out }) => {
+      const { deleteWebhook } = await service();
       await deleteWebhook(conn, ADMIN, id);
       out.result({ id, deleted: true }, () => out.say(`Deleted webhook ${id}.`));
     }),
@@ -381,6 +383,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
     "pg-webhooks webhooks rotate-secret 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --grace 24h",
   ).action((id: string, opts: CommonOptions & { grace?: number }) =>
     cli.run(opts, async ({ conn, out }) => {
+      const { rotateSecret } = await service();
       const r = await rotateSecret(conn, ADMIN, id, opts.grace !== undefined ? { grace_ms: opts.grace } : {});
       out.result(r, () => {
         out.say(renderFields(Object.entries(r as Record<string, unknown>)));
