@@ -98,9 +98,21 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R
   return out;
 }
 
-function policyOf(raw: unknown): RetryPolicy {
-  const parsed = retryPolicySchema.safeParse(raw);
-  return parsed.success ? parsed.data : DEFAULT_RETRY_POLICY;
+/** Parses each webhook's stored policy once per batch; an unreadable one is logged, not hidden. */
+function policyReader(logger: DeliverContext["logger"]): (d: ClaimedDelivery) => RetryPolicy {
+  const cache = new Map<string, RetryPolicy>();
+  return (d) => {
+    let policy = cache.get(d.subscription_id);
+    if (policy === undefined) {
+      const parsed = retryPolicySchema.safeParse(d.retry);
+      if (!parsed.success) {
+        logger.warn({ webhook: d.subscription_id, issues: parsed.error.issues }, "stored retry policy is invalid; using the default");
+      }
+      policy = parsed.success ? parsed.data : DEFAULT_RETRY_POLICY;
+      cache.set(d.subscription_id, policy);
+    }
+    return policy;
+  };
 }
 
 async function send(ctx: DeliverContext, d: ClaimedDelivery, bodies: Map<string, string>): Promise<Recorded> {
@@ -127,7 +139,12 @@ function inactiveOutcome(): AttemptOutcome {
   };
 }
 
-async function record(sql: Queryable, results: Recorded[], opts: AttemptOptions): Promise<void> {
+async function record(
+  sql: Queryable,
+  results: Recorded[],
+  opts: AttemptOptions,
+  policyOf: (d: ClaimedDelivery) => RetryPolicy,
+): Promise<void> {
   if (results.length === 0) return;
   const now = Date.now();
   const cols = {
@@ -154,7 +171,7 @@ async function record(sql: Queryable, results: Recorded[], opts: AttemptOptions)
     if (r.outcome.ok) status = "succeeded";
     else if (opts.retry === false || !r.d.is_active) status = "failed";
     else {
-      const delay = nextDelay(policyOf(r.d.retry), attempt, r.outcome.retryAfterMs);
+      const delay = nextDelay(policyOf(r.d), attempt, r.outcome.retryAfterMs);
       if (delay === null) status = "failed";
       else {
         status = "retrying";
@@ -223,7 +240,8 @@ export async function attemptDeliveries(ctx: DeliverContext, ids: string[], opts
     }
     return send(ctx, d, bodies);
   });
-  await ctx.conn.sql.begin((tx) => record(tx, results, opts));
+  const policyOf = policyReader(ctx.logger);
+  await ctx.conn.sql.begin((tx) => record(tx, results, opts, policyOf));
   for (const r of results) {
     ctx.logger.debug(
       { delivery: r.d.id, event: r.d.event_id, status: r.outcome.status, ms: r.outcome.durationMs, error: r.outcome.error },
