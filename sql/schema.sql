@@ -50,6 +50,8 @@ create table webhooks.deliveries (
   created_at timestamp with time zone not null default now(),
   updated_at timestamp with time zone not null default now(),
   finished_at timestamp with time zone,
+  lease_owner text,
+  parked_at timestamp with time zone,
   constraint deliveries_outbox_id_fkey FOREIGN KEY (outbox_id) REFERENCES webhooks.outbox(id),
   constraint deliveries_pkey PRIMARY KEY (id),
   constraint deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'retrying'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text]))),
@@ -59,7 +61,9 @@ comment on table webhooks.deliveries is 'A row is one event owed to one webhook.
 CREATE INDEX deliveries_by_status ON webhooks.deliveries USING btree (status, created_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text, 'failed'::text]));
 CREATE INDEX deliveries_by_subscription ON webhooks.deliveries USING btree (subscription_id, created_at DESC);
 CREATE INDEX deliveries_finished ON webhooks.deliveries USING btree (finished_at) WHERE (finished_at IS NOT NULL);
+CREATE INDEX deliveries_leased ON webhooks.deliveries USING btree (lease_owner) WHERE (lease_owner IS NOT NULL);
 CREATE INDEX deliveries_outbox ON webhooks.deliveries USING btree (outbox_id);
+CREATE INDEX deliveries_parked ON webhooks.deliveries USING btree (subscription_id, created_at) WHERE (parked_at IS NOT NULL);
 
 create table webhooks.dispatcher_wakeup (
   id boolean not null default true,
@@ -79,6 +83,25 @@ create table webhooks.dispatchers (
   constraint dispatchers_pkey PRIMARY KEY (id)
 );
 comment on table webhooks.dispatchers is 'A row is a running dispatcher process. One whose heartbeat stops is presumed dead, and the jobs it held are released for the others.';
+
+create table webhooks.endpoint_health (
+  subscription_id uuid not null,
+  circuit text not null default 'closed'::text,
+  consecutive_failures integer not null default 0,
+  failing_since timestamp with time zone,
+  last_success_at timestamp with time zone,
+  last_failure_at timestamp with time zone,
+  opened_at timestamp with time zone,
+  next_probe_at timestamp with time zone,
+  probe_interval_ms integer,
+  probe_delivery_id uuid,
+  updated_at timestamp with time zone not null default now(),
+  constraint endpoint_health_circuit_check CHECK ((circuit = ANY (ARRAY['closed'::text, 'open'::text, 'half_open'::text]))),
+  constraint endpoint_health_pkey PRIMARY KEY (subscription_id),
+  constraint endpoint_health_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES webhooks.subscriptions(id) ON DELETE CASCADE
+);
+comment on table webhooks.endpoint_health is 'A row is the health of one webhook''s endpoint: its circuit breaker and the run of failures behind it. No row means healthy (circuit closed). Enabling a webhook deletes its row.';
+CREATE INDEX endpoint_health_probes ON webhooks.endpoint_health USING btree (next_probe_at) WHERE (circuit <> 'closed'::text);
 
 create table webhooks.event_types_seen (
   type text not null,
@@ -135,8 +158,14 @@ create table webhooks.subscriptions (
   created_at timestamp with time zone not null default now(),
   updated_at timestamp with time zone not null default now(),
   deleted_at timestamp with time zone,
+  max_in_flight integer not null default 10,
+  rate_limit_per_s double precision,
+  disable_after_s integer,
+  constraint subscriptions_disable_after_s_check CHECK (((disable_after_s >= 1) AND (disable_after_s <= 31536000))),
+  constraint subscriptions_max_in_flight_check CHECK (((max_in_flight >= 1) AND (max_in_flight <= 1000))),
   constraint subscriptions_method_check CHECK ((method = ANY (ARRAY['POST'::text, 'PUT'::text, 'PATCH'::text]))),
   constraint subscriptions_pkey PRIMARY KEY (id),
+  constraint subscriptions_rate_limit_per_s_check CHECK (((rate_limit_per_s > (0)::double precision) AND (rate_limit_per_s <= (10000)::double precision))),
   constraint subscriptions_signature_scheme_check CHECK ((signature_scheme = ANY (ARRAY['standard'::text, 'hex'::text, 'sha256'::text]))),
   constraint subscriptions_timeout_ms_check CHECK (((timeout_ms >= 100) AND (timeout_ms <= 300000)))
 );

@@ -25,6 +25,14 @@ export const configSchema = z.object({
   WEBHOOKS_DISPATCHER_TIMEOUT_MS: ms(30000),
   /** On SIGTERM, in-flight requests get this long to finish. */
   WEBHOOKS_SHUTDOWN_GRACE_MS: ms(10000),
+  /** Consecutive failed attempts to one webhook that open its circuit. */
+  WEBHOOKS_BREAKER_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(10),
+  /** While a circuit is open, probes go out after this long, doubling each time ... */
+  WEBHOOKS_BREAKER_PROBE_MIN_MS: ms(30000),
+  /** ... up to this interval. */
+  WEBHOOKS_BREAKER_PROBE_MAX_MS: ms(600000),
+  /** A webhook whose every attempt has failed for this long is disabled (per-webhook disable_after_s overrides). */
+  WEBHOOKS_DISABLE_AFTER_S: z.coerce.number().int().min(1).default(5 * 24 * 3600),
 });
 
 export type Config = z.infer<typeof configSchema>;

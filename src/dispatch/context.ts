@@ -1,10 +1,20 @@
-// What the dispatch code needs from its owner: our connection, the HTTP sender, a logger.
+// What the dispatch code needs from its owner: our connection, the HTTP sender, a logger,
+// and (optionally) somewhere to count what it does.
 import type { Connection } from "../db/connection";
 import type { Sender } from "../delivery/client";
 import type { Logger } from "../logger";
+
+/** What the dispatcher reports as it works; src/metrics.ts turns it into Prometheus series. */
+export interface DispatchObserver {
+  /** One HTTP attempt finished (or was refused before sending). */
+  attempt(webhookId: string, outcome: "success" | "failure", durationMs: number): void;
+  /** A delivery reached a final state, or was scheduled for another attempt. */
+  delivery(webhookId: string, status: "succeeded" | "failed" | "retrying"): void;
+}
 
 export interface DeliverContext {
   conn: Connection;
   sender: Sender;
   logger: Logger;
+  observer?: DispatchObserver;
 }
