@@ -7,6 +7,7 @@ import { createSender } from "./delivery/client";
 import { startDispatcher, type Dispatcher } from "./dispatch/dispatcher";
 import type { DeliverContext } from "./dispatch/context";
 import { buildApp } from "./api/app";
+import { createMetrics } from "./metrics";
 
 export interface RunningServer {
   /** The API's address when it runs, e.g. http://127.0.0.1:8080 */
@@ -26,7 +27,10 @@ export async function runServer(opts: {
   const { config, databaseUrl, logger } = opts;
   const conn = connect(databaseUrl, { max: config.WEBHOOKS_CONCURRENCY + 5 });
   const sender = createSender({ allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
-  const ctx: DeliverContext = { conn, sender, logger };
+  // Metrics are served by the API, so only a process running it keeps them; with no
+  // dispatcher alongside, the counters stay at zero and the database gauges still work.
+  const metrics = opts.api ? createMetrics(conn, { logger }) : undefined;
+  const ctx: DeliverContext = { conn, sender, logger, observer: metrics?.observer };
 
   let dispatcher: Dispatcher | null = null;
   let app: ReturnType<typeof buildApp> | null = null;
@@ -34,7 +38,7 @@ export async function runServer(opts: {
   try {
     if (opts.dispatcher) dispatcher = await startDispatcher({ config, databaseUrl, ctx });
     if (opts.api) {
-      app = buildApp({ conn, ctx, config, logger });
+      app = buildApp({ conn, ctx, config, logger, metrics });
       apiUrl = await app.listen({ port: config.PORT, host: config.HOST });
       logger.info({ url: apiUrl }, "API listening");
     }

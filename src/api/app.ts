@@ -8,12 +8,14 @@ import type { Connection } from "../db/connection";
 import type { DeliverContext } from "../dispatch/context";
 import { DomainError } from "../errors";
 import type { Logger } from "../logger";
+import type { Metrics } from "../metrics";
 import { requireApiKey } from "./auth";
 import { deliveryRoutes } from "./deliveries";
 import { registerDocs } from "./docs";
 import { errorHandler, notFoundHandler, validatorCompiler } from "./errors";
 import { eventTypeRoutes } from "./event-types";
 import { healthRoutes } from "./health";
+import { metricsRoutes } from "./metrics";
 import { webhookRoutes } from "./webhooks";
 
 /** Request bodies larger than this are refused with 413. */
@@ -28,6 +30,8 @@ export interface ApiOptions {
 
 export interface BuildAppOptions extends ApiOptions {
   logger?: Logger;
+  /** Served at GET /metrics when given; without it there is no /metrics route. */
+  metrics?: Metrics;
 }
 
 export function buildApp(opts: BuildAppOptions): FastifyInstance {
@@ -71,6 +75,7 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
   registerDocs(app);
 
   app.register(healthRoutes, { prefix: "/v1", conn });
+  if (opts.metrics) app.register(metricsRoutes, { metrics: opts.metrics });
   app.register(
     async (v1) => {
       requireApiKey(v1, conn);
