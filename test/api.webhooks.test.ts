@@ -1,5 +1,6 @@
 // The webhooks resource over HTTP: create, list, read, change, delete, secrets, test sends
-// and secret rotation, each with its main failure.
+// and secret rotation, each with its main failure; endpoint health (settings, circuit, and
+// what enabling and disabling do to it).
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import type { IncomingHttpHeaders } from "node:http";
 import { startApi, rowCounts, webhookBody, type Api } from "./helpers/api";
@@ -33,6 +34,34 @@ async function create(extra: Record<string, unknown> = {}): Promise<{ id: string
   return res.json();
 }
 
+const HEALTHY = {
+  circuit: "closed",
+  consecutive_failures: 0,
+  failing_since: null,
+  last_success_at: null,
+  last_failure_at: null,
+  next_probe_at: null,
+};
+
+/** What the dispatcher writes when an endpoint keeps failing: an open circuit after 12 failures. */
+async function openCircuit(webhookId: string): Promise<void> {
+  await api.db.sql`
+    insert into webhooks.endpoint_health (subscription_id, circuit, consecutive_failures, failing_since, last_success_at,
+                                          last_failure_at, opened_at, next_probe_at, probe_interval_ms)
+    values (${webhookId}, 'open', 12, now() - interval '2 hours', now() - interval '3 hours',
+            now() - interval '1 minute', now() - interval '1 minute', now() + interval '5 minutes', 30000)`;
+}
+
+/** A delivery owed to the webhook; `parked`: waiting for the circuit to close, so without a job. */
+async function insertDelivery(webhookId: string, status: "pending" | "retrying", parked: boolean): Promise<string> {
+  const [row] = await api.db.sql<{ id: string }[]>`
+    with e as (insert into webhooks.outbox (type, data, dispatched_at) values ('a.b', '{}', now()) returning id, event_id)
+    insert into webhooks.deliveries (subscription_id, outbox_id, event_id, event_type, status, attempts, parked_at)
+    select ${webhookId}, id, event_id, 'a.b', ${status}, ${status === "retrying" ? 3 : 0}, ${parked ? new Date() : null} from e
+    returning id`;
+  return row!.id;
+}
+
 describe("POST /v1/webhooks", () => {
   it("creates a webhook and answers 201 with it and a generated whsec_ secret", async () => {
     const res = await api.call("POST", "/v1/webhooks", {
@@ -47,6 +76,9 @@ describe("POST /v1/webhooks", () => {
         filter: { "data.stage": "won" },
         retry: { max_attempts: 5 },
         timeout_ms: 5000,
+        max_in_flight: 4,
+        rate_limit_per_s: 2.5,
+        disable_after_s: 3600,
       },
     });
     expect(res.statusCode).toBe(201);
@@ -62,12 +94,40 @@ describe("POST /v1/webhooks", () => {
       signature_scheme: "standard",
       retry: { max_attempts: 5, strategy: "schedule" },
       timeout_ms: 5000,
+      max_in_flight: 4,
+      rate_limit_per_s: 2.5,
+      disable_after_s: 3600,
       is_active: true,
       tenant: null,
+      health: HEALTHY,
     });
     expect(w.secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
     expect(JSON.stringify(w)).not.toContain("tok-123");
     expect(JSON.stringify(w)).not.toContain("k3y");
+  });
+
+  it("defaults to 10 requests in flight, no rate limit and the dispatcher's disable-after", async () => {
+    const w = await create();
+    const res = await api.call("GET", `/v1/webhooks/${w.id}`);
+    expect(res.json()).toMatchObject({ max_in_flight: 10, rate_limit_per_s: null, disable_after_s: null, health: HEALTHY });
+    const [row] = await api.db.sql`select max_in_flight, rate_limit_per_s, disable_after_s from webhooks.subscriptions where id = ${w.id}`;
+    expect(row).toEqual({ max_in_flight: 10, rate_limit_per_s: null, disable_after_s: null });
+  });
+
+  it("names the field and the expected shape of bad endpoint settings, and writes nothing", async () => {
+    const before = await rowCounts(api.db);
+    const res = await api.call("POST", "/v1/webhooks", {
+      body: webhookBody(receiver.url, { max_in_flight: 0, rate_limit_per_s: -1, disable_after_s: "x" }),
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe("invalid_input");
+    expect(res.json().error.details).toEqual([
+      { path: "max_in_flight", message: "expected a whole number of requests from 1 to 1000" },
+      { path: "rate_limit_per_s", message: "expected requests per second above 0 and at most 10000, or null for no limit" },
+      { path: "disable_after_s", message: "expected whole seconds from 1 to 31536000 (a year), or null for the dispatcher default" },
+    ]);
+    expect(res.json().error.message).toMatch(/^max_in_flight: expected a whole number of requests from 1 to 1000 \(and 2 more problems\)$/);
+    expect(await rowCounts(api.db)).toEqual(before);
   });
 
   it("names the bad field of an invalid filter, and writes nothing", async () => {
@@ -155,6 +215,29 @@ describe("GET /v1/webhooks/:id", () => {
     expect(res.body).not.toContain(w.secret);
   });
 
+  it("shows the endpoint's health: an open circuit with its run of failures", async () => {
+    const w = await create();
+    await openCircuit(w.id);
+    const res = await api.call("GET", `/v1/webhooks/${w.id}`);
+    expect(res.statusCode).toBe(200);
+    const health = res.json().health;
+    expect(health).toEqual({
+      circuit: "open",
+      consecutive_failures: 12,
+      failing_since: expect.any(String),
+      last_success_at: expect.any(String),
+      last_failure_at: expect.any(String),
+      next_probe_at: expect.any(String),
+    });
+    expect(Date.parse(health.failing_since)).toBeLessThan(Date.now() - 3_500_000);
+    expect(Date.parse(health.next_probe_at)).toBeGreaterThan(Date.now());
+
+    const list = await api.call("GET", "/v1/webhooks?limit=1000");
+    const listed = list.json().items.find((x: { id: string }) => x.id === w.id);
+    expect(listed.health).toEqual(health);
+    expect(list.json().items.filter((x: { id: string }) => x.id !== w.id).every((x: { health: unknown }) => JSON.stringify(x.health) === JSON.stringify(HEALTHY))).toBe(true);
+  });
+
   it("answers 404 for an unknown id and 400 for a malformed one", async () => {
     const missing = await api.call("GET", "/v1/webhooks/00000000-0000-4000-8000-000000000000");
     expect(missing.statusCode).toBe(404);
@@ -183,6 +266,99 @@ describe("PATCH /v1/webhooks/:id", () => {
     expect(on.json()).toMatchObject({ is_active: true, disabled_at: null, disabled_reason: null });
   });
 
+  it("changes the endpoint settings, and null removes the rate limit and restores the default disable-after", async () => {
+    const w = await create();
+    const set = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { max_in_flight: 1, rate_limit_per_s: 0.5, disable_after_s: 86400 } });
+    expect(set.statusCode).toBe(200);
+    expect(set.json()).toMatchObject({ max_in_flight: 1, rate_limit_per_s: 0.5, disable_after_s: 86400, health: HEALTHY });
+    const cleared = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { rate_limit_per_s: null, disable_after_s: null } });
+    expect(cleared.json()).toMatchObject({ max_in_flight: 1, rate_limit_per_s: null, disable_after_s: null });
+  });
+
+  it("refuses bad endpoint settings naming each field, and changes nothing", async () => {
+    const w = await create({ max_in_flight: 3 });
+    const [before] = await api.db.sql`select * from webhooks.subscriptions where id = ${w.id}`;
+    for (const [body, path] of [
+      [{ max_in_flight: 0 }, "max_in_flight"],
+      [{ max_in_flight: 1001 }, "max_in_flight"],
+      [{ max_in_flight: 2.5 }, "max_in_flight"],
+      [{ max_in_flight: null }, "max_in_flight"],
+      [{ rate_limit_per_s: -1 }, "rate_limit_per_s"],
+      [{ rate_limit_per_s: 0 }, "rate_limit_per_s"],
+      [{ rate_limit_per_s: 10001 }, "rate_limit_per_s"],
+      [{ disable_after_s: "x" }, "disable_after_s"],
+      [{ disable_after_s: 0 }, "disable_after_s"],
+      [{ disable_after_s: 31536001 }, "disable_after_s"],
+    ] as const) {
+      const res = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { name: "changed", ...body } });
+      expect({ body, status: res.statusCode }).toEqual({ body, status: 400 });
+      expect({ body, details: res.json().error.details }).toEqual({ body, details: [{ path, message: expect.stringMatching(/^expected /) }] });
+    }
+    const [after] = await api.db.sql`select * from webhooks.subscriptions where id = ${w.id}`;
+    expect(after).toEqual(before);
+  });
+
+  it("resets the endpoint's health when a disabled webhook is enabled again", async () => {
+    const w = await create();
+    await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { is_active: false } });
+    await openCircuit(w.id);
+    expect((await api.call("GET", `/v1/webhooks/${w.id}`)).json().health).toMatchObject({ circuit: "open", consecutive_failures: 12 });
+
+    const on = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { is_active: true } });
+    expect(on.statusCode).toBe(200);
+    expect(on.json()).toMatchObject({ is_active: true, health: HEALTHY });
+    const rows = await api.db.sql`select 1 from webhooks.endpoint_health where subscription_id = ${w.id}`;
+    expect(rows).toHaveLength(0);
+  });
+
+  it("leaves the health of a webhook that is already active alone (the dispatcher's probes own it)", async () => {
+    const w = await create();
+    await openCircuit(w.id);
+    const res = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { is_active: true, name: "renamed" } });
+    expect(res.json()).toMatchObject({ name: "renamed", health: { circuit: "open", consecutive_failures: 12 } });
+  });
+
+  it("fails the parked deliveries of a webhook it disables, in the same change, and they stay replayable", async () => {
+    const w = await create();
+    await openCircuit(w.id);
+    const parkedPending = await insertDelivery(w.id, "pending", true);
+    const parkedRetrying = await insertDelivery(w.id, "retrying", true);
+    const queued = await insertDelivery(w.id, "pending", false);
+
+    const off = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { is_active: false } });
+    expect(off.statusCode).toBe(200);
+    const rows = await api.db.sql<{ id: string; status: string; parked_at: Date | null; finished_at: Date | null; last_error: string | null }[]>`
+      select id, status, parked_at, finished_at, last_error from webhooks.deliveries where subscription_id = ${w.id}`;
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const id of [parkedPending, parkedRetrying]) {
+      expect(byId.get(id)).toMatchObject({
+        status: "failed",
+        parked_at: null,
+        finished_at: expect.any(Date),
+        last_error: "webhook disabled: disabled by a user",
+      });
+    }
+    // Not parked: its job is still queued, and the dispatcher fails it when it runs.
+    expect(byId.get(queued)).toMatchObject({ status: "pending", finished_at: null });
+
+    await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { is_active: true } });
+    const replay = await api.call("POST", `/v1/webhooks/${w.id}/replay`, { body: {} });
+    expect(replay.statusCode).toBe(202);
+    expect(replay.json()).toEqual({ matched: 2, queued: 2 });
+  });
+
+  it("queues, on enabling, a delivery parked after the webhook was disabled (no health row would probe for it)", async () => {
+    const w = await create({ is_active: false });
+    await openCircuit(w.id);
+    const stray = await insertDelivery(w.id, "retrying", true);
+    const [jobsBefore] = await api.db.sql<{ n: number }[]>`select count(*)::int as n from graphile_worker._private_jobs`;
+    await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { is_active: true } });
+    const [row] = await api.db.sql`select status, parked_at, next_attempt_at from webhooks.deliveries where id = ${stray}`;
+    expect(row).toMatchObject({ status: "retrying", parked_at: null, next_attempt_at: expect.any(Date) });
+    const [jobsAfter] = await api.db.sql<{ n: number }[]>`select count(*)::int as n from graphile_worker._private_jobs`;
+    expect(jobsAfter!.n).toBe(jobsBefore!.n + 1);
+  });
+
   it("answers 400 naming an unknown field, and changes nothing", async () => {
     const w = await create({ name: "keep" });
     const res = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { name: "changed", urll: "https://x.example" } });
@@ -207,8 +383,11 @@ describe("DELETE /v1/webhooks/:id", () => {
     const [delivery] = await api.db.sql<{ id: string }[]>`
       insert into webhooks.deliveries (subscription_id, outbox_id, event_id, event_type)
       values (${w.id}, ${event!.id}, ${event!.event_id}, 'a.b') returning id`;
+    const parked = await insertDelivery(w.id, "retrying", true);
     const res = await api.call("DELETE", `/v1/webhooks/${w.id}`);
     expect(res.statusCode).toBe(204);
+    const [parkedRow] = await api.db.sql`select status, parked_at from webhooks.deliveries where id = ${parked}`;
+    expect(parkedRow).toEqual({ status: "cancelled", parked_at: null });
     expect(res.body).toBe("");
     expect((await api.call("GET", `/v1/webhooks/${w.id}`)).statusCode).toBe(404);
     const history = await api.call("GET", `/v1/deliveries/${delivery!.id}`);

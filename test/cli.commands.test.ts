@@ -60,6 +60,12 @@ describe("every command", () => {
     [["webhooks", "list", "--limit", "0"], /--limit/],
     [["webhooks", "show", "not-an-id"], /argument 'id'/],
     [["webhooks", "update", ID, "--max-attempts", "50"], /--max-attempts/],
+    [["webhooks", "create", "--url", "https://example.com/x", "--events", "a.b", "--max-in-flight", "0"], /--max-in-flight.*1 to 1000/],
+    [["webhooks", "update", ID, "--rate-limit", "0"], /--rate-limit.*above 0/],
+    [["webhooks", "update", ID, "--rate-limit", "20000"], /--rate-limit.*at most 10000/],
+    [["webhooks", "update", ID, "--disable-after", "500ms"], /--disable-after.*whole seconds.*"500ms"/],
+    [["webhooks", "update", ID, "--disable-after", "400d"], /--disable-after.*1s to 365d/],
+    [["webhooks", "update", ID, "--disable-after", "soon"], /--disable-after.*5d, 12h, 90m, 3600s or 3600/],
     [["webhooks", "enable"], /missing required argument 'id'/],
     [["webhooks", "disable", "42"], /argument 'id'/],
     [["webhooks", "delete", "nope"], /argument 'id'/],
@@ -196,6 +202,86 @@ describe("webhooks", () => {
     expect(gone.stderr).toContain(`webhook ${id} not found`);
   });
 
+  it("sets endpoint settings by flag, and shows the endpoint's health in show, list and status", async () => {
+    const created = await json<{ id: string }>([
+      "webhooks", "create", "--url", `${rx.url}/flaky`, "--events", "*", "--name", "flaky",
+      "--max-in-flight", "5", "--rate-limit", "2.5", "--disable-after", "12h",
+    ]);
+    expect(created).toMatchObject({
+      max_in_flight: 5,
+      rate_limit_per_s: 2.5,
+      disable_after_s: 43200,
+      health: { circuit: "closed", consecutive_failures: 0, failing_since: null, next_probe_at: null },
+    });
+    const id = created.id;
+    expect(await json(["webhooks", "update", id, "--disable-after", "3600", "--no-rate-limit"])).toMatchObject({
+      max_in_flight: 5,
+      rate_limit_per_s: null,
+      disable_after_s: 3600,
+    });
+    expect(await json(["webhooks", "update", id, "--no-disable-after", "--max-in-flight", "1", "--rate-limit", "0.5"])).toMatchObject({
+      max_in_flight: 1,
+      rate_limit_per_s: 0.5,
+      disable_after_s: null,
+    });
+
+    await t.sql`
+      insert into webhooks.endpoint_health (subscription_id, circuit, consecutive_failures, failing_since, last_failure_at,
+                                            opened_at, next_probe_at, probe_interval_ms)
+      values (${id}, 'open', 12, now() - interval '2 hours', now(), now(), now() + interval '5 minutes', 30000)`;
+    const shown = await json<{ health: unknown }>(["webhooks", "show", id]);
+    expect(shown.health).toEqual({
+      circuit: "open",
+      consecutive_failures: 12,
+      failing_since: expect.any(String),
+      last_success_at: null,
+      last_failure_at: expect.any(String),
+      next_probe_at: expect.any(String),
+    });
+    const human = await cli(["webhooks", "show", id]);
+    expect(human.stdout).toMatch(/max in flight:\s+1\n/);
+    expect(human.stdout).toMatch(/rate limit:\s+0\.5\/s\n/);
+    expect(human.stdout).toMatch(/disable after:\s+5d \(default\)\n/);
+    expect(human.stdout).toMatch(/circuit:\s+open\n/);
+    expect(human.stdout).toMatch(/failures in a row:\s+12\n/);
+    expect(human.stdout).toMatch(/failing since:\s+\d{4}-\d\d-\d\dT/);
+    expect(human.stdout).toMatch(/last success:\s+-\n/);
+    expect(human.stdout).toMatch(/next probe:\s+\d{4}-\d\d-\d\dT/);
+    const listed = await cli(["webhooks", "list"]);
+    expect(listed.stdout).toMatch(/ACTIVE\s+CIRCUIT\s+TENANT/);
+    expect(listed.stdout).toMatch(new RegExp(`${id}\\s+flaky\\s+\\S+\\s+\\*\\s+yes\\s+open`));
+
+    type Attention = { id: string; is_active: boolean; circuit: string; consecutive_failures: number; disabled_reason: string | null };
+    const status = await json<{ attention: Attention[]; webhooks: { id: string; circuit: string }[] }>(["status"]);
+    expect(status.attention).toContainEqual(
+      expect.objectContaining({ id, is_active: true, circuit: "open", consecutive_failures: 12, disabled_reason: null, failing_since: expect.any(String) }),
+    );
+    expect(status.attention.every((w) => w.circuit !== "closed" || !w.is_active)).toBe(true);
+    expect(status.webhooks).toContainEqual(expect.objectContaining({ id, circuit: "open" }));
+    const humanStatus = await cli(["status"]);
+    expect(humanStatus.stdout).toContain("Needs attention (circuit not closed, or disabled):");
+    expect(humanStatus.stdout).toMatch(/WEBHOOK\s+NAME\s+ACTIVE\s+CIRCUIT\s+FAILURES\s+FAILING SINCE\s+NEXT PROBE\s+DISABLED REASON/);
+    expect(humanStatus.stdout).toMatch(new RegExp(`${id}\\s+flaky\\s+yes\\s+open\\s+12\\s+\\S+\\s+\\S+\\s+-\\n`));
+
+    await json(["webhooks", "disable", id]);
+    const disabled = await json<{ attention: Attention[] }>(["status"]);
+    expect(disabled.attention).toContainEqual(
+      expect.objectContaining({ id, is_active: false, circuit: "open", consecutive_failures: 12, disabled_reason: "disabled by a user" }),
+    );
+    expect((await cli(["status"])).stdout).toMatch(new RegExp(`${id}\\s+flaky\\s+no\\s+open\\s+12\\s+.*disabled by a user`));
+
+    // Enabling starts the endpoint afresh: circuit closed, no failures, nothing to attend to.
+    expect(await json(["webhooks", "enable", id])).toMatchObject({
+      is_active: true,
+      health: { circuit: "closed", consecutive_failures: 0, failing_since: null, next_probe_at: null },
+    });
+    const [row] = await t.sql<{ n: number }[]>`select count(*)::int as n from webhooks.endpoint_health where subscription_id = ${id}`;
+    expect(row?.n).toBe(0);
+    const after = await json<{ attention: Attention[] }>(["status"]);
+    expect(after.attention.map((w) => w.id)).not.toContain(id);
+    await json(["webhooks", "delete", id]);
+  });
+
   it("names the flag when the API's validation rejects a value", async () => {
     const [privateTarget, badFilter, badSchedule] = await Promise.all([
       runCli(["webhooks", "create", "--url", "http://127.0.0.1:9/x", "--events", "a.b"], { env: { DATABASE_URL: t.url } }),
@@ -298,7 +384,7 @@ describe("prune and status", () => {
     expect(tested.every((w) => w.success_rate !== null && w.median_latency_ms !== null)).toBe(true);
     const human = await cli(["status"]);
     expect(human.stdout).toMatch(/outbox lag:\s+\d+\w+ \(\d+ events waiting\)/);
-    expect(human.stdout).toMatch(/WEBHOOK\s+NAME\s+URL\s+ACTIVE\s+ATTEMPTS\s+SUCCESS\s+MEDIAN\s+FAILED/);
+    expect(human.stdout).toMatch(/WEBHOOK\s+NAME\s+URL\s+ACTIVE\s+CIRCUIT\s+ATTEMPTS\s+SUCCESS\s+MEDIAN\s+FAILED/);
   });
 
   it("deletes finished deliveries, their attempts and dispatched events older than the cut-off", async () => {

@@ -91,6 +91,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
       schema: {
         tags: TAG,
         summary: "List webhooks, oldest first",
+        description: "Each webhook carries its endpoint's health (circuit breaker state and run of failures).",
         querystring: webhookListQuery,
         response: { 200: pageOf(webhookViewSchema).describe("A page of webhooks"), ...errorResponses(400, 401) },
       },
@@ -112,6 +113,9 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
       schema: {
         tags: TAG,
         summary: "Get a webhook (without its secret)",
+        description:
+          "With its endpoint's health: circuit closed (deliveries flow), open (the endpoint kept failing; deliveries wait " +
+          "until a probe succeeds) or half_open (a probe is in flight), the failures in a row and when they began.",
         params: idParams,
         response: { 200: webhookViewSchema.describe("The webhook"), ...errorResponses(400, 401, 404) },
       },
@@ -125,7 +129,9 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
       schema: {
         tags: TAG,
         summary: "Change a webhook",
-        description: "Only the fields given change. is_active: false stops new deliveries; true clears disabled_reason.",
+        description:
+          "Only the fields given change. is_active: false stops new deliveries and fails those parked behind an open " +
+          "circuit (they stay replayable); true clears disabled_reason and resets the endpoint's health (circuit closed).",
         params: idParams,
         body: webhookPatchSchema,
         response: { 200: webhookViewSchema.describe("The webhook as changed"), ...errorResponses(400, 401, 404, 413, 415) },

@@ -1,11 +1,12 @@
 // `pg-webhooks webhooks …`: create, inspect, change, test and delete webhooks. Flags map
 // onto the HTTP API's fields and go through the same zod schemas and service functions.
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { DomainError } from "../errors";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
 import type * as WebhooksService from "../services/webhooks";
 import type { WebhookView } from "../services/webhooks";
+import { formatDuration, parseDuration } from "../util/duration";
 import type { Cli } from "./context";
 import {
   type SameValues,
@@ -45,6 +46,9 @@ const FLAGS: Record<string, string> = {
   secret: "--secret",
   retry: "--retry-schedule/--max-attempts",
   timeout_ms: "--timeout",
+  max_in_flight: "--max-in-flight",
+  rate_limit_per_s: "--rate-limit",
+  disable_after_s: "--disable-after",
   name: "--name",
   description: "--description",
   tenant: "--tenant",
@@ -70,7 +74,40 @@ interface FieldOptions extends CommonOptions {
   maxAttempts?: number;
   retrySchedule?: string;
   timeout?: number;
+  maxInFlight?: number;
+  /** false: --no-rate-limit */
+  rateLimit?: number | false;
+  /** Seconds; false: --no-disable-after */
+  disableAfter?: number | false;
   disabled?: boolean;
+}
+
+const MAX_DISABLE_AFTER_S = 365 * 24 * 3600;
+
+/** "5d", "12h", "90m", "3600s" or plain seconds ("3600") → whole seconds, 1s to 365d. */
+function disableAfterSeconds(text: string): number {
+  const t = text.trim();
+  let ms: number;
+  try {
+    ms = /^\d+$/.test(t) ? Number(t) * 1000 : parseDuration(t);
+  } catch {
+    ms = Number.NaN;
+  }
+  if (!Number.isSafeInteger(ms) || ms % 1000 !== 0 || ms < 1000 || ms > MAX_DISABLE_AFTER_S * 1000) {
+    throw new InvalidArgumentError(
+      `expected a duration from 1s to 365d in whole seconds, such as 5d, 12h, 90m, 3600s or 3600, got ${JSON.stringify(text)}`,
+    );
+  }
+  return ms / 1000;
+}
+
+/** Requests per second: above 0, at most 10000 (fractions allowed). */
+function ratePerSecond(text: string): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n <= 0 || n > 10_000) {
+    throw new InvalidArgumentError(`expected requests per second above 0 and at most 10000, such as 5 or 0.5, got ${JSON.stringify(text)}`);
+  }
+  return n;
 }
 
 function addFieldOptions(cmd: Command, creating: boolean): Command {
@@ -95,12 +132,23 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
     .option("--secret <secret>", "signing secret (default: a new whsec_… secret)")
     .option("--max-attempts <n>", "attempts before a delivery fails (1-20)", integer(1, 20))
     .option("--retry-schedule <schedule>", "exponential, linear, or delays such as 30s,5m,1h")
-    .option("--timeout <duration>", "per-request timeout, e.g. 15s (default 15s)", durationMs);
+    .option("--timeout <duration>", "per-request timeout, e.g. 15s (default 15s)", durationMs)
+    .option("--max-in-flight <n>", "requests to it in flight at once, per dispatcher (1-1000, default 10)", integer(1, 1000))
+    .option("--rate-limit <per-second>", "at most this many requests per second, per dispatcher, e.g. 5 or 0.5 (default: no limit)", ratePerSecond)
+    .option(
+      "--disable-after <duration>",
+      "disable it once every attempt has failed this long: 5d, 12h, 90m, 3600s or plain seconds (default: WEBHOOKS_DISABLE_AFTER_S, 5d)",
+      disableAfterSeconds,
+    );
   if (creating) {
     cmd.option("--disabled", "create it inactive (enable later with webhooks enable)");
     cmd.option("--tenant <tenant>", "the tenant whose events it receives (default: every tenant)");
   } else {
-    cmd.option("--no-auth", "remove authentication").option("--no-filter", "remove the filter");
+    cmd
+      .option("--no-auth", "remove authentication")
+      .option("--no-filter", "remove the filter")
+      .option("--no-rate-limit", "remove the rate limit")
+      .option("--no-disable-after", "use the dispatcher default again (WEBHOOKS_DISABLE_AFTER_S)");
   }
   return cmd;
 }
@@ -144,6 +192,9 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
     if (opts.timeout < 100 || opts.timeout > 300_000) throw usage(`--timeout: expected a duration from 100ms to 5m, got ${opts.timeout}ms`);
     raw.timeout_ms = opts.timeout;
   }
+  if (opts.maxInFlight !== undefined) raw.max_in_flight = opts.maxInFlight;
+  if (opts.rateLimit !== undefined) raw.rate_limit_per_s = opts.rateLimit === false ? null : opts.rateLimit;
+  if (opts.disableAfter !== undefined) raw.disable_after_s = opts.disableAfter === false ? null : opts.disableAfter;
   if (opts.disabled) raw.is_active = false;
 
   if (opts.retrySchedule !== undefined) {
@@ -175,7 +226,20 @@ function describeAuth(auth: unknown): string {
   }
 }
 
-function webhookFields(w: WebhookView): [string, unknown][] {
+/** The endpoint's health as key/value lines; the probe time only while the circuit is not closed. */
+function healthFields(h: WebhookView["health"]): [string, unknown][] {
+  return [
+    ["circuit", h.circuit],
+    ["failures in a row", h.consecutive_failures],
+    ["failing since", h.failing_since],
+    ["last success", h.last_success_at],
+    ["last failure", h.last_failure_at],
+    ...(h.circuit === "closed" ? [] : [["next probe", h.next_probe_at] as [string, unknown]]),
+  ];
+}
+
+/** `defaultDisableAfterS`: WEBHOOKS_DISABLE_AFTER_S, shown when the webhook has no disable_after_s of its own. */
+function webhookFields(w: WebhookView, defaultDisableAfterS: number): [string, unknown][] {
   return [
     ["id", w.id],
     ["name", w.name],
@@ -189,6 +253,15 @@ function webhookFields(w: WebhookView): [string, unknown][] {
     ["signature", `${w.signature_scheme}${w.signature_header ? ` in ${w.signature_header}` : ""}`],
     ["retry", w.retry],
     ["timeout", `${w.timeout_ms}ms`],
+    ["max in flight", w.max_in_flight],
+    ["rate limit", w.rate_limit_per_s === null ? "none" : `${w.rate_limit_per_s}/s`],
+    [
+      "disable after",
+      w.disable_after_s === null
+        ? `${formatDuration(defaultDisableAfterS * 1000)} (default)`
+        : formatDuration(w.disable_after_s * 1000),
+    ],
+    ...healthFields(w.health),
     ["created", w.created_at],
     ["updated", w.updated_at],
   ];
@@ -200,6 +273,7 @@ const listColumns: Column<WebhookView>[] = [
   { header: "url", value: (w) => w.url, max: 48 },
   { header: "events", value: (w) => w.events, max: 32 },
   { header: "active", value: (w) => (w.is_active ? "yes" : "no") },
+  { header: "circuit", value: (w) => w.health.circuit },
   { header: "tenant", value: (w) => w.tenant },
   { header: "created", value: (w) => w.created_at },
 ];
@@ -224,7 +298,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       }
       const { webhook, secret } = result;
       out.result({ ...webhook, secret }, () => {
-        out.say(renderFields([...webhookFields(webhook), ["secret", secret]]));
+        out.say(renderFields([...webhookFields(webhook, config.WEBHOOKS_DISABLE_AFTER_S), ["secret", secret]]));
         out.notice("Keep the secret: receivers verify signatures with it (webhooks show --show-secret prints it again).");
       });
     }),
@@ -263,12 +337,17 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       .option("--show-secret", "also print the signing secret"),
     "pg-webhooks webhooks show 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f",
   ).action((id: string, opts: CommonOptions & { showSecret?: boolean }) =>
-    cli.run(opts, async ({ conn, out }) => {
+    cli.run(opts, async ({ conn, out, config }) => {
       const { getWebhook, getWebhookSecret } = await service();
       const w = await getWebhook(conn, ADMIN, id);
       const secret = opts.showSecret ? await getWebhookSecret(conn, ADMIN, id) : undefined;
       out.result(secret === undefined ? w : { ...w, secret }, () =>
-        out.say(renderFields([...webhookFields(w), ...(secret === undefined ? [] : [["secret", secret] as [string, unknown]])])),
+        out.say(
+          renderFields([
+            ...webhookFields(w, config.WEBHOOKS_DISABLE_AFTER_S),
+            ...(secret === undefined ? [] : [["secret", secret] as [string, unknown]]),
+          ]),
+        ),
       );
     }),
   );
@@ -297,7 +376,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       } catch (e) {
         throw withFlagNames(e, FLAGS);
       }
-      out.result(w, () => out.say(renderFields(webhookFields(w))));
+      out.result(w, () => out.say(renderFields(webhookFields(w, config.WEBHOOKS_DISABLE_AFTER_S))));
     }),
   );
 
@@ -305,7 +384,11 @@ export function registerWebhooks(program: Command, cli: Cli): void {
     common(
       webhooks
         .command(verb)
-        .description(active ? "start delivering to a webhook again" : "stop sending to a webhook (new events skip it; queued deliveries fail and stay replayable)")
+        .description(
+          active
+            ? "start delivering to a webhook again; resets its endpoint health (circuit closed, failure count 0)"
+            : "stop sending to a webhook (new events skip it; queued and parked deliveries fail and stay replayable)",
+        )
         .argument("<id>", "webhook id", uuid),
       `pg-webhooks webhooks ${verb} 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f`,
     ).action((id: string, opts: CommonOptions) =>

@@ -1,6 +1,8 @@
 // Health at a glance: how far the dispatcher lags behind the outbox, how much work is owed,
-// and how each webhook's endpoint has been answering over the last 24 hours.
+// how each webhook's endpoint has been answering over the last 24 hours, and which webhooks
+// need attention (circuit not closed, or disabled).
 import type { Connection } from "../db/connection";
+import type { Circuit } from "./webhooks";
 
 export const STATUS_WINDOW_HOURS = 24;
 
@@ -17,6 +19,23 @@ export interface WebhookHealth {
   median_latency_ms: number | null;
   /** Deliveries that ended failed in the window. */
   failed_deliveries: number;
+  /** The endpoint's circuit breaker: closed unless it has an open or half_open endpoint_health row. */
+  circuit: Circuit;
+}
+
+/** A webhook whose circuit is not closed or that is disabled: why, and since when. */
+export interface WebhookAttention {
+  id: string;
+  name: string | null;
+  url: string;
+  is_active: boolean;
+  disabled_reason: string | null;
+  disabled_at: Date | null;
+  circuit: Circuit;
+  /** Failed attempts since the last success. */
+  consecutive_failures: number;
+  failing_since: Date | null;
+  next_probe_at: Date | null;
 }
 
 export interface Status {
@@ -31,6 +50,7 @@ export interface Status {
   dispatchers: { id: string; hostname: string; pid: number; heartbeat_at: Date }[];
   window_hours: number;
   webhooks: WebhookHealth[];
+  attention: WebhookAttention[];
 }
 
 /** Dispatchers that have registered and not yet stopped (or been presumed dead). */
@@ -60,12 +80,22 @@ export async function getStatus(conn: Connection): Promise<Status> {
       ok: string;
       median: number | null;
       failed: string;
+      disabled_reason: string | null;
+      disabled_at: Date | null;
+      circuit: Circuit;
+      consecutive_failures: number;
+      failing_since: Date | null;
+      next_probe_at: Date | null;
     }[]
   >`
-    select s.id, s.name, s.url, s.is_active,
+    select s.id, s.name, s.url, s.is_active, s.disabled_reason, s.disabled_at,
            coalesce(a.attempts, 0) as attempts, coalesce(a.ok, 0) as ok, a.median,
-           coalesce(f.failed, 0) as failed
+           coalesce(f.failed, 0) as failed,
+           -- No endpoint_health row: healthy.
+           coalesce(h.circuit, 'closed') as circuit, coalesce(h.consecutive_failures, 0) as consecutive_failures,
+           h.failing_since, h.next_probe_at
       from webhooks.subscriptions s
+      left join webhooks.endpoint_health h on h.subscription_id = s.id
       left join lateral (
         select count(*) as attempts,
                count(*) filter (where at.response_status between 200 and 299) as ok,
@@ -107,7 +137,22 @@ export async function getStatus(conn: Connection): Promise<Status> {
         success_rate: attempts === 0 ? null : Number(r.ok) / attempts,
         median_latency_ms: r.median === null ? null : Math.round(Number(r.median)),
         failed_deliveries: Number(r.failed),
+        circuit: r.circuit,
       };
     }),
+    attention: rows
+      .filter((r) => r.circuit !== "closed" || !r.is_active)
+      .map((r) => ({
+        id: r.id,
+        name: r.name,
+        url: r.url,
+        is_active: r.is_active,
+        disabled_reason: r.disabled_reason,
+        disabled_at: r.disabled_at,
+        circuit: r.circuit,
+        consecutive_failures: r.consecutive_failures,
+        failing_since: r.failing_since,
+        next_probe_at: r.next_probe_at,
+      })),
   };
 }

@@ -1,11 +1,13 @@
 // Webhooks (rows of webhooks.subscriptions): the input shapes the API and the CLI accept, the
-// view they show, and the tenant-scoped operations on them (CRUD, secrets, rotation).
+// view they show (with the endpoint's health), and the tenant-scoped operations on them (CRUD,
+// enabling and disabling, secrets, rotation).
 import { z } from "zod";
 import type { Connection, Queryable } from "../db/connection";
 import type { Subscription } from "../db/schema";
 import { DomainError, notFound } from "../errors";
 import { generateSecret } from "../delivery/sign";
 import { assertUrlAllowed } from "../delivery/ssrf";
+import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/enqueue";
 import { eventPatternSchema, filterSchema } from "../dispatch/filter";
 import { DEFAULT_RETRY_POLICY, retryPolicySchema } from "../dispatch/retry-policy";
 import { cursorTs, decodeCursor, isUuid, paginate } from "./cursor";
@@ -144,6 +146,11 @@ const tenantSchema = z
   .min(1, { error: "expected a non-empty tenant" })
   .max(200, { error: "expected a tenant of at most 200 characters" });
 
+export const DEFAULT_MAX_IN_FLIGHT = 10;
+const MAX_IN_FLIGHT_MESSAGE = "expected a whole number of requests from 1 to 1000";
+const RATE_LIMIT_MESSAGE = "expected requests per second above 0 and at most 10000, or null for no limit";
+const DISABLE_AFTER_MESSAGE = "expected whole seconds from 1 to 31536000 (a year), or null for the dispatcher default";
+
 const base = {
   name: z.string().max(200).nullable(),
   description: z.string().max(2000).nullable(),
@@ -165,6 +172,28 @@ const base = {
     .int({ error: "expected milliseconds from 100 to 300000" })
     .min(100, { error: "expected milliseconds from 100 to 300000" })
     .max(300000, { error: "expected milliseconds from 100 to 300000" }),
+  max_in_flight: z
+    .number({ error: MAX_IN_FLIGHT_MESSAGE })
+    .int({ error: MAX_IN_FLIGHT_MESSAGE })
+    .min(1, { error: MAX_IN_FLIGHT_MESSAGE })
+    .max(1000, { error: MAX_IN_FLIGHT_MESSAGE })
+    .meta({ description: "Requests to this webhook in flight at once, per dispatcher (1-1000, default 10). More wait their turn." }),
+  rate_limit_per_s: z
+    .number({ error: RATE_LIMIT_MESSAGE })
+    .gt(0, { error: RATE_LIMIT_MESSAGE })
+    .max(10000, { error: RATE_LIMIT_MESSAGE })
+    .nullable()
+    .meta({ description: "At most this many requests per second, per dispatcher (fractions allowed: 0.5 is one every 2 s); null: no limit." }),
+  disable_after_s: z
+    .number({ error: DISABLE_AFTER_MESSAGE })
+    .int({ error: DISABLE_AFTER_MESSAGE })
+    .min(1, { error: DISABLE_AFTER_MESSAGE })
+    .max(31536000, { error: DISABLE_AFTER_MESSAGE })
+    .nullable()
+    .meta({
+      description:
+        "Disable the webhook once every attempt has failed for this many seconds; null: the dispatcher default (WEBHOOKS_DISABLE_AFTER_S, 5 days).",
+    }),
   is_active: z.boolean({ error: "expected true or false" }),
   tenant: tenantSchema.nullable().meta({ description: "Admin keys only: the tenant whose events the webhook receives (null: every tenant)." }),
 };
@@ -182,6 +211,9 @@ export const webhookCreateSchema = strictObject({
   secret: base.secret.optional(),
   retry: base.retry.default(DEFAULT_RETRY_POLICY),
   timeout_ms: base.timeout_ms.default(15000),
+  max_in_flight: base.max_in_flight.default(DEFAULT_MAX_IN_FLIGHT),
+  rate_limit_per_s: base.rate_limit_per_s.optional(),
+  disable_after_s: base.disable_after_s.optional(),
   is_active: base.is_active.default(true),
   tenant: base.tenant.optional(),
 }).superRefine((w, ctx) => {
@@ -203,9 +235,17 @@ export const webhookPatchSchema = strictObject({
   secret: base.secret.optional(),
   retry: base.retry.optional(),
   timeout_ms: base.timeout_ms.optional(),
+  max_in_flight: base.max_in_flight.optional(),
+  rate_limit_per_s: base.rate_limit_per_s.optional(),
+  disable_after_s: base.disable_after_s.optional(),
   is_active: base.is_active.optional(),
   tenant: base.tenant.optional(),
-}).meta({ id: "WebhookPatch", description: "Only the fields given change; null clears name, description, filter and tenant." });
+}).meta({
+  id: "WebhookPatch",
+  description:
+    "Only the fields given change; null clears name, description, filter and tenant, removes the rate limit and " +
+    "returns disable_after_s to the dispatcher default.",
+});
 
 export type WebhookCreateInput = z.output<typeof webhookCreateSchema>;
 export type WebhookPatch = z.output<typeof webhookPatchSchema>;
@@ -231,6 +271,26 @@ export const authViewSchema = z
   ])
   .meta({ description: "The auth type, without its secret parts." });
 
+export const CIRCUITS = ["closed", "open", "half_open"] as const;
+export type Circuit = (typeof CIRCUITS)[number];
+
+export const endpointHealthSchema = z
+  .object({
+    circuit: z.enum(CIRCUITS).meta({
+      description:
+        "closed: deliveries flow. open: the endpoint kept failing; deliveries wait (parked) until a probe succeeds. " +
+        "half_open: one probe delivery is in flight.",
+    }),
+    consecutive_failures: z.number().int().meta({ description: "Failed attempts since the last success." }),
+    failing_since: z.date().nullable().meta({ description: "First failure since the last success; the auto-disable clock." }),
+    last_success_at: z.date().nullable(),
+    last_failure_at: z.date().nullable(),
+    next_probe_at: z.date().nullable().meta({ description: "While open: when the next probe may go out." }),
+  })
+  .meta({ id: "EndpointHealth", description: "The endpoint's circuit breaker. Enabling the webhook resets it." });
+
+export type EndpointHealth = z.output<typeof endpointHealthSchema>;
+
 export const webhookViewSchema = z
   .object({
     id: z.uuid(),
@@ -248,9 +308,13 @@ export const webhookViewSchema = z
     previous_secret_expires_at: z.date().nullable().meta({ description: "Until then requests also carry a signature made with the previous secret." }),
     retry: z.record(z.string(), z.unknown()),
     timeout_ms: z.number().int(),
+    max_in_flight: z.number().int(),
+    rate_limit_per_s: z.number().nullable(),
+    disable_after_s: z.number().int().nullable().meta({ description: "null: the dispatcher default (WEBHOOKS_DISABLE_AFTER_S)." }),
     is_active: z.boolean(),
     disabled_reason: z.string().nullable(),
     disabled_at: z.date().nullable(),
+    health: endpointHealthSchema,
     created_at: z.date(),
     updated_at: z.date(),
   })
@@ -276,7 +340,26 @@ function authView(raw: unknown): WebhookView["auth"] {
   }
 }
 
-export function toWebhookView(row: Subscription): WebhookView {
+/** A subscription row with 0002's columns and its endpoint_health row joined in (h_*; all null without one). */
+export interface WebhookRow extends Subscription {
+  max_in_flight: number;
+  rate_limit_per_s: number | null;
+  disable_after_s: number | null;
+  h_circuit: Circuit | null;
+  h_consecutive_failures: number | null;
+  h_failing_since: Date | null;
+  h_last_success_at: Date | null;
+  h_last_failure_at: Date | null;
+  h_next_probe_at: Date | null;
+}
+
+// Select list and join that read `s` (a subscriptions row, or a CTE of them) as a WebhookRow.
+const VIEW_SELECT = `s.*, h.circuit as h_circuit, h.consecutive_failures as h_consecutive_failures,
+  h.failing_since as h_failing_since, h.last_success_at as h_last_success_at,
+  h.last_failure_at as h_last_failure_at, h.next_probe_at as h_next_probe_at`;
+const HEALTH_JOIN = "left join webhooks.endpoint_health h on h.subscription_id = s.id";
+
+export function toWebhookView(row: WebhookRow): WebhookView {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(row.headers ?? {})) headers[name] = SECRET_LOOKING.test(name) ? "****" : value;
   return {
@@ -295,9 +378,21 @@ export function toWebhookView(row: Subscription): WebhookView {
     previous_secret_expires_at: row.previous_secret_expires_at,
     retry: (row.retry ?? {}) as Record<string, unknown>,
     timeout_ms: row.timeout_ms,
+    max_in_flight: row.max_in_flight,
+    rate_limit_per_s: row.rate_limit_per_s,
+    disable_after_s: row.disable_after_s,
     is_active: row.is_active,
     disabled_reason: row.disabled_reason,
     disabled_at: row.disabled_at,
+    // No endpoint_health row: healthy.
+    health: {
+      circuit: row.h_circuit ?? "closed",
+      consecutive_failures: row.h_consecutive_failures ?? 0,
+      failing_since: row.h_failing_since,
+      last_success_at: row.h_last_success_at,
+      last_failure_at: row.h_last_failure_at,
+      next_probe_at: row.h_next_probe_at,
+    },
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
@@ -308,13 +403,14 @@ export function toWebhookView(row: Subscription): WebhookView {
 const webhookNotFound = (id: string) => notFound("webhook_not_found", "webhook", id);
 
 /** The live row as this scope sees it: another tenant's or a deleted webhook does not exist. */
-async function findRow(sql: Queryable, scope: Scope, id: string, lock = false): Promise<Subscription> {
+async function findRow(sql: Queryable, scope: Scope, id: string, lock = false): Promise<WebhookRow> {
   if (!isUuid(id)) throw webhookNotFound(id);
-  const [row] = await sql<Subscription[]>`
-    select * from webhooks.subscriptions
-     where id = ${id} and deleted_at is null
-       and (${scope.tenant}::text is null or tenant = ${scope.tenant})
-     ${lock ? sql`for update` : sql``}`;
+  const [row] = await sql<WebhookRow[]>`
+    select ${sql.unsafe(VIEW_SELECT)}
+      from webhooks.subscriptions s ${sql.unsafe(HEALTH_JOIN)}
+     where s.id = ${id} and s.deleted_at is null
+       and (${scope.tenant}::text is null or s.tenant = ${scope.tenant})
+     ${lock ? sql`for update of s` : sql``}`;
   if (!row) throw webhookNotFound(id);
   return row;
 }
@@ -351,18 +447,21 @@ export async function createWebhook(
   checkUrl(input.url, opts);
   const secret = input.secret ?? generateSecret();
   const events = [...new Set(input.events)];
-  const [row] = await conn.sql<Subscription[]>`
-    insert into webhooks.subscriptions (
-      tenant, name, description, url, method, auth, headers, events, filter,
-      signature_scheme, signature_header, secret, retry, timeout_ms, is_active, disabled_at, disabled_reason)
-    values (
-      ${tenant}, ${input.name ?? null}, ${input.description ?? null}, ${input.url}, ${input.method},
-      ${jsonb(conn.sql, input.auth)}, ${jsonb(conn.sql, input.headers)}, ${events}::text[],
-      ${input.filter === undefined || input.filter === null ? null : jsonb(conn.sql, input.filter)},
-      ${input.signature.scheme}, ${input.signature.header ?? null}, ${secret}, ${jsonb(conn.sql, input.retry)},
-      ${input.timeout_ms}, ${input.is_active},
-      ${input.is_active ? null : new Date()}, ${input.is_active ? null : "created disabled"})
-    returning *`;
+  const [row] = await conn.sql<WebhookRow[]>`
+    with s as (
+      insert into webhooks.subscriptions (
+        tenant, name, description, url, method, auth, headers, events, filter,
+        signature_scheme, signature_header, secret, retry, timeout_ms, max_in_flight, rate_limit_per_s, disable_after_s,
+        is_active, disabled_at, disabled_reason)
+      values (
+        ${tenant}, ${input.name ?? null}, ${input.description ?? null}, ${input.url}, ${input.method},
+        ${jsonb(conn.sql, input.auth)}, ${jsonb(conn.sql, input.headers)}, ${events}::text[],
+        ${input.filter === undefined || input.filter === null ? null : jsonb(conn.sql, input.filter)},
+        ${input.signature.scheme}, ${input.signature.header ?? null}, ${secret}, ${jsonb(conn.sql, input.retry)},
+        ${input.timeout_ms}, ${input.max_in_flight}, ${input.rate_limit_per_s ?? null}, ${input.disable_after_s ?? null},
+        ${input.is_active}, ${input.is_active ? null : new Date()}, ${input.is_active ? null : "created disabled"})
+      returning *)
+    select ${conn.sql.unsafe(VIEW_SELECT)} from s ${conn.sql.unsafe(HEALTH_JOIN)}`;
   if (!row) throw new Error("insert into webhooks.subscriptions returned no row");
   return { webhook: toWebhookView(row), secret };
 }
@@ -383,12 +482,12 @@ export async function listWebhooks(
 ): Promise<{ items: WebhookView[]; next_cursor: string | null }> {
   const { sql } = conn;
   const after = q.cursor === undefined ? null : decodeCursor(q.cursor);
-  const rows = await sql<(Subscription & { cursor_ts: string })[]>`
-    select *, ${sql.unsafe(cursorTs("created_at"))} as cursor_ts
-      from webhooks.subscriptions s
-     where deleted_at is null
-       and (${scope.tenant}::text is null or tenant = ${scope.tenant})
-       ${q.is_active === undefined ? sql`` : sql`and is_active = ${q.is_active}`}
+  const rows = await sql<(WebhookRow & { cursor_ts: string })[]>`
+    select ${sql.unsafe(VIEW_SELECT)}, ${sql.unsafe(cursorTs("created_at"))} as cursor_ts
+      from webhooks.subscriptions s ${sql.unsafe(HEALTH_JOIN)}
+     where s.deleted_at is null
+       and (${scope.tenant}::text is null or s.tenant = ${scope.tenant})
+       ${q.is_active === undefined ? sql`` : sql`and s.is_active = ${q.is_active}`}
        ${
          q.event === undefined
            ? sql``
@@ -398,8 +497,8 @@ export async function listWebhooks(
                    or (right(p, 2) = '.*' and length(${q.event}) > length(p) - 1
                        and left(${q.event}, length(p) - 1) = left(p, -1)))`
        }
-       ${after === null ? sql`` : sql`and (created_at, id) > (${after.ts}::text::timestamptz, ${after.id}::uuid)`}
-     order by created_at, id
+       ${after === null ? sql`` : sql`and (s.created_at, s.id) > (${after.ts}::text::timestamptz, ${after.id}::uuid)`}
+     order by s.created_at, s.id
      limit ${q.limit + 1}`;
   const { page, next_cursor } = paginate(rows, q.limit);
   return { items: page.map(toWebhookView), next_cursor };
@@ -450,43 +549,91 @@ export async function updateWebhook(
     }
     if (patch.retry !== undefined) sets.push(tx`retry = ${jsonb(tx, patch.retry)}`);
     if (patch.timeout_ms !== undefined) sets.push(tx`timeout_ms = ${patch.timeout_ms}`);
-    if (patch.is_active !== undefined && patch.is_active !== current.is_active) sets.push(activeSets(tx, patch.is_active));
+    if (patch.max_in_flight !== undefined) sets.push(tx`max_in_flight = ${patch.max_in_flight}`);
+    if (patch.rate_limit_per_s !== undefined) sets.push(tx`rate_limit_per_s = ${patch.rate_limit_per_s}`);
+    if (patch.disable_after_s !== undefined) sets.push(tx`disable_after_s = ${patch.disable_after_s}`);
+    if (patch.is_active !== undefined && patch.is_active !== current.is_active) {
+      sets.push(activeSets(tx, patch.is_active));
+      await onActiveChange(tx, current.id, patch.is_active);
+    }
     if (tenant !== undefined) sets.push(tx`tenant = ${tenant}`);
     const assignments = sets.reduce((acc, s) => tx`${acc}, ${s}`);
-    const [row] = await tx<Subscription[]>`
-      update webhooks.subscriptions set ${assignments} where id = ${current.id} returning *`;
+    const [row] = await tx<WebhookRow[]>`
+      with s as (update webhooks.subscriptions set ${assignments} where id = ${current.id} returning *)
+      select ${tx.unsafe(VIEW_SELECT)} from s ${tx.unsafe(HEALTH_JOIN)}`;
     if (!row) throw webhookNotFound(id);
     return toWebhookView(row);
   });
 }
+
+const USER_DISABLED_REASON = "disabled by a user";
 
 function activeSets(sql: Queryable, active: boolean) {
   return active
     ? sql`is_active = true, disabled_reason = null, disabled_at = null`
-    : sql`is_active = false, disabled_reason = 'disabled by a user', disabled_at = now()`;
+    : sql`is_active = false, disabled_reason = ${USER_DISABLED_REASON}, disabled_at = now()`;
 }
 
-/** Enabling clears disabled_reason and disabled_at; disabling records when. */
+/**
+ * What goes with a user's change of is_active, in its transaction. Enabling resets the endpoint's
+ * health: a closed circuit, no run of failures, a fresh auto-disable clock. Disabling fails the
+ * deliveries parked behind an open circuit, which no job would ever finish otherwise.
+ */
+async function onActiveChange(tx: Queryable, webhookId: string, active: boolean): Promise<void> {
+  if (!active) {
+    await failParkedDeliveries(tx, webhookId, USER_DISABLED_REASON);
+    return;
+  }
+  await tx`delete from webhooks.endpoint_health where subscription_id = ${webhookId}`;
+  // Disabling failed the parked ones, but one parked since (a job that raced the disable) would
+  // now wait for a probe that no health row will schedule: queue it instead.
+  const unparked = await tx<QueuedDelivery[]>`
+    update webhooks.deliveries
+       set parked_at = null, next_attempt_at = now(), updated_at = now()
+     where subscription_id = ${webhookId} and parked_at is not null and status in ('pending', 'retrying')
+    returning id, subscription_id`;
+  await enqueueDeliveries(tx, unparked);
+}
+
+/**
+ * Fails a webhook's parked deliveries (waiting for its circuit to close, so without a job): once
+ * the webhook is disabled nothing else would finish them. Failed, they stay replayable. Call it in
+ * the transaction that disables the webhook, whoever does (a user; the dispatcher on a 410 or
+ * after disable_after_s), with the disabled_reason. Returns how many it failed.
+ */
+export async function failParkedDeliveries(tx: Queryable, webhookId: string, reason: string): Promise<number> {
+  const rows = await tx`
+    update webhooks.deliveries
+       set status = 'failed', parked_at = null, next_attempt_at = null, finished_at = now(), updated_at = now(),
+           last_error = 'webhook disabled: ' || ${reason}::text
+     where subscription_id = ${webhookId} and parked_at is not null and status in ('pending', 'retrying')`;
+  return rows.count;
+}
+
+/** Enabling clears disabled_reason and disabled_at and resets health; disabling records when and fails parked deliveries. */
 export async function setWebhookActive(conn: Connection, scope: Scope, id: string, active: boolean): Promise<WebhookView> {
   return conn.sql.begin(async (tx) => {
     const current = await findRow(tx, scope, id, true);
     if (current.is_active === active) return toWebhookView(current);
-    const [row] = await tx<Subscription[]>`
-      update webhooks.subscriptions set ${activeSets(tx, active)}, updated_at = now()
-       where id = ${current.id} returning *`;
+    await onActiveChange(tx, current.id, active);
+    const [row] = await tx<WebhookRow[]>`
+      with s as (
+        update webhooks.subscriptions set ${activeSets(tx, active)}, updated_at = now()
+         where id = ${current.id} returning *)
+      select ${tx.unsafe(VIEW_SELECT)} from s ${tx.unsafe(HEALTH_JOIN)}`;
     if (!row) throw webhookNotFound(id);
     return toWebhookView(row);
   });
 }
 
-/** Soft delete: the row stays for its delivery history; deliveries still owed are cancelled. */
+/** Soft delete: the row stays for its delivery history; deliveries still owed (parked ones too) are cancelled. */
 export async function deleteWebhook(conn: Connection, scope: Scope, id: string): Promise<void> {
   await conn.sql.begin(async (tx) => {
     const current = await findRow(tx, scope, id, true);
     await tx`update webhooks.subscriptions set deleted_at = now(), updated_at = now() where id = ${current.id}`;
     await tx`
       update webhooks.deliveries
-         set status = 'cancelled', next_attempt_at = null, finished_at = now(), updated_at = now(),
+         set status = 'cancelled', next_attempt_at = null, parked_at = null, finished_at = now(), updated_at = now(),
              last_error = coalesce(last_error, 'webhook deleted')
        where subscription_id = ${current.id} and status in ('pending', 'retrying')`;
   });
