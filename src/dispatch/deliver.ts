@@ -116,7 +116,7 @@ export async function claim(
       from leased l
       join webhooks.subscriptions s on s.id = l.subscription_id
       join webhooks.outbox o on o.id = l.outbox_id
-     order by l.created_at`;
+     order by l.created_at, l.outbox_id`;
 
   // Anything still owed, not due and not held by anyone gets a job for when it falls due.
   const claimedIds = new Set(rows.map((c) => c.id));

@@ -159,12 +159,12 @@ export async function park(sql: Queryable, ids: string[]): Promise<void> {
 /** Gives every parked delivery of these webhooks a job again, oldest first. */
 export async function unparkAll(sql: Queryable, webhookIds: string[]): Promise<number> {
   if (webhookIds.length === 0) return 0;
-  const rows = await sql<(QueuedDelivery & { created_at: Date })[]>`
+  const rows = await sql<(QueuedDelivery & { created_at: Date; outbox_id: string })[]>`
     update webhooks.deliveries
        set parked_at = null, next_attempt_at = null, updated_at = now()
      where subscription_id = any(${webhookIds}::uuid[]) and parked_at is not null
-    returning id, subscription_id, created_at`;
-  rows.sort((a, b) => a.created_at.getTime() - b.created_at.getTime());
+    returning id, subscription_id, created_at, outbox_id`;
+  rows.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || Number(a.outbox_id) - Number(b.outbox_id));
   await enqueueDeliveries(sql, rows);
   return rows.length;
 }
@@ -225,7 +225,7 @@ async function probeTick(tx: Queryable): Promise<{ probes: number; unparked: num
          set parked_at = null, next_attempt_at = null, updated_at = now()
        where id = (select id from webhooks.deliveries
                     where subscription_id = ${h.subscription_id} and parked_at is not null
-                    order by created_at limit 1 for update skip locked)
+                    order by created_at, outbox_id limit 1 for update skip locked)
       returning id, subscription_id`;
     if (!probe) continue; // nothing waiting: the next delivery to arrive becomes the probe
     await tx`

@@ -24,6 +24,8 @@ import { DEFAULT_BREAKER, park, type BreakerSettings } from "./health";
 const TOTAL_QUEUE_CAP = 5000;
 /** A job waits this long at most for room in a lane that is moving; else it is put back. */
 const ROOM_WAIT_MS = 3000;
+/** A lane with requests open this long and nothing finishing is stuck: nobody waits on it. */
+const STUCK_MS = 1000;
 /** Results recorded per transaction at most, and the longest a result waits to be recorded. */
 const FLUSH_MAX = 500;
 const FLUSH_DELAY_MS = 15;
@@ -49,7 +51,8 @@ class Lane {
   timer: NodeJS.Timeout | null = null;
   avgMs = 50;
   lastActive = Date.now();
-  waiters: { need: number; resolve: () => void }[] = [];
+  lastResultAt = 0;
+  readonly starts = new Map<Item, number>();
 
   constructor(readonly id: string) {}
 
@@ -57,20 +60,22 @@ class Lane {
     return Math.max(100, this.maxInFlight * 10);
   }
 
-  /** Roughly how long until `n` more items fit. */
-  waitEstimateMs(n: number): number {
+  /** Roughly how long until `n` more items fit, judging by how long requests take now. */
+  waitEstimateMs(n: number, now: number): number {
     const over = this.queue.length + n - this.cap;
     if (over <= 0) return 0;
-    return (over * this.avgMs) / Math.max(1, Math.min(this.window, this.maxInFlight));
+    let perRequest = this.avgMs;
+    for (const started of this.starts.values()) perRequest = Math.max(perRequest, now - started);
+    return (over * perRequest) / Math.max(1, Math.min(this.window, this.maxInFlight));
   }
 
-  wakeWaiters(): void {
-    this.waiters = this.waiters.filter((w) => {
-      if (this.queue.length + w.need > this.cap) return true;
-      w.resolve();
-      return false;
-    });
+  /** Requests open for a second with nothing finishing: the endpoint is slow or hanging. */
+  stuck(now: number): boolean {
+    if (now - this.lastResultAt < STUCK_MS) return false;
+    for (const started of this.starts.values()) if (now - started > STUCK_MS) return true;
+    return false;
   }
+
 }
 
 export interface Engine {
@@ -92,6 +97,7 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
   let flushing: Promise<void> | null = null;
   let flushTimer: NodeJS.Timeout | null = null;
   let closed = false;
+  let giveUpAt = Infinity;
   let total = 0;
   const totalWaiters: (() => void)[] = [];
 
@@ -113,6 +119,7 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     toPark = [];
     toRelease = [];
     if (results.length === 0 && parkIds.length === 0 && release.length === 0) return;
+    ctx.logger.debug({ results: results.length, park: parkIds.length, release: release.length }, "recording");
     for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
       try {
         const summary = await ctx.conn.sql.begin(async (tx) => {
@@ -127,10 +134,15 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
           return s;
         });
         report(ctx, results, summary);
+        ctx.logger.debug({ results: results.length }, "recorded");
         return;
       } catch (e) {
         // The database is away (restart, failover): keep the results and try again. Sent
         // requests are never forgotten while this process lives.
+        if (closed && Date.now() > giveUpAt) {
+          ctx.logger.error({ err: e, results: results.length }, "could not record attempts before stopping; those deliveries will be sent again");
+          return;
+        }
         ctx.logger.warn({ err: e, results: results.length, retryInMs: delay }, "could not record attempts; retrying");
         await sleep(delay);
       }
@@ -142,14 +154,20 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       clearTimeout(flushTimer);
       flushTimer = null;
     }
-    flushing ??= (async () => {
+    if (flushing) return flushing;
+    // Assigned before the loop starts (await first): a loop that finished synchronously
+    // would otherwise clear `flushing` before it was set, and no flush would run again.
+    let run: Promise<void> | undefined = undefined;
+    run = (async () => {
+      await null;
       try {
         while (pending.length > 0 || toPark.length > 0 || toRelease.length > 0) await flushOnce();
       } finally {
-        flushing = null;
+        if (flushing === run) flushing = null;
       }
     })();
-    return flushing;
+    flushing = run;
+    return run;
   };
 
   const scheduleFlush = (): void => {
@@ -169,13 +187,14 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     else toRelease.push(...queued.map((i) => ({ id: i.d.id, subscription_id: i.d.subscription_id })));
     const flushed = flush();
     l.stop = { cause, flushed };
-    l.wakeWaiters();
     wakeTotal();
   };
 
   const onResult = (l: Lane, item: Item, r: Recorded): void => {
+    ctx.logger.debug({ delivery: item.d.id, probe: item.probe, status: r.outcome.status }, "result");
     l.inFlight--;
-    l.lastActive = Date.now();
+    l.starts.delete(item);
+    l.lastActive = l.lastResultAt = Date.now();
     l.avgMs = l.avgMs * 0.8 + r.outcome.durationMs * 0.2;
     pending.push(r);
     if (r.outcome.ok) {
@@ -212,11 +231,11 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       total--;
       l.inFlight++;
       l.lastActive = Date.now();
+      l.starts.set(item, l.lastActive);
       void send(ctx, item.d, bodies).then((r) => {
         if (bodies.size > 10_000) bodies.clear();
         onResult(l, item, r);
       });
-      l.wakeWaiters();
       wakeTotal();
     }
   };
@@ -227,6 +246,7 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
   };
 
   const putBack = async (ids: string[], webhookId: string, afterMs: number): Promise<void> => {
+    ctx.logger.debug({ webhook: webhookId, deliveries: ids.length, afterMs: Math.round(afterMs) }, "lane full; deliveries wait in the job queue");
     await enqueueDeliveries(
       ctx.conn.sql,
       ids.map((id) => ({ id, subscription_id: webhookId })),
@@ -243,6 +263,17 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       });
     });
 
+  /** Waits for room in a lane while it keeps moving; false when it is stuck or too slow. */
+  const roomIn = async (l: Lane, n: number): Promise<boolean> => {
+    const until = Date.now() + ROOM_WAIT_MS;
+    for (;;) {
+      const now = Date.now();
+      if (l.queue.length + n <= l.cap) return true;
+      if (closed || l.stuck(now) || now >= until) return false;
+      await sleep(20);
+    }
+  };
+
   const admit = async (ids: string[], webhookHint?: string): Promise<void> => {
     if (ids.length === 0) return;
     if (closed) throw new Error("dispatcher is stopping");
@@ -251,16 +282,12 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       // A lane that has just stopped: let the flush that records why land first, so the
       // claim below sees the circuit or the disabled webhook.
       if (l?.stop) await l.stop.flushed;
-      if (l && l.queue.length + ids.length > l.cap) {
-        const estimate = l.waitEstimateMs(ids.length);
-        const roomy =
-          estimate <= ROOM_WAIT_MS &&
-          (await waitFor((resolve) => l.waiters.push({ need: ids.length, resolve }), ROOM_WAIT_MS));
-        if (!roomy) {
-          // A slow endpoint: the work waits in the job queue, not in a worker.
-          await putBack(ids, webhookHint, Math.min(30_000, Math.max(1000, estimate)));
-          return;
-        }
+      if (l && l.queue.length + ids.length > l.cap && !(await roomIn(l, ids.length))) {
+        // A slow or hanging endpoint: the work waits in the job queue, not in a worker.
+        const now = Date.now();
+        const after = l.stuck(now) ? Math.min(30_000, Math.max(1000, l.waitEstimateMs(ids.length, now))) : 500;
+        await putBack(ids, webhookHint, after);
+        return;
       }
     }
     if (total >= TOTAL_QUEUE_CAP && !(await waitFor((r) => totalWaiters.push(r), ROOM_WAIT_MS))) {
@@ -307,10 +334,10 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
         toRelease.push(...l.queue.map((i) => ({ id: i.d.id, subscription_id: i.d.subscription_id })));
         total -= l.queue.length;
         l.queue = [];
-        l.wakeWaiters();
       }
       for (const w of totalWaiters.splice(0)) w();
       const deadline = Date.now() + graceMs;
+      giveUpAt = deadline + 1000;
       while ([...lanes.values()].some((l) => l.inFlight > 0) && Date.now() < deadline) await sleep(20);
       const left = [...lanes.values()].reduce((n, l) => n + l.inFlight, 0);
       if (left > 0) ctx.logger.warn({ inFlight: left }, "in-flight deliveries did not finish within the grace period; they will be retried");
