@@ -3,6 +3,7 @@
 import type { Connection } from "../db/connection";
 import type { Sender } from "../delivery/client";
 import type { Logger } from "../logger";
+import type { BreakerSettings } from "./health";
 
 /** What the dispatcher reports as it works; src/metrics.ts turns it into Prometheus series. */
 export interface DispatchObserver {
@@ -17,4 +18,6 @@ export interface DeliverContext {
   sender: Sender;
   logger: Logger;
   observer?: DispatchObserver;
+  /** Circuit breaker and auto-disable settings; DEFAULT_BREAKER when absent. */
+  breaker?: BreakerSettings;
 }

@@ -1,5 +1,7 @@
-// Deliver: claims a batch of due deliveries, sends each signed request, and records every
-// attempt; then marks each delivery succeeded, schedules its next attempt, or fails it.
+// Deliver: claims due deliveries, sends each signed request, and records every attempt; then
+// marks each delivery succeeded, schedules its next attempt, or fails it, and moves the
+// webhook's circuit breaker. The dispatcher runs these steps through its lanes (lanes.ts);
+// test sends run them directly with attemptDeliveries().
 import type { Queryable } from "../db/connection";
 import type { DeliverContext } from "./context";
 import type { RetryPolicy } from "./retry-policy";
@@ -8,27 +10,44 @@ import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
 import { renderBody } from "../delivery/render";
 import { buildRequest, type TargetSpec } from "../delivery/request";
 import type { AttemptOutcome } from "../delivery/client";
+import {
+  DEFAULT_BREAKER,
+  disableWebhook,
+  failingTooLong,
+  healthyRow,
+  nextHealth,
+  park,
+  readHealth,
+  unparkAll,
+  writeHealth,
+  type BreakerSettings,
+  type HealthRow,
+} from "./health";
 
-/** Requests of one batch in flight at once (a batch belongs to one webhook). */
-export const BATCH_CONCURRENCY = 10;
-/** How long a claimed delivery stays claimed beyond the time its batch may take to send. */
+/** Requests in flight at once for a direct (test) send. */
+const DIRECT_CONCURRENCY = 10;
+/** How long a delivery claimed without an owner stays claimed beyond its timeout. */
 const LEASE_GRACE_MS = 5_000;
 
-interface ClaimedDelivery extends TargetSpec {
+export interface ClaimedDelivery extends TargetSpec {
   id: string;
   subscription_id: string;
   attempts: number;
   retry: unknown;
   is_active: boolean;
+  max_in_flight: number;
+  rate_limit_per_s: number | null;
+  disable_after_s: number | null;
   event_id: string;
   type: string;
   occurred_at: Date;
   data: unknown;
   previous_attributes: unknown;
   tenant: string | null;
+  created_at: Date;
 }
 
-interface Recorded {
+export interface Recorded {
   d: ClaimedDelivery;
   requestHeaders: Record<string, string>;
   requestBody: string;
@@ -44,62 +63,125 @@ export interface AttemptOptions {
   force?: boolean;
 }
 
-async function claim(sql: Queryable, ids: string[]): Promise<{ claimed: ClaimedDelivery[]; later: (QueuedDelivery & { at: Date })[] }> {
-  // A lease (next_attempt_at pushed past the timeout) keeps a second job from sending
-  // the same delivery while this one is in flight.
-  const claimed = await sql<ClaimedDelivery[]>`
+export interface Claim {
+  /** To send now. */
+  send: ClaimedDelivery[];
+  /** The delivery allowed through a half-open circuit, if it is among `send`. */
+  probeIds: Set<string>;
+  parked: number;
+  disabled: number;
+}
+
+/** The error a delivery to a disabled webhook ends with (no request is made). */
+const DISABLED_ERROR = "webhook is disabled; replay the delivery after enabling it";
+
+/**
+ * Claims the due deliveries among `ids` for `owner` (a dispatcher id; null for a direct send,
+ * which holds a time lease instead). A delivery owned by a live dispatcher is left to it.
+ * Deliveries not yet due get a job for when they are. Behind an open circuit, deliveries are
+ * parked, except one probe when a probe is due. Deliveries of a disabled webhook fail.
+ */
+export async function claim(
+  tx: Queryable,
+  ids: string[],
+  owner: string | null,
+  opts: AttemptOptions,
+  settings: BreakerSettings,
+): Promise<Claim> {
+  const rows = await tx<ClaimedDelivery[]>`
     with due as (
       select d.id
         from webhooks.deliveries d
        where d.id = any(${ids}::uuid[])
          and d.status in ('pending', 'retrying')
-         and (d.next_attempt_at is null or d.next_attempt_at <= now() + interval '1 second')
-         for update skip locked
+         and d.parked_at is null
+         and (d.next_attempt_at is null or d.next_attempt_at <= now() + interval '1 second'
+              or d.lease_owner is not null)
+         and (d.lease_owner is null
+              or not exists (select 1 from webhooks.dispatchers x where x.id = d.lease_owner))
+         for update of d skip locked
     ), leased as (
       update webhooks.deliveries d
-         set next_attempt_at = now() + (s.timeout_ms * ${Math.ceil(ids.length / BATCH_CONCURRENCY)} + ${LEASE_GRACE_MS}) * interval '1 millisecond'
+         set lease_owner = ${owner},
+             next_attempt_at = now() + (s.timeout_ms + ${LEASE_GRACE_MS}) * interval '1 millisecond'
         from due, webhooks.subscriptions s
        where d.id = due.id and s.id = d.subscription_id
-      returning d.id, d.subscription_id, d.attempts, d.outbox_id
+      returning d.id, d.subscription_id, d.attempts, d.outbox_id, d.created_at
     )
-    select l.id, l.subscription_id, l.attempts,
+    select l.id, l.subscription_id, l.attempts, l.created_at,
            s.url, s.method, s.auth, s.headers, s.signature_scheme, s.signature_header,
            s.secret, s.previous_secret, s.previous_secret_expires_at, s.timeout_ms, s.retry, s.is_active,
+           s.max_in_flight, s.rate_limit_per_s, s.disable_after_s,
            o.event_id, o.type, o.occurred_at, o.data, o.previous_attributes, o.tenant
       from leased l
       join webhooks.subscriptions s on s.id = l.subscription_id
-      join webhooks.outbox o on o.id = l.outbox_id`;
-  // Anything still owed but not due (or leased by a sender that may have died) gets a job
-  // for when it falls due, so no delivery is left without one.
-  const claimedIds = new Set(claimed.map((c) => c.id));
+      join webhooks.outbox o on o.id = l.outbox_id
+     order by l.created_at, l.outbox_id`;
+
+  // Anything still owed, not due and not held by anyone gets a job for when it falls due.
+  const claimedIds = new Set(rows.map((c) => c.id));
   const rest = ids.filter((id) => !claimedIds.has(id));
-  const later =
-    rest.length === 0
-      ? []
-      : (
-          await sql<{ id: string; subscription_id: string; at: Date }[]>`
-            select id, subscription_id, coalesce(next_attempt_at, now()) as at
-              from webhooks.deliveries
-             where id = any(${rest}::uuid[]) and status in ('pending', 'retrying')`
-        );
-  return { claimed, later };
-}
+  if (rest.length > 0) {
+    const later = await tx<(QueuedDelivery & { at: Date })[]>`
+      select id, subscription_id, next_attempt_at as at
+        from webhooks.deliveries
+       where id = any(${rest}::uuid[]) and status in ('pending', 'retrying') and parked_at is null
+         and lease_owner is null and next_attempt_at > now() + interval '1 second'`;
+    for (const l of later) await enqueueDeliveries(tx, [l], l.at);
+  }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
+  const result: Claim = { send: [], probeIds: new Set(), parked: 0, disabled: 0 };
+  const inactive = opts.force ? [] : rows.filter((r) => !r.is_active);
+  if (inactive.length > 0) {
+    await tx`
+      update webhooks.deliveries
+         set status = 'failed', lease_owner = null, next_attempt_at = null, finished_at = now(), updated_at = now(),
+             last_error = ${DISABLED_ERROR}
+       where id = any(${inactive.map((r) => r.id)}::uuid[])`;
+    result.disabled = inactive.length;
+  }
+  const active = opts.force ? rows : rows.filter((r) => r.is_active);
+  if (active.length === 0) return result;
+
+  // The circuit: read without a lock first (closed is the common case), lock only when open.
+  const webhookIds = [...new Set(active.map((r) => r.subscription_id))];
+  let health = await readHealth(tx, webhookIds, false);
+  const troubled = webhookIds.filter((w) => (health.get(w)?.circuit ?? "closed") !== "closed");
+  if (troubled.length > 0) health = new Map([...health, ...(await readHealth(tx, troubled, true))]);
+  const toPark: string[] = [];
+  for (const w of webhookIds) {
+    const mine = active.filter((r) => r.subscription_id === w);
+    const h = health.get(w);
+    if (!h || h.circuit === "closed" || opts.force) {
+      result.send.push(...mine);
+      continue;
     }
-  });
-  await Promise.all(workers);
-  return out;
+    let probe = h.probe_delivery_id ? mine.find((r) => r.id === h.probe_delivery_id) : undefined;
+    if (!probe && h.circuit === "open" && h.next_probe_at !== null && h.next_probe_at.getTime() <= Date.now()) {
+      probe = mine[0]; // the oldest
+      if (probe) {
+        await tx`
+          update webhooks.endpoint_health
+             set circuit = 'half_open', probe_delivery_id = ${probe.id},
+                 next_probe_at = now() + ${h.probe_interval_ms ?? settings.probeMinMs} * interval '1 millisecond',
+                 updated_at = now()
+           where subscription_id = ${w}`;
+      }
+    }
+    for (const r of mine) {
+      if (r === probe) {
+        result.send.push(r);
+        result.probeIds.add(r.id);
+      } else toPark.push(r.id);
+    }
+  }
+  await park(tx, toPark);
+  result.parked = toPark.length;
+  return result;
 }
 
-/** Parses each webhook's stored policy once per batch; an unreadable one is logged, not hidden. */
-function policyReader(logger: DeliverContext["logger"]): (d: ClaimedDelivery) => RetryPolicy {
+/** Parses each webhook's stored policy once; an unreadable one is logged, not hidden. */
+export function policyReader(logger: DeliverContext["logger"]): (d: ClaimedDelivery) => RetryPolicy {
   const cache = new Map<string, RetryPolicy>();
   return (d) => {
     let policy = cache.get(d.subscription_id);
@@ -115,38 +197,88 @@ function policyReader(logger: DeliverContext["logger"]): (d: ClaimedDelivery) =>
   };
 }
 
-async function send(ctx: DeliverContext, d: ClaimedDelivery, bodies: Map<string, string>): Promise<Recorded> {
-  let body = bodies.get(d.event_id);
+/** Renders (once per event), signs and sends one delivery. Never throws. */
+export async function send(ctx: DeliverContext, d: ClaimedDelivery, bodies?: Map<string, string>): Promise<Recorded> {
+  let body = bodies?.get(d.event_id);
   if (body === undefined) {
     body = renderBody(d);
-    bodies.set(d.event_id, body);
+    bodies?.set(d.event_id, body);
   }
   const { request, loggedHeaders } = buildRequest(d, { event_id: d.event_id, type: d.type, body }, d.id, new Date());
   const outcome = await ctx.sender.send(request);
   return { d, requestHeaders: loggedHeaders, requestBody: body, url: request.url, method: request.method, outcome };
 }
 
-function inactiveOutcome(): AttemptOutcome {
-  return {
-    ok: false,
-    status: null,
-    headers: null,
-    body: null,
-    durationMs: 0,
-    error: "webhook is disabled; replay the delivery after enabling it",
-    retryAfterMs: null,
-    startedAt: new Date(),
-  };
+/** Why a response disables its webhook at once, or null. */
+export function disablingResponse(outcome: AttemptOutcome): string | null {
+  return outcome.status === 410 ? "the endpoint answered 410 Gone" : null;
 }
 
-async function record(
-  sql: Queryable,
+export interface RecordSummary {
+  statuses: { webhookId: string; status: "succeeded" | "failed" | "retrying" }[];
+  disabled: string[];
+  opened: string[];
+  closed: string[];
+}
+
+/**
+ * Records attempts in bulk, settles each delivery, moves each webhook's circuit, disables
+ * webhooks that answered 410 or failed for too long, and queues retries. Runs in `tx`.
+ */
+export async function record(
+  tx: Queryable,
   results: Recorded[],
   opts: AttemptOptions,
   policyOf: (d: ClaimedDelivery) => RetryPolicy,
-): Promise<void> {
-  if (results.length === 0) return;
-  const now = Date.now();
+  settings: BreakerSettings = DEFAULT_BREAKER,
+): Promise<RecordSummary> {
+  const summary: RecordSummary = { statuses: [], disabled: [], opened: [], closed: [] };
+  if (results.length === 0) return summary;
+  const now = new Date();
+  // A delivery can vanish while in flight (its webhook pruned); its attempt has no row to
+  // belong to. Locking the rest keeps a concurrent replay from reading a half-settled row.
+  const alive = new Set(
+    (
+      await tx<{ id: string }[]>`
+        select id from webhooks.deliveries where id = any(${results.map((r) => r.d.id)}::uuid[]) order by id for update`
+    ).map((r) => r.id),
+  );
+  if (alive.size < results.length) results = results.filter((r) => alive.has(r.d.id));
+  if (results.length === 0) return summary;
+
+  // Health first: a webhook disabled by this batch retries nothing.
+  const byWebhook = new Map<string, Recorded[]>();
+  for (const r of results) {
+    const list = byWebhook.get(r.d.subscription_id) ?? [];
+    list.push(r);
+    byWebhook.set(r.d.subscription_id, list);
+  }
+  const webhookIds = [...byWebhook.keys()].sort();
+  const health = await readHealth(tx, webhookIds, true);
+  const disabling = new Map<string, string>();
+  const changed: HealthRow[] = [];
+  const closedAgain: string[] = [];
+  for (const w of webhookIds) {
+    const list = byWebhook.get(w) ?? [];
+    const prev = health.get(w) ?? healthyRow(w);
+    const { row, closedAgain: closed } = nextHealth(
+      prev,
+      list.map((r) => ({ ok: r.outcome.ok, startedAt: r.outcome.startedAt })),
+      settings,
+      now,
+    );
+    changed.push(row);
+    if (closed) closedAgain.push(w);
+    if (prev.circuit === "closed" && row.circuit === "open") summary.opened.push(w);
+    const gone = list.map((r) => disablingResponse(r.outcome)).find((x) => x !== null);
+    const first = list[0];
+    if (gone) disabling.set(w, gone);
+    else if (first && first.d.is_active && failingTooLong(row, first.d.disable_after_s ?? settings.disableAfterS, now)) {
+      disabling.set(w, `every attempt has failed since ${row.failing_since?.toISOString()}`);
+    }
+  }
+  await writeHealth(tx, changed);
+
   const cols = {
     id: [] as string[],
     attempt: [] as number[],
@@ -166,16 +298,16 @@ async function record(
   const retries = new Map<number, QueuedDelivery[]>();
   for (const r of results) {
     const attempt = r.d.attempts + 1;
-    let status: string;
+    let status: "succeeded" | "failed" | "retrying";
     let next: Date | null = null;
     if (r.outcome.ok) status = "succeeded";
-    else if (opts.retry === false || !r.d.is_active) status = "failed";
+    else if (opts.retry === false || !r.d.is_active || disabling.has(r.d.subscription_id)) status = "failed";
     else {
       const delay = nextDelay(policyOf(r.d), attempt, r.outcome.retryAfterMs);
       if (delay === null) status = "failed";
       else {
         status = "retrying";
-        next = new Date(now + delay);
+        next = new Date(now.getTime() + delay);
         // Group retries by the second they fall due: one job per group.
         const key = Math.ceil(next.getTime() / 1000) * 1000;
         const group = retries.get(key) ?? [];
@@ -183,6 +315,7 @@ async function record(
         retries.set(key, group);
       }
     }
+    summary.statuses.push({ webhookId: r.d.subscription_id, status });
     cols.id.push(r.d.id);
     cols.attempt.push(attempt);
     cols.status.push(status);
@@ -198,7 +331,7 @@ async function record(
     cols.resHeaders.push(r.outcome.headers === null ? null : JSON.stringify(r.outcome.headers));
     cols.resBody.push(r.outcome.body);
   }
-  await sql`
+  await tx`
     insert into webhooks.attempts (delivery_id, attempt_number, started_at, url, method, request_headers,
                                    request_body, response_status, response_headers, response_body, duration_ms, error)
     select id, attempt, started, url, method, req_headers::jsonb, req_body, code, res_headers::jsonb, res_body, duration, error
@@ -206,11 +339,12 @@ async function record(
                   ${cols.method}::text[], ${cols.reqHeaders}::text[], ${cols.reqBody}::text[], ${cols.code}::int[],
                   ${cols.resHeaders}::text[], ${cols.resBody}::text[], ${cols.duration}::int[], ${cols.error}::text[])
            as u(id, attempt, started, url, method, req_headers, req_body, code, res_headers, res_body, duration, error)`;
-  await sql`
+  await tx`
     update webhooks.deliveries d
        set status = u.status,
            attempts = u.attempt,
            next_attempt_at = u.next,
+           lease_owner = null,
            last_status_code = u.code,
            last_duration_ms = u.duration,
            last_error = u.error,
@@ -220,32 +354,53 @@ async function record(
                   ${cols.code}::int[], ${cols.duration}::int[], ${cols.error}::text[])
            as u(id, attempt, status, next, code, duration, error)
      where d.id = u.id`;
-  for (const [at, group] of retries) await enqueueDeliveries(sql, group, new Date(at));
+  for (const [at, group] of retries) await enqueueDeliveries(tx, group, new Date(at));
+  for (const [w, reason] of disabling) {
+    if (await disableWebhook(tx, w, reason)) summary.disabled.push(w);
+  }
+  const reopen = closedAgain.filter((w) => !disabling.has(w));
+  await unparkAll(tx, reopen);
+  summary.closed = reopen;
+  return summary;
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  });
+  await Promise.all(workers);
+  return out;
 }
 
 /** Sends these deliveries now (those still owed and due) and records the outcomes. */
 export async function attemptDeliveries(ctx: DeliverContext, ids: string[], opts: AttemptOptions = {}): Promise<void> {
   if (ids.length === 0) return;
-  const { claimed, later } = await ctx.conn.sql.begin(async (tx) => {
-    const c = await claim(tx, ids);
-    for (const l of c.later) await enqueueDeliveries(tx, [l], l.at);
-    return c;
-  });
-  if (later.length > 0) ctx.logger.debug({ count: later.length }, "deliveries not yet due; rescheduled");
-  if (claimed.length === 0) return;
+  const settings = ctx.breaker ?? DEFAULT_BREAKER;
+  const c = await ctx.conn.sql.begin((tx) => claim(tx, ids, null, opts, settings));
+  if (c.send.length === 0) return;
   const bodies = new Map<string, string>();
-  const results = await mapLimit(claimed, BATCH_CONCURRENCY, async (d) => {
-    if (!d.is_active && !opts.force) {
-      return { d, requestHeaders: {}, requestBody: "", url: d.url, method: d.method, outcome: inactiveOutcome() };
-    }
-    return send(ctx, d, bodies);
-  });
+  const results = await mapLimit(c.send, DIRECT_CONCURRENCY, (d) => send(ctx, d, bodies));
   const policyOf = policyReader(ctx.logger);
-  await ctx.conn.sql.begin((tx) => record(tx, results, opts, policyOf));
+  const summary = await ctx.conn.sql.begin((tx) => record(tx, results, opts, policyOf, settings));
+  report(ctx, results, summary);
+}
+
+/** Logs and counts what a recorded batch did. */
+export function report(ctx: DeliverContext, results: Recorded[], summary: RecordSummary): void {
   for (const r of results) {
+    ctx.observer?.attempt(r.d.subscription_id, r.outcome.ok ? "success" : "failure", r.outcome.durationMs);
     ctx.logger.debug(
       { delivery: r.d.id, event: r.d.event_id, status: r.outcome.status, ms: r.outcome.durationMs, error: r.outcome.error },
       "attempt",
     );
   }
+  for (const s of summary.statuses) ctx.observer?.delivery(s.webhookId, s.status);
+  for (const w of summary.opened) ctx.logger.warn({ webhook: w }, "circuit opened: deliveries to this webhook wait for a probe to succeed");
+  for (const w of summary.closed) ctx.logger.info({ webhook: w }, "circuit closed: waiting deliveries flow again");
+  for (const w of summary.disabled) ctx.logger.warn({ webhook: w }, "webhook disabled");
 }

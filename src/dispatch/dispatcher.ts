@@ -8,8 +8,9 @@ import type { Logger } from "../logger";
 import type { DeliverContext } from "./context";
 import { FANOUT_TASK, DELIVER_TASK, requestFanout, type DeliverPayload } from "./enqueue";
 import { fanout } from "./fanout";
-import { attemptDeliveries } from "./deliver";
+import { createEngine } from "./lanes";
 import { startHeartbeat } from "./heartbeat";
+import { releaseProbes, type BreakerSettings } from "./health";
 
 export interface Dispatcher {
   id: string;
@@ -38,6 +39,13 @@ export async function startDispatcher(opts: {
   const { config, databaseUrl, ctx } = opts;
   const { conn, logger } = ctx;
   const id = `dispatcher-${randomBytes(6).toString("hex")}`;
+  const breaker: BreakerSettings = ctx.breaker ?? {
+    threshold: config.WEBHOOKS_BREAKER_THRESHOLD,
+    probeMinMs: config.WEBHOOKS_BREAKER_PROBE_MIN_MS,
+    probeMaxMs: config.WEBHOOKS_BREAKER_PROBE_MAX_MS,
+    disableAfterS: config.WEBHOOKS_DISABLE_AFTER_S,
+  };
+  const engine = createEngine(ctx, id, breaker);
   const workerIds = new Set<string>();
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;
   events.on("pool:create", ({ workerPool }) => workerIds.add(workerPool.id));
@@ -58,9 +66,19 @@ export async function startDispatcher(opts: {
     }
   };
   const deliverTask: Task = async (payload) => {
-    const ids = (payload as DeliverPayload | null)?.ids ?? [];
-    await attemptDeliveries(ctx, ids);
+    const p = payload as DeliverPayload | null;
+    await engine.admit(p?.ids ?? [], p?.w);
   };
+
+  // Registered before any job runs: deliveries it claims name it as their owner, and an
+  // owner missing from webhooks.dispatchers is presumed dead.
+  const heartbeat = await startHeartbeat({
+    conn,
+    id,
+    workerIds: () => [...workerIds],
+    timeoutMs: config.WEBHOOKS_DISPATCHER_TIMEOUT_MS,
+    logger,
+  });
 
   const runner: Runner = await run({
     connectionString: databaseUrl,
@@ -88,13 +106,15 @@ export async function startDispatcher(opts: {
   }, config.WEBHOOKS_POLL_INTERVAL_MS);
   poll.unref();
 
-  const heartbeat = await startHeartbeat({
-    conn,
-    id,
-    workerIds: () => [...workerIds],
-    timeoutMs: config.WEBHOOKS_DISPATCHER_TIMEOUT_MS,
-    logger,
-  });
+  // Probes for open circuits, and deliveries parked behind circuits that have closed.
+  const probes = setInterval(() => {
+    releaseProbes(conn)
+      .then((r) => {
+        if (r.probes > 0 || r.unparked > 0) logger.info(r, "circuit probes released");
+      })
+      .catch((e: unknown) => logger.debug({ err: e }, "probe check failed"));
+  }, config.WEBHOOKS_POLL_INTERVAL_MS);
+  probes.unref();
   logger.info({ dispatcher: id, concurrency: config.WEBHOOKS_CONCURRENCY }, "dispatcher started");
 
   let closing: Promise<void> | undefined;
@@ -103,13 +123,16 @@ export async function startDispatcher(opts: {
     close() {
       closing ??= (async () => {
         clearInterval(poll);
+        clearInterval(probes);
         await listener.unlisten().catch(() => {});
-        // Graceful: running jobs (in-flight requests) finish within the grace period.
-        const stopped = runner.stop();
+        // Graceful: no new jobs; queued deliveries go back to the job queue; requests in
+        // flight get the grace period to finish and be recorded.
         const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), config.WEBHOOKS_SHUTDOWN_GRACE_MS).unref());
+        const stopped = runner.stop();
         if ((await Promise.race([stopped.then(() => "ok" as const), grace])) === "timeout") {
-          logger.warn("in-flight deliveries did not finish within the grace period; they will be retried");
+          logger.warn("running jobs did not finish within the grace period");
         }
+        await engine.close(config.WEBHOOKS_SHUTDOWN_GRACE_MS);
         await heartbeat.close();
         logger.info({ dispatcher: id }, "dispatcher stopped");
       })();

@@ -9,6 +9,8 @@ export const DELIVER_BATCH = 50;
 
 export interface DeliverPayload {
   ids: string[];
+  /** The webhook all of `ids` belong to (absent in jobs queued by older versions). */
+  w?: string;
 }
 
 export interface QueuedDelivery {
@@ -26,9 +28,9 @@ export async function enqueueDeliveries(sql: Queryable, deliveries: QueuedDelive
     bySubscription.set(d.subscription_id, list);
   }
   const payloads: string[] = [];
-  for (const ids of bySubscription.values()) {
+  for (const [w, ids] of bySubscription) {
     for (let i = 0; i < ids.length; i += DELIVER_BATCH) {
-      payloads.push(JSON.stringify({ ids: ids.slice(i, i + DELIVER_BATCH) } satisfies DeliverPayload));
+      payloads.push(JSON.stringify({ ids: ids.slice(i, i + DELIVER_BATCH), w } satisfies DeliverPayload));
     }
   }
   await sql`

@@ -4,7 +4,7 @@
 import { hostname } from "node:os";
 import type { Connection } from "../db/connection";
 import type { Logger } from "../logger";
-import { FANOUT_TASK, DELIVER_TASK } from "./enqueue";
+import { FANOUT_TASK, DELIVER_TASK, enqueueDeliveries, type QueuedDelivery } from "./enqueue";
 
 export interface Heartbeat {
   close(): Promise<void>;
@@ -12,6 +12,7 @@ export interface Heartbeat {
 
 export async function sweepDeadDispatchers(conn: Connection, timeoutMs: number): Promise<string[]> {
   return conn.sql.begin(async (tx) => {
+    const released: string[] = [];
     const dead = await tx<{ id: string }[]>`
       delete from webhooks.dispatchers
        where heartbeat_at < now() - ${timeoutMs} * interval '1 millisecond'
@@ -28,7 +29,21 @@ export async function sweepDeadDispatchers(conn: Connection, timeoutMs: number):
          and not exists (select 1 from webhooks.dispatchers d where j.locked_by = any(d.worker_ids))`;
     const ids = stale.map((s) => s.locked_by);
     if (ids.length > 0) await tx`select graphile_worker.force_unlock_workers(${ids}::text[])`;
-    return [...dead.map((d) => d.id), ...ids];
+    // Deliveries a dead dispatcher held in memory (queued or in flight) get a job again.
+    const orphans = await tx<QueuedDelivery[]>`
+      with orphan as (
+        select d.id from webhooks.deliveries d
+         where d.lease_owner is not null and d.status in ('pending', 'retrying')
+           and not exists (select 1 from webhooks.dispatchers x where x.id = d.lease_owner)
+         limit 10000
+           for update skip locked
+      )
+      update webhooks.deliveries d set lease_owner = null, next_attempt_at = null, updated_at = now()
+        from orphan where d.id = orphan.id
+      returning d.id, d.subscription_id`;
+    await enqueueDeliveries(tx, orphans);
+    if (orphans.length > 0) released.push(`${orphans.length} deliveries`);
+    return [...dead.map((d) => d.id), ...ids, ...released];
   });
 }
 

@@ -49,6 +49,9 @@ export interface WebhookRow {
   retry?: RetryPolicy;
   timeout_ms?: number;
   is_active?: boolean;
+  max_in_flight?: number;
+  rate_limit_per_s?: number | null;
+  disable_after_s?: number | null;
 }
 
 /** Inserts a webhook row directly (the services and API are tested on their own). */
@@ -56,10 +59,12 @@ export async function insertWebhook(sql: Queryable, w: WebhookRow): Promise<{ id
   const secret = w.secret ?? generateSecret();
   const retry = w.retry ?? { max_attempts: 3, strategy: "schedule", delays_ms: [100, 200] };
   const [row] = await sql<{ id: string }[]>`
-    insert into webhooks.subscriptions (url, events, tenant, filter, signature_scheme, signature_header, secret, retry, timeout_ms, is_active)
+    insert into webhooks.subscriptions (url, events, tenant, filter, signature_scheme, signature_header, secret, retry, timeout_ms, is_active,
+                                        max_in_flight, rate_limit_per_s, disable_after_s)
     values (${w.url}, ${w.events ?? ["*"]}, ${w.tenant ?? null}, ${w.filter === undefined ? null : sql.json(w.filter as never)},
             ${w.signature_scheme ?? "standard"}, ${w.signature_header ?? null}, ${secret}, ${sql.json(retry as never)},
-            ${w.timeout_ms ?? 5000}, ${w.is_active ?? true})
+            ${w.timeout_ms ?? 5000}, ${w.is_active ?? true}, ${w.max_in_flight ?? 10}, ${w.rate_limit_per_s ?? null},
+            ${w.disable_after_s ?? null})
     returning id`;
   if (!row) throw new Error("insert returned no row");
   return { id: row.id, secret };

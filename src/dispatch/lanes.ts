@@ -1,0 +1,347 @@
+// Lanes: the dispatcher's in-memory send queues, one per webhook. A deliver job only claims
+// its deliveries and hands them to their webhook's lane, so a slow or dead endpoint holds no
+// worker slot and no database connection: it only fills its own lane, and a full lane
+// pushes further work back into the job queue. Each lane keeps at most `max_in_flight`
+// requests open (starting at one and doubling on success, halving on failure), spaces
+// requests by `rate_limit_per_s`, and stops at once on a 410 or a run of failures. Results
+// from all lanes are recorded together in bulk by one recorder.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { DeliverContext } from "./context";
+import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
+import {
+  claim,
+  disablingResponse,
+  policyReader,
+  record,
+  report,
+  send,
+  type ClaimedDelivery,
+  type Recorded,
+} from "./deliver";
+import { DEFAULT_BREAKER, park, type BreakerSettings } from "./health";
+
+/** Deliveries held in memory for all lanes together. */
+const TOTAL_QUEUE_CAP = 5000;
+/** A job waits this long at most for room in a lane that is moving; else it is put back. */
+const ROOM_WAIT_MS = 3000;
+/** A lane with requests open this long and nothing finishing is stuck: nobody waits on it. */
+const STUCK_MS = 1000;
+/** Results recorded per transaction at most, and the longest a result waits to be recorded. */
+const FLUSH_MAX = 500;
+const FLUSH_DELAY_MS = 15;
+/** A lane idle this long is forgotten (its window starts from one again). */
+const LANE_IDLE_MS = 60_000;
+
+interface Item {
+  d: ClaimedDelivery;
+  probe: boolean;
+}
+
+type StopCause = "circuit" | "disabled";
+
+class Lane {
+  queue: Item[] = [];
+  inFlight = 0;
+  window = 1;
+  failures = 0;
+  stop: { cause: StopCause; flushed: Promise<void> } | null = null;
+  maxInFlight = 10;
+  ratePerS: number | null = null;
+  nextStartAt = 0;
+  timer: NodeJS.Timeout | null = null;
+  avgMs = 50;
+  lastActive = Date.now();
+  lastResultAt = 0;
+  readonly starts = new Map<Item, number>();
+
+  constructor(readonly id: string) {}
+
+  get cap(): number {
+    return Math.max(100, this.maxInFlight * 10);
+  }
+
+  /** Roughly how long until `n` more items fit, judging by how long requests take now. */
+  waitEstimateMs(n: number, now: number): number {
+    const over = this.queue.length + n - this.cap;
+    if (over <= 0) return 0;
+    let perRequest = this.avgMs;
+    for (const started of this.starts.values()) perRequest = Math.max(perRequest, now - started);
+    return (over * perRequest) / Math.max(1, Math.min(this.window, this.maxInFlight));
+  }
+
+  /** Requests open for a second with nothing finishing: the endpoint is slow or hanging. */
+  stuck(now: number): boolean {
+    if (now - this.lastResultAt < STUCK_MS) return false;
+    for (const started of this.starts.values()) if (now - started > STUCK_MS) return true;
+    return false;
+  }
+
+}
+
+export interface Engine {
+  /** Claims these deliveries and queues them in their lanes; returns once they are queued. */
+  admit(ids: string[], webhookHint?: string): Promise<void>;
+  /** Deliveries held in memory (queued or in flight). */
+  held(): number;
+  /** Stops sending: queued deliveries are released to other dispatchers, in-flight ones finish within the grace. */
+  close(graceMs: number): Promise<void>;
+}
+
+export function createEngine(ctx: DeliverContext, owner: string, settings: BreakerSettings = ctx.breaker ?? DEFAULT_BREAKER): Engine {
+  const lanes = new Map<string, Lane>();
+  const policyOf = policyReader(ctx.logger);
+  const bodies = new Map<string, string>();
+  let pending: Recorded[] = [];
+  let toPark: string[] = [];
+  let toRelease: QueuedDelivery[] = [];
+  let flushing: Promise<void> | null = null;
+  let flushTimer: NodeJS.Timeout | null = null;
+  let closed = false;
+  let giveUpAt = Infinity;
+  let total = 0;
+  const totalWaiters: (() => void)[] = [];
+
+  const lane = (id: string): Lane => {
+    let l = lanes.get(id);
+    if (!l) {
+      l = new Lane(id);
+      lanes.set(id, l);
+    }
+    return l;
+  };
+
+  // ---- recording ---------------------------------------------------------------------
+  const flushOnce = async (): Promise<void> => {
+    const results = pending;
+    const parkIds = toPark;
+    const release = toRelease;
+    pending = [];
+    toPark = [];
+    toRelease = [];
+    if (results.length === 0 && parkIds.length === 0 && release.length === 0) return;
+    ctx.logger.debug({ results: results.length, park: parkIds.length, release: release.length }, "recording");
+    for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        const summary = await ctx.conn.sql.begin(async (tx) => {
+          const s = await record(tx, results, {}, policyOf, settings);
+          await park(tx, parkIds);
+          if (release.length > 0) {
+            await tx`
+              update webhooks.deliveries set lease_owner = null, next_attempt_at = null, updated_at = now()
+               where id = any(${release.map((r) => r.id)}::uuid[]) and lease_owner = ${owner}`;
+            await enqueueDeliveries(tx, release);
+          }
+          return s;
+        });
+        report(ctx, results, summary);
+        ctx.logger.debug({ results: results.length }, "recorded");
+        return;
+      } catch (e) {
+        // The database is away (restart, failover): keep the results and try again. Sent
+        // requests are never forgotten while this process lives.
+        if (closed && Date.now() > giveUpAt) {
+          ctx.logger.error({ err: e, results: results.length }, "could not record attempts before stopping; those deliveries will be sent again");
+          return;
+        }
+        ctx.logger.warn({ err: e, results: results.length, retryInMs: delay }, "could not record attempts; retrying");
+        await sleep(delay);
+      }
+    }
+  };
+
+  const flush = (): Promise<void> => {
+    if (flushTimer) {
+      clearTimeout(flushTimer);
+      flushTimer = null;
+    }
+    if (flushing) return flushing;
+    // Assigned before the loop starts (await first): a loop that finished synchronously
+    // would otherwise clear `flushing` before it was set, and no flush would run again.
+    let run: Promise<void> | undefined = undefined;
+    run = (async () => {
+      await null;
+      try {
+        while (pending.length > 0 || toPark.length > 0 || toRelease.length > 0) await flushOnce();
+      } finally {
+        if (flushing === run) flushing = null;
+      }
+    })();
+    flushing = run;
+    return run;
+  };
+
+  const scheduleFlush = (): void => {
+    if (pending.length >= FLUSH_MAX) void flush();
+    else flushTimer ??= setTimeout(() => void flush(), FLUSH_DELAY_MS);
+  };
+
+  // ---- sending -----------------------------------------------------------------------
+  const stopLane = (l: Lane, cause: StopCause): void => {
+    if (l.stop) return;
+    // What is queued goes back: behind an open circuit it is parked; for a disabled webhook
+    // it gets a job again, which fails it once the webhook is disabled in the same flush.
+    const queued = l.queue.filter((i) => !i.probe);
+    l.queue = l.queue.filter((i) => i.probe);
+    total -= queued.length;
+    if (cause === "circuit") toPark.push(...queued.map((i) => i.d.id));
+    else toRelease.push(...queued.map((i) => ({ id: i.d.id, subscription_id: i.d.subscription_id })));
+    const flushed = flush();
+    l.stop = { cause, flushed };
+    wakeTotal();
+  };
+
+  const onResult = (l: Lane, item: Item, r: Recorded): void => {
+    ctx.logger.debug({ delivery: item.d.id, probe: item.probe, status: r.outcome.status }, "result");
+    l.inFlight--;
+    l.starts.delete(item);
+    l.lastActive = l.lastResultAt = Date.now();
+    l.avgMs = l.avgMs * 0.8 + r.outcome.durationMs * 0.2;
+    pending.push(r);
+    if (r.outcome.ok) {
+      l.failures = 0;
+      l.window = Math.min(l.maxInFlight, l.window * 2);
+    } else {
+      l.failures++;
+      l.window = Math.max(1, Math.floor(l.window / 2));
+      if (disablingResponse(r.outcome)) stopLane(l, "disabled");
+      else if (l.failures >= settings.threshold && !item.probe) stopLane(l, "circuit");
+    }
+    scheduleFlush();
+    pump(l);
+  };
+
+  const pump = (l: Lane): void => {
+    if (closed) return;
+    while (l.queue.length > 0 && l.inFlight < Math.min(l.window, l.maxInFlight)) {
+      const idx = l.stop ? l.queue.findIndex((i) => i.probe) : 0;
+      if (idx < 0) return;
+      if (l.ratePerS !== null) {
+        const now = Date.now();
+        if (now < l.nextStartAt) {
+          l.timer ??= setTimeout(() => {
+            l.timer = null;
+            pump(l);
+          }, l.nextStartAt - now);
+          return;
+        }
+        l.nextStartAt = Math.max(now, l.nextStartAt) + 1000 / l.ratePerS;
+      }
+      const [item] = l.queue.splice(idx, 1);
+      if (!item) return;
+      total--;
+      l.inFlight++;
+      l.lastActive = Date.now();
+      l.starts.set(item, l.lastActive);
+      void send(ctx, item.d, bodies).then((r) => {
+        if (bodies.size > 10_000) bodies.clear();
+        onResult(l, item, r);
+      });
+      wakeTotal();
+    }
+  };
+
+  // ---- admission ---------------------------------------------------------------------
+  const wakeTotal = (): void => {
+    if (total < TOTAL_QUEUE_CAP) for (const w of totalWaiters.splice(0)) w();
+  };
+
+  const putBack = async (ids: string[], webhookId: string, afterMs: number): Promise<void> => {
+    ctx.logger.debug({ webhook: webhookId, deliveries: ids.length, afterMs: Math.round(afterMs) }, "lane full; deliveries wait in the job queue");
+    await enqueueDeliveries(
+      ctx.conn.sql,
+      ids.map((id) => ({ id, subscription_id: webhookId })),
+      new Date(Date.now() + afterMs),
+    );
+  };
+
+  const waitFor = (register: (resolve: () => void) => void, ms: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), ms);
+      register(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+
+  /** Waits for room in a lane while it keeps moving; false when it is stuck or too slow. */
+  const roomIn = async (l: Lane, n: number): Promise<boolean> => {
+    const until = Date.now() + ROOM_WAIT_MS;
+    for (;;) {
+      const now = Date.now();
+      if (l.queue.length + n <= l.cap) return true;
+      if (closed || l.stuck(now) || now >= until) return false;
+      await sleep(20);
+    }
+  };
+
+  const admit = async (ids: string[], webhookHint?: string): Promise<void> => {
+    if (ids.length === 0) return;
+    if (closed) throw new Error("dispatcher is stopping");
+    if (webhookHint) {
+      const l = lanes.get(webhookHint);
+      // A lane that has just stopped: let the flush that records why land first, so the
+      // claim below sees the circuit or the disabled webhook.
+      if (l?.stop) await l.stop.flushed;
+      if (l && l.queue.length + ids.length > l.cap && !(await roomIn(l, ids.length))) {
+        // A slow or hanging endpoint: the work waits in the job queue, not in a worker.
+        const now = Date.now();
+        const after = l.stuck(now) ? Math.min(30_000, Math.max(1000, l.waitEstimateMs(ids.length, now))) : 500;
+        await putBack(ids, webhookHint, after);
+        return;
+      }
+    }
+    if (total >= TOTAL_QUEUE_CAP && !(await waitFor((r) => totalWaiters.push(r), ROOM_WAIT_MS))) {
+      if (webhookHint) await putBack(ids, webhookHint, 1000);
+      else throw new Error("dispatcher queue is full; the job will be retried");
+      return;
+    }
+    const c = await ctx.conn.sql.begin((tx) => claim(tx, ids, owner, {}, settings));
+    if (c.parked > 0) ctx.logger.debug({ parked: c.parked }, "deliveries wait for an open circuit");
+    for (const d of c.send) {
+      const l = lane(d.subscription_id);
+      l.maxInFlight = d.max_in_flight;
+      l.ratePerS = d.rate_limit_per_s;
+      const probe = c.probeIds.has(d.id);
+      if (!probe && l.stop) {
+        // The database says the circuit is closed and the webhook active: go again.
+        l.stop = null;
+        l.failures = 0;
+      }
+      if (probe) l.queue.unshift({ d, probe });
+      else l.queue.push({ d, probe });
+      total++;
+    }
+    for (const l of new Set(c.send.map((d) => lanes.get(d.subscription_id)))) if (l) pump(l);
+  };
+
+  const gc = setInterval(() => {
+    const now = Date.now();
+    for (const [id, l] of lanes) {
+      if (l.queue.length === 0 && l.inFlight === 0 && now - l.lastActive > LANE_IDLE_MS) lanes.delete(id);
+    }
+  }, 10_000);
+  gc.unref();
+
+  return {
+    admit,
+    held: () => total + [...lanes.values()].reduce((n, l) => n + l.inFlight, 0),
+    async close(graceMs) {
+      if (closed) return;
+      closed = true;
+      clearInterval(gc);
+      for (const l of lanes.values()) {
+        if (l.timer) clearTimeout(l.timer);
+        toRelease.push(...l.queue.map((i) => ({ id: i.d.id, subscription_id: i.d.subscription_id })));
+        total -= l.queue.length;
+        l.queue = [];
+      }
+      for (const w of totalWaiters.splice(0)) w();
+      const deadline = Date.now() + graceMs;
+      giveUpAt = deadline + 1000;
+      while ([...lanes.values()].some((l) => l.inFlight > 0) && Date.now() < deadline) await sleep(20);
+      const left = [...lanes.values()].reduce((n, l) => n + l.inFlight, 0);
+      if (left > 0) ctx.logger.warn({ inFlight: left }, "in-flight deliveries did not finish within the grace period; they will be retried");
+      await Promise.race([flush(), sleep(Math.max(1000, deadline - Date.now()))]);
+    },
+  };
+}
