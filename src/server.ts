@@ -6,6 +6,7 @@ import { connect } from "./db/connection";
 import { createSender } from "./delivery/client";
 import { startDispatcher, type Dispatcher } from "./dispatch/dispatcher";
 import type { DeliverContext } from "./dispatch/context";
+import { breakerFromConfig } from "./dispatch/health";
 import { buildApp } from "./api/app";
 import { createMetrics } from "./metrics";
 
@@ -30,7 +31,7 @@ export async function runServer(opts: {
   // Metrics are served by the API, so only a process running it keeps them; with no
   // dispatcher alongside, the counters stay at zero and the database gauges still work.
   const metrics = opts.api ? createMetrics(conn, { logger }) : undefined;
-  const ctx: DeliverContext = { conn, sender, logger, observer: metrics?.observer };
+  const ctx: DeliverContext = { conn, sender, logger, observer: metrics?.observer, breaker: breakerFromConfig(config) };
 
   let dispatcher: Dispatcher | null = null;
   let app: ReturnType<typeof buildApp> | null = null;

@@ -7,10 +7,10 @@ import type { Config } from "../config";
 import type { Logger } from "../logger";
 import type { DeliverContext } from "./context";
 import { FANOUT_TASK, DELIVER_TASK, requestFanout, type DeliverPayload } from "./enqueue";
-import { fanout } from "./fanout";
+import { fanout, FANOUT_BATCH, FANOUT_BATCHES_PER_JOB } from "./fanout";
 import { createEngine } from "./lanes";
-import { startHeartbeat } from "./heartbeat";
-import { releaseProbes, type BreakerSettings } from "./health";
+import { releaseAbandonedJobs, startHeartbeat } from "./heartbeat";
+import { breakerFromConfig, releaseProbes, type BreakerSettings } from "./health";
 
 export interface Dispatcher {
   id: string;
@@ -39,12 +39,7 @@ export async function startDispatcher(opts: {
   const { config, databaseUrl, ctx } = opts;
   const { conn, logger } = ctx;
   const id = `dispatcher-${randomBytes(6).toString("hex")}`;
-  const breaker: BreakerSettings = ctx.breaker ?? {
-    threshold: config.WEBHOOKS_BREAKER_THRESHOLD,
-    probeMinMs: config.WEBHOOKS_BREAKER_PROBE_MIN_MS,
-    probeMaxMs: config.WEBHOOKS_BREAKER_PROBE_MAX_MS,
-    disableAfterS: config.WEBHOOKS_DISABLE_AFTER_S,
-  };
+  const breaker: BreakerSettings = ctx.breaker ?? breakerFromConfig(config);
   const engine = createEngine(ctx, id, breaker);
   const workerIds = new Set<string>();
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;
@@ -52,13 +47,18 @@ export async function startDispatcher(opts: {
   events.on("worker:create", ({ worker }) => workerIds.add(worker.workerId));
 
   const fanoutTask: Task = async () => {
-    const r = await fanout(conn);
+    const r = await fanout(conn, FANOUT_BATCH, FANOUT_BATCHES_PER_JOB);
     if (r.events > 0) logger.debug(r, "fanout");
+    if (r.more) {
+      // A long backlog: hand over to a fresh job so no job runs for minutes.
+      await requestFanout(conn.sql);
+      return;
+    }
     // Drained: ask writers for a NOTIFY again, then look once more for rows committed
     // before they could see the flag. Rows found then mean a busy stream: stay busy
     // (writers skip the NOTIFY) and run again.
     await setIdle(ctx, true);
-    const again = await fanout(conn);
+    const again = await fanout(conn, FANOUT_BATCH, 1);
     if (again.events > 0) {
       logger.debug(again, "fanout");
       await setIdle(ctx, false);
@@ -78,7 +78,26 @@ export async function startDispatcher(opts: {
     workerIds: () => [...workerIds],
     timeoutMs: config.WEBHOOKS_DISPATCHER_TIMEOUT_MS,
     logger,
+    beforeSweep: async () => {
+      const n = await releaseAbandonedJobs(conn, [...workerIds], [...running]);
+      if (n > 0) logger.warn({ jobs: n }, "released jobs left locked when the database went away");
+    },
   });
+
+  // Jobs this process is running now. A job locked by our workers but not running here was
+  // finished while the database was away: graphile-worker could not mark it done and will
+  // not retry, so we unlock it (below) and it runs again.
+  const running = new Set<string>();
+  const tracked =
+    (task: Task): Task =>
+    async (payload, helpers) => {
+      running.add(helpers.job.id);
+      try {
+        await task(payload, helpers);
+      } finally {
+        running.delete(helpers.job.id);
+      }
+    };
 
   const runner: Runner = await run({
     connectionString: databaseUrl,
@@ -87,7 +106,7 @@ export async function startDispatcher(opts: {
     noHandleSignals: true,
     logger: graphileLogger(logger),
     events,
-    taskList: { [FANOUT_TASK]: fanoutTask, [DELIVER_TASK]: deliverTask },
+    taskList: { [FANOUT_TASK]: tracked(fanoutTask), [DELIVER_TASK]: tracked(deliverTask) },
   });
 
   const wake = () => {

@@ -28,7 +28,12 @@ interface LiveSubscription {
 export interface FanoutResult {
   events: number;
   deliveries: number;
+  /** True when it stopped after maxBatches with more to do. */
+  more?: boolean;
 }
+
+/** Batches one fanout job claims before it hands over to a fresh job (keeps jobs short). */
+export const FANOUT_BATCHES_PER_JOB = 20;
 
 /** True when a webhook wants this event: type pattern, tenant and filter. */
 export function subscriptionWants(sub: LiveSubscription, e: ClaimedEvent): boolean {
@@ -91,13 +96,14 @@ async function fanoutBatch(tx: Queryable, limit: number): Promise<FanoutResult> 
   return { events: events.length, deliveries: created.length };
 }
 
-/** Fans out until the outbox holds nothing claimable; returns the totals. */
-export async function fanout(conn: Connection, limit = FANOUT_BATCH): Promise<FanoutResult> {
+/** Fans out until the outbox holds nothing claimable, or maxBatches; returns the totals. */
+export async function fanout(conn: Connection, limit = FANOUT_BATCH, maxBatches = Infinity): Promise<FanoutResult> {
   const total: FanoutResult = { events: 0, deliveries: 0 };
-  for (;;) {
+  for (let batch = 1; ; batch++) {
     const r = await conn.sql.begin((tx) => fanoutBatch(tx, limit));
     total.events += r.events;
     total.deliveries += r.deliveries;
     if (r.events < limit) return total;
+    if (batch >= maxBatches) return { ...total, more: true };
   }
 }

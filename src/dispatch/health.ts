@@ -5,6 +5,7 @@
 //   closed ──(threshold consecutive failures)──► open ──(probe due)──► half_open
 //     ▲                                            ▲                      │
 //     └──────────────(any success)─────────────────┴──(probe fails)───────┘
+import type { Config } from "../config";
 import type { Connection, Queryable } from "../db/connection";
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
 
@@ -24,6 +25,15 @@ export const DEFAULT_BREAKER: BreakerSettings = {
   probeMaxMs: 600_000,
   disableAfterS: 5 * 24 * 3600,
 };
+
+export function breakerFromConfig(config: Config): BreakerSettings {
+  return {
+    threshold: config.WEBHOOKS_BREAKER_THRESHOLD,
+    probeMinMs: config.WEBHOOKS_BREAKER_PROBE_MIN_MS,
+    probeMaxMs: config.WEBHOOKS_BREAKER_PROBE_MAX_MS,
+    disableAfterS: config.WEBHOOKS_DISABLE_AFTER_S,
+  };
+}
 
 export type Circuit = "closed" | "open" | "half_open";
 

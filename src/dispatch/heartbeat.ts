@@ -47,6 +47,23 @@ export async function sweepDeadDispatchers(conn: Connection, timeoutMs: number):
   });
 }
 
+/**
+ * Unlocks jobs our workers hold but are not running: graphile-worker does not await (or
+ * retry) the query that completes a job, so one that finished while the database was away
+ * stays locked by a live worker for good. The 5 s margin lets an in-flight completion land.
+ */
+export async function releaseAbandonedJobs(conn: Connection, workerIds: string[], runningJobIds: string[]): Promise<number> {
+  if (workerIds.length === 0) return 0;
+  const rows = await conn.sql`
+    update graphile_worker._private_jobs
+       set locked_by = null, locked_at = null
+     where locked_by = any(${workerIds}::text[])
+       and locked_at < now() - interval '5 seconds'
+       and not (id = any(${runningJobIds}::bigint[]))
+    returning id`;
+  return rows.length;
+}
+
 export async function startHeartbeat(opts: {
   conn: Connection;
   id: string;
@@ -54,6 +71,8 @@ export async function startHeartbeat(opts: {
   timeoutMs: number;
   logger: Logger;
   onReleased?: () => void;
+  /** Runs on every beat before the sweep of dead dispatchers. */
+  beforeSweep?: () => Promise<void>;
 }): Promise<Heartbeat> {
   const { conn, id, timeoutMs, logger } = opts;
   await conn.sql`
@@ -66,6 +85,7 @@ export async function startHeartbeat(opts: {
         insert into webhooks.dispatchers (id, hostname, pid, worker_ids)
         values (${id}, ${hostname()}, ${process.pid}, ${opts.workerIds()}::text[])
         on conflict (id) do update set heartbeat_at = now(), worker_ids = excluded.worker_ids`;
+      await opts.beforeSweep?.();
       const released = await sweepDeadDispatchers(conn, timeoutMs);
       if (released.length > 0) {
         logger.warn({ released }, "released the jobs of dispatchers that stopped answering");
