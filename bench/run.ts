@@ -14,6 +14,12 @@ import { migrate } from "../src/db/migrate";
 
 const ROOT = join(__dirname, "..");
 const SMOKE = process.argv.includes("--smoke");
+// `--only write,bulk`: run just the write-path scenarios (measured together), print their
+// figures as JSON and write no report file.
+const ONLY = ((i) => (i < 0 ? null : new Set((process.argv[i + 1] ?? "").split(",").filter(Boolean))))(process.argv.indexOf("--only"));
+if (ONLY && (ONLY.size === 0 || [...ONLY].some((s) => s !== "write" && s !== "bulk"))) {
+  throw new Error(`--only: expected a comma-separated list of write, bulk; got ${JSON.stringify(process.argv[process.argv.indexOf("--only") + 1] ?? "")}`);
+}
 const SIZES = SMOKE
   ? { writeSeconds: 1, bulkRows: 2_000, events: 500, latencyInserts: 20, fanoutSubs: 10, backlog: 1_000 }
   : { writeSeconds: 10, bulkRows: 100_000, events: 20_000, latencyInserts: 200, fanoutSubs: 100, backlog: 200_000 };
@@ -476,6 +482,10 @@ async function main(): Promise<void> {
     log("1/5 write path");
     const write = await writePath(url, sql);
     log("   ", JSON.stringify(write));
+    if (ONLY) {
+      console.log(JSON.stringify(write));
+      return;
+    }
 
     receiver = await ReceiverProc.start();
     const mainSub = await insertWebhook(sql, `${receiver.url}/hook`);

@@ -120,7 +120,6 @@ create table webhooks.outbox (
   source_table text,
   occurred_at timestamp with time zone not null default now(),
   dispatched_at timestamp with time zone,
-  constraint outbox_event_id_key UNIQUE (event_id),
   constraint outbox_pkey PRIMARY KEY (id)
 );
 comment on table webhooks.outbox is 'A row is one event, written in the same transaction as the change it describes. dispatched_at is set once the dispatcher has created its deliveries.';
@@ -253,7 +252,40 @@ begin
   return null;
 end
 $function$;
-comment on function webhooks.capture() is 'Trigger function installed by webhooks.track_table(); writes one outbox row per changed row.';
+comment on function webhooks.capture() is 'Generic capture trigger function (options as trigger arguments). track_table() now installs a generated per-table function instead; this one stays for triggers made before migration 0003.';
+
+CREATE OR REPLACE FUNCTION webhooks.claim_wake()
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+  select case
+           when current_setting('pg_webhooks.wake_claimed', true) = 'on' then false
+           when pg_try_advisory_xact_lock(hashtext('pg_webhooks.wake'),
+                  ((extract(epoch from clock_timestamp()) * 1000)::bigint % 2147483647)::integer)
+             then set_config('pg_webhooks.wake_claimed', 'on', true) = 'on'
+           else false
+         end
+$function$;
+comment on function webhooks.claim_wake() is 'Internal to wake() and the capture functions: true when this transaction should NOTIFY, at most once per millisecond across all writers. A plain SQL expression, so PL/pgSQL inlines it.';
+
+CREATE OR REPLACE FUNCTION webhooks.drop_unused_capture_functions()
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+declare
+  f regprocedure;
+begin
+  for f in
+    select p.oid from pg_proc p
+     where p.pronamespace = 'webhooks'::regnamespace and p.proname like 'capture\_%' and p.pronargs = 0
+       and p.prorettype = 'trigger'::regtype
+       and not exists (select from pg_trigger t where t.tgfoid = p.oid)
+  loop
+    execute format('drop function %s', f);
+  end loop;
+end
+$function$;
+comment on function webhooks.drop_unused_capture_functions() is 'Internal to track_table() and untrack_table(): drops generated capture functions no trigger uses.';
 
 CREATE OR REPLACE FUNCTION webhooks.emit(type text, data jsonb, tenant text DEFAULT NULL::text)
  RETURNS uuid
@@ -277,6 +309,139 @@ end
 $function$;
 comment on function webhooks.emit(text,jsonb,text) is 'Emits a custom event inside the caller''s transaction; it is delivered only if that transaction commits. Returns the event id. Example: select webhooks.emit(''invoice.paid'', jsonb_build_object(''id'', 42), tenant => ''acme'');';
 
+CREATE OR REPLACE FUNCTION webhooks.install_capture(tbl regclass)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+declare
+  t webhooks.tracked_tables;
+  by_row boolean;
+  fn text;
+  op text;
+  minus text;
+  key_expr text;
+  branches text[] := '{}';
+begin
+  select * into t from webhooks.tracked_tables where table_name = tbl;
+  if not found then
+    raise exception 'table: % is not tracked', tbl using errcode = '22023';
+  end if;
+  -- Updates are paired by primary key; a table without one has them captured row by row.
+  by_row := cardinality(t.primary_key) = 0;
+  minus := case when cardinality(t.excluded_columns) = 0 then '' else format(' - %L::text[]', t.excluded_columns) end;
+
+  if 'insert' = any(t.operations) then
+    branches := branches || format($f$tg_op = 'INSERT' then
+    insert into webhooks.outbox (type, tenant, data, source_table)
+    select %L, %s, r.j%s, src
+      from (select to_jsonb(x.*) as j from new_rows x) r;$f$,
+      t.event_prefix || '.created',
+      case when t.tenant_column is null then 'null' else format('r.j ->> %L', t.tenant_column) end, minus);
+  end if;
+  if 'delete' = any(t.operations) then
+    branches := branches || format($f$tg_op = 'DELETE' then
+    insert into webhooks.outbox (type, tenant, data, source_table)
+    select %L, %s, r.j%s, src
+      from (select to_jsonb(x.*) as j from old_rows x) r;$f$,
+      t.event_prefix || '.deleted',
+      case when t.tenant_column is null then 'null' else format('r.j ->> %L', t.tenant_column) end, minus);
+  end if;
+  if 'update' = any(t.operations) and not by_row then
+    -- The primary key values as a JSON array, as webhooks.capture() pairs them.
+    select 'jsonb_build_array(' || string_agg(format('r.j -> %L', k), ', ' order by i) || ')'
+      into key_expr
+      from unnest(t.primary_key) with ordinality as u(k, i);
+    branches := branches || format($f$tg_op = 'UPDATE' then
+    insert into webhooks.outbox (type, tenant, data, previous_attributes, source_table)
+    select %L, p.tenant, p.new_j, p.prev, src
+    from (
+      select %s as tenant,
+             n.j%s as new_j,
+             (select jsonb_object_agg(e.key, e.value)
+                from jsonb_each(o.j%s) e
+               where (n.j%s) -> e.key is distinct from e.value) as prev
+      from (select r.j, %s as key from (select to_jsonb(x.*) as j from old_rows x) r) o
+      join (select r.j, %s as key from (select to_jsonb(x.*) as j from new_rows x) r) n
+        on o.key = n.key
+    ) p
+    -- An update that changes no (visible) value emits nothing.
+    where p.prev is not null;$f$,
+      t.event_prefix || '.updated',
+      case when t.tenant_column is null then 'null' else format('n.j ->> %L', t.tenant_column) end,
+      minus, minus, minus, key_expr, key_expr);
+  end if;
+  if 'update' = any(t.operations) and by_row then
+    branches := branches || format($f$tg_op = 'UPDATE' then
+    insert into webhooks.outbox (type, tenant, data, previous_attributes, source_table)
+    select %L, u.tenant, u.new_j, u.prev, src
+    from (
+      select %s as tenant,
+             to_jsonb(new)%s as new_j,
+             (select jsonb_object_agg(o.key, o.value)
+                from jsonb_each(to_jsonb(old)%s) o
+               where (to_jsonb(new)%s) -> o.key is distinct from o.value) as prev
+    ) u
+    where u.prev is not null;$f$,
+      t.event_prefix || '.updated',
+      case when t.tenant_column is null then 'null' else format('to_jsonb(new) ->> %L', t.tenant_column) end,
+      minus, minus, minus);
+  end if;
+
+  -- A new name each time: a restored dump keeps its functions' names, so a name derived
+  -- from the table's oid could clash with the function of another table.
+  fn := format('webhooks.%I',
+               'capture_' || left(regexp_replace((select relname from pg_class where oid = tbl), '[^A-Za-z0-9_]', '_', 'g'), 40)
+                 || '_' || substr(md5(tbl::oid::text || clock_timestamp()::text || random()::text), 1, 8));
+  execute format($f$
+create function %s() returns trigger
+language plpgsql as $body$
+declare
+  src text := tg_table_schema || '.' || tg_table_name;
+  idle boolean;
+begin
+  if %s
+  end if;
+  -- webhooks.wake(), inlined: a call per statement costs as much as the check.
+  if found then
+    select w.idle into idle from webhooks.dispatcher_wakeup w;
+    if idle then
+      if webhooks.claim_wake() then
+        perform pg_notify('pg_webhooks', '');
+      end if;
+    end if;
+  end if;
+  return null;
+end
+$body$
+$f$, fn, array_to_string(branches, E'\n  elsif '));
+  execute format('comment on function %s() is %L', fn,
+    format('Capture trigger function of %s with its tracking options as literals, generated by webhooks.track_table(); untrack_table() drops it.', tbl));
+
+  for op in
+    select tgname from pg_trigger
+     where tgrelid = tbl and tgname in ('pg_webhooks_insert', 'pg_webhooks_update', 'pg_webhooks_delete')
+  loop
+    execute format('drop trigger %I on %s', op, tbl);
+  end loop;
+  foreach op in array t.operations loop
+    if op = 'update' and by_row then
+      execute format('create trigger pg_webhooks_update after update on %s for each row execute function %s()', tbl, fn);
+    else
+      execute format(
+        'create trigger %I after %s on %s referencing %s for each statement execute function %s()',
+        'pg_webhooks_' || op, op, tbl,
+        case op when 'insert' then 'new table as new_rows'
+                when 'delete' then 'old table as old_rows'
+                else 'old table as old_rows new table as new_rows' end,
+        fn);
+    end if;
+  end loop;
+
+  perform webhooks.drop_unused_capture_functions();
+end
+$function$;
+comment on function webhooks.install_capture(regclass) is 'Internal to track_table(): (re)writes a tracked table''s generated capture function and triggers from its tracked_tables row.';
+
 CREATE OR REPLACE FUNCTION webhooks.track_table(tbl regclass, event_prefix text DEFAULT NULL::text, operations text[] DEFAULT ARRAY['insert'::text, 'update'::text, 'delete'::text], tenant_column text DEFAULT NULL::text, excluded_columns text[] DEFAULT '{}'::text[])
  RETURNS void
  LANGUAGE plpgsql
@@ -284,7 +449,6 @@ AS $function$
 declare
   prefix text;
   pk text[];
-  op text;
   bad text;
   relname text;
 begin
@@ -320,25 +484,9 @@ begin
    where i.indrelid = tbl and i.indisprimary;
 
   perform webhooks.untrack_table(tbl);
-
-  foreach op in array operations loop
-    if op = 'update' and cardinality(pk) = 0 then
-      execute format(
-        'create trigger pg_webhooks_update after update on %s for each row execute function webhooks.capture(%L, %L, %L, %L)',
-        tbl, prefix, coalesce(tenant_column, ''), coalesce(excluded_columns, '{}'), pk);
-    else
-      execute format(
-        'create trigger %I after %s on %s referencing %s for each statement execute function webhooks.capture(%L, %L, %L, %L)',
-        'pg_webhooks_' || op, op, tbl,
-        case op when 'insert' then 'new table as new_rows'
-                when 'delete' then 'old table as old_rows'
-                else 'old table as old_rows new table as new_rows' end,
-        prefix, coalesce(tenant_column, ''), coalesce(excluded_columns, '{}'), pk);
-    end if;
-  end loop;
-
   insert into webhooks.tracked_tables (table_name, event_prefix, operations, tenant_column, excluded_columns, primary_key)
   values (tbl, prefix, operations, tenant_column, coalesce(excluded_columns, '{}'), pk);
+  perform webhooks.install_capture(tbl);
 end
 $function$;
 comment on function webhooks.track_table(regclass,text,text[],text,text[]) is 'Starts emitting <prefix>.created|updated|deleted events for a table. Calling it again replaces the options; it never stacks triggers. Example: select webhooks.track_table(''public.clients'', tenant_column => ''account_id'', excluded_columns => array[''password_hash'']);';
@@ -353,6 +501,7 @@ begin
   foreach op in array array['insert', 'update', 'delete'] loop
     execute format('drop trigger if exists %I on %s', 'pg_webhooks_' || op, tbl);
   end loop;
+  perform webhooks.drop_unused_capture_functions();
   delete from webhooks.tracked_tables where table_name = tbl;
   return found;
 end
@@ -365,8 +514,10 @@ CREATE OR REPLACE FUNCTION webhooks.wake()
 AS $function$
 begin
   if (select idle from webhooks.dispatcher_wakeup) then
-    perform pg_notify('pg_webhooks', '');
+    if webhooks.claim_wake() then
+      perform pg_notify('pg_webhooks', '');
+    end if;
   end if;
 end
 $function$;
-comment on function webhooks.wake() is 'Notifies a sleeping dispatcher that new events exist. Cheap when no dispatcher sleeps.';
+comment on function webhooks.wake() is 'Notifies a sleeping dispatcher that new events exist; while many transactions write, one of them per millisecond does. Cheap when no dispatcher sleeps.';
