@@ -1,4 +1,5 @@
-// Benchmark receiver: a separate process (forked with IPC) that answers 200 to every request,
+// Benchmark receiver: a separate process (forked with IPC) that answers 200 to every request
+// (except under /hang, which never answers), counting those not under /sibling,
 // counts them and reports receipt times. Plain JS so it starts without ts-node.
 // Times are performance.timeOrigin + performance.now() (ms since the epoch, sub-ms precision),
 // comparable with the parent's clock on the same machine.
@@ -16,10 +17,21 @@ let record = false;
 let times = new Map(); // seq -> first receipt time (only while record is set)
 
 const server = http.createServer((req, res) => {
+  // A sick endpoint for the isolation scenario: reads the request, never answers, counts nothing.
+  if (req.url.startsWith("/hang")) {
+    req.resume();
+    return;
+  }
   const chunks = [];
   req.on("data", (c) => chunks.push(c));
   req.on("end", () => {
     const t = now();
+    // The isolation scenario's healthy sibling: answered, not counted.
+    if (req.url.startsWith("/sibling")) {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok");
+      return;
+    }
     count++;
     if (!firstAt) firstAt = t;
     lastAt = t;

@@ -14,16 +14,19 @@ import { migrate } from "../src/db/migrate";
 
 const ROOT = join(__dirname, "..");
 const SMOKE = process.argv.includes("--smoke");
-// `--only write,bulk`: run just the write-path scenarios (measured together), print their
-// figures as JSON and write no report file.
-const ONLY = ((i) => (i < 0 ? null : new Set((process.argv[i + 1] ?? "").split(",").filter(Boolean))))(process.argv.indexOf("--only"));
-if (ONLY && (ONLY.size === 0 || [...ONLY].some((s) => s !== "write" && s !== "bulk"))) {
-  throw new Error(`--only: expected a comma-separated list of write, bulk; got ${JSON.stringify(process.argv[process.argv.indexOf("--only") + 1] ?? "")}`);
+// `--only write,throughput`: run just these scenarios (write covers bulk too), print their
+// figures as JSON and write no report file. BENCH_DISPATCHER_NODE_ARGS go to the
+// dispatcher's node only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it).
+const ONLY_ARG = process.argv.indexOf("--only");
+const ONLY = ONLY_ARG < 0 ? null : new Set((process.argv[ONLY_ARG + 1] ?? "").split(",").filter(Boolean).map((s) => (s === "bulk" ? "write" : s)));
+if (ONLY && (ONLY.size === 0 || [...ONLY].some((s) => s !== "write" && s !== "throughput"))) {
+  throw new Error(`--only: expected a comma-separated list of write, bulk, throughput; got ${JSON.stringify(process.argv[ONLY_ARG + 1] ?? "")}`);
 }
 const SIZES = SMOKE
-  ? { writeSeconds: 1, bulkRows: 2_000, events: 500, latencyInserts: 20, fanoutSubs: 10, backlog: 1_000 }
-  : { writeSeconds: 10, bulkRows: 100_000, events: 20_000, latencyInserts: 200, fanoutSubs: 100, backlog: 200_000 };
-const RAW_CONCURRENCY = 100; // ≈ WEBHOOKS_CONCURRENCY (10 jobs) × a batch of 10 in flight each
+  ? { writeSeconds: 1, bulkRows: 2_000, events: 500, latencyInserts: 20, fanoutSubs: 10, isolationEvents: 300, backlog: 1_000 }
+  : { writeSeconds: 10, bulkRows: 100_000, events: 20_000, latencyInserts: 200, fanoutSubs: 100, isolationEvents: 5_000, backlog: 200_000 };
+// The raw baseline's concurrency, and the bench webhook's max_in_flight: the same cap on both sides.
+const RAW_CONCURRENCY = 100;
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (...a: unknown[]) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
@@ -102,9 +105,15 @@ class DispatcherProc {
   private sampler?: NodeJS.Timeout;
   private constructor(readonly child: ChildProcess) {}
   static start(databaseUrl: string): DispatcherProc {
-    const child = spawn(process.execPath, [join(ROOT, "bin", "pg-webhooks.js"), "start", "--no-api", "--no-migrate"], {
+    const nodeArgs = (process.env.BENCH_DISPATCHER_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, join(ROOT, "bin", "pg-webhooks.js"), "start", "--no-api", "--no-migrate"], {
       cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: databaseUrl, WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true", LOG_LEVEL: "warn" },
+      env: {
+        ...process.env,
+        DATABASE_URL: databaseUrl,
+        WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true",
+        LOG_LEVEL: "warn",
+      },
       stdio: ["ignore", "inherit", "inherit"],
     });
     const d = new DispatcherProc(child);
@@ -169,12 +178,12 @@ const TABLE_DDL = (name: string) => `
     created_at timestamptz not null default now()
   )`;
 
-async function insertWebhook(sql: postgres.Sql, url: string): Promise<string> {
+async function insertWebhook(sql: postgres.Sql, url: string, maxInFlight = 10): Promise<string> {
   const retry = { max_attempts: 3, strategy: "schedule", delays_ms: [100, 200] };
   const [row] = await sql<{ id: string }[]>`
-    insert into webhooks.subscriptions (url, events, secret, retry, timeout_ms)
+    insert into webhooks.subscriptions (url, events, secret, retry, timeout_ms, max_in_flight)
     values (${url}, ${["*"]}, ${"whsec_" + Buffer.from("pg-webhooks-bench-secret-0123456").toString("base64")},
-            ${sql.json(retry as never)}, 5000)
+            ${sql.json(retry as never)}, 5000, ${maxInFlight})
     returning id`;
   return row!.id;
 }
@@ -405,6 +414,55 @@ async function fanout(sql: postgres.Sql, receiver: ReceiverProc, mainSub: string
   return { fanout_ms: r2(s.lastAt - committed), fanout_subscriptions: SIZES.fanoutSubs };
 }
 
+/**
+ * A healthy webhook's delivery rate with a hanging sibling subscribed to the same events,
+ * against its rate alone, measured in the same run: `isolation_ratio` (with / without).
+ */
+async function isolation(sql: postgres.Sql, receiver: ReceiverProc, mainSub: string) {
+  const n = SIZES.isolationEvents;
+  const healthyRun = async (seqBase: number) => {
+    await resetDeliveries(sql);
+    await receiver.reset();
+    const t0 = now();
+    await insertEvents(sql, n, seqBase, 500);
+    const s = await receiver.waitFor(n, 120_000, "isolation: healthy deliveries");
+    const [r] = await sql<{ ok: number }[]>`
+      select count(*)::int as ok from webhooks.deliveries where subscription_id = ${mainSub} and status = 'succeeded'`;
+    return { perS: n / ((s.lastAt - t0) / 1000), received: s.count, succeeded: r!.ok };
+  };
+  const alone = await healthyRun(40_000_000);
+  await settled(sql, n, 60_000, "isolation: healthy alone");
+  // For reference: the same extra work (a second webhook on every event), but healthy.
+  const sibling = await insertWebhook(sql, `${receiver.url}/sibling`);
+  const withHealthy = await healthyRun(39_000_000);
+  await settled(sql, 2 * n, 60_000, "isolation: healthy sibling");
+  await sql`delete from webhooks.subscriptions where id = ${sibling}`;
+  // The sick sibling: accepts connections, never answers; its requests time out after 5 s.
+  const sick = await insertWebhook(sql, `${receiver.url}/hang`);
+  const withSick = await healthyRun(41_000_000);
+  const [a] = await sql<{ n: number; waiting: number }[]>`
+    select (select count(*)::int from webhooks.attempts a join webhooks.deliveries d on d.id = a.delivery_id
+             where d.subscription_id = ${sick}) as n,
+           (select count(*)::int from webhooks.deliveries where subscription_id = ${sick} and status in ('pending', 'retrying')) as waiting`;
+  await sql`update webhooks.subscriptions set is_active = false where id = ${sick}`;
+  await sleep(6000); // let the hung requests time out and be recorded before the tables are cleared
+  await resetDeliveries(sql);
+  await sql`delete from webhooks.endpoint_health where subscription_id = ${sick}`;
+  await sql`delete from webhooks.subscriptions where id = ${sick}`;
+  return {
+    isolation_ratio: r2(withSick.perS / alone.perS),
+    isolation: {
+      events: n,
+      healthy_alone_per_s: Math.round(alone.perS),
+      healthy_with_healthy_sibling_per_s: Math.round(withHealthy.perS),
+      healthy_with_hanging_sibling_per_s: Math.round(withSick.perS),
+      healthy_succeeded_with_sibling: withSick.succeeded,
+      sick_attempts_meanwhile: a!.n,
+      sick_deliveries_waiting: a!.waiting,
+    },
+  };
+}
+
 async function backlog(sql: postgres.Sql, url: string, receiver: ReceiverProc) {
   await resetDeliveries(sql);
   const n = SIZES.backlog;
@@ -479,33 +537,46 @@ async function main(): Promise<void> {
     await sql`select webhooks.track_table('bench_tracked'::regclass, 'bench')`;
     const [pg] = await sql<{ v: string }[]>`select version() as v`;
 
-    log("1/5 write path");
-    const write = await writePath(url, sql);
-    log("   ", JSON.stringify(write));
     if (ONLY) {
-      console.log(JSON.stringify(write));
+      const figures: Record<string, unknown> = {};
+      if (ONLY.has("write")) Object.assign(figures, await writePath(url, sql));
+      if (ONLY.has("throughput")) {
+        receiver = await ReceiverProc.start();
+        await insertWebhook(sql, `${receiver.url}/hook`, RAW_CONCURRENCY);
+        dispatcher = DispatcherProc.start(url);
+        await dispatcher.ready(sql);
+        Object.assign(figures, await deliveryThroughput(sql, receiver, dispatcher));
+      }
+      console.log(JSON.stringify(figures));
       return;
     }
 
+    log("1/6 write path");
+    const write = await writePath(url, sql);
+    log("   ", JSON.stringify(write));
+
     receiver = await ReceiverProc.start();
-    const mainSub = await insertWebhook(sql, `${receiver.url}/hook`);
+    const mainSub = await insertWebhook(sql, `${receiver.url}/hook`, RAW_CONCURRENCY);
     dispatcher = DispatcherProc.start(url);
     await dispatcher.ready(sql);
 
-    log("2/5 delivery throughput");
+    log("2/6 delivery throughput");
     const thr = await deliveryThroughput(sql, receiver, dispatcher);
     log("   ", JSON.stringify(thr));
-    log("3/5 latency");
+    log("3/6 latency");
     const lat = await latency(sql, receiver);
     log("   ", JSON.stringify(lat));
-    log("4/5 fan-out");
+    log("4/6 fan-out");
     const fan = await fanout(sql, receiver, mainSub);
     log("   ", JSON.stringify(fan));
+    log("5/6 isolation");
+    const iso = await isolation(sql, receiver, mainSub);
+    log("   ", JSON.stringify(iso));
     await dispatcher.stop();
     const steadyRss = r2(dispatcher.peakRssKb / 1024);
     dispatcher = undefined;
 
-    log("5/5 backlog");
+    log("6/6 backlog");
     const back = await backlog(sql, url, receiver);
     log("   ", JSON.stringify(back));
 
@@ -516,6 +587,7 @@ async function main(): Promise<void> {
       ...thr,
       ...lat,
       ...fan,
+      ...iso,
       ...back,
       dispatcher_peak_rss_mb_scenarios_2_4: steadyRss,
       machine: {
@@ -527,7 +599,8 @@ async function main(): Promise<void> {
       },
       notes: [
         "write path measured with webhooks.dispatcher_wakeup.idle = true (as an idle running dispatcher leaves it), so each tracked statement NOTIFYs",
-        "dispatcher: bin/pg-webhooks.js start --no-api --no-migrate with default settings (WEBHOOKS_CONCURRENCY=10, poll 1000 ms)",
+        "dispatcher: bin/pg-webhooks.js start --no-api --no-migrate with default settings (WEBHOOKS_CONCURRENCY=10, poll 1000 ms); the bench webhook has max_in_flight = raw_concurrency",
+        "isolation: the same events to the healthy webhook alone, then with a healthy second webhook subscribed too (reference), then with a webhook whose endpoint never answers (timeout 5 s, max_in_flight 10) instead; isolation_ratio = with the hanging one / alone",
         "latency: from the insert's autocommit returning to the receiver's receipt, both on this machine's clock",
       ],
       duration_s: r2((now() - startedAt) / 1000),
@@ -545,6 +618,11 @@ async function main(): Promise<void> {
       "latency_ms.p95": [String(report.latency_ms.p95), "", null],
       "latency_ms.p99": [String(report.latency_ms.p99), "≤ 50", report.latency_ms.p99 <= 50],
       fanout_ms: [`${report.fanout_ms} (${report.fanout_subscriptions} subs)`, "", null],
+      isolation_ratio: [
+        `${report.isolation_ratio} (${report.isolation.healthy_with_hanging_sibling_per_s} vs ${report.isolation.healthy_alone_per_s}/s)`,
+        "≥ 0.80",
+        report.isolation_ratio >= 0.8,
+      ],
       "backlog.drain_s": [
         report.backlog.drain_s === null
           ? `cut: ${(report.backlog as any).delivered}/${report.backlog.events} in ${(report.backlog as any).cut_at_s} s`
