@@ -3,7 +3,7 @@
 // scenarios of issue 5 against the real dispatcher binary (a child process) and a receiver in
 // another child process, prints a table and writes bench/report.json. Drops the database.
 import { fork, spawn, execSync, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -14,13 +14,13 @@ import { migrate } from "../src/db/migrate";
 
 const ROOT = join(__dirname, "..");
 const SMOKE = process.argv.includes("--smoke");
-// `--only write,throughput`: run just these scenarios (write covers bulk too), print their
+// `--only write,throughput,latency`: run just these scenarios (write covers bulk too), print their
 // figures as JSON and write no report file. BENCH_DISPATCHER_NODE_ARGS go to the
 // dispatcher's node only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it).
 const ONLY_ARG = process.argv.indexOf("--only");
 const ONLY = ONLY_ARG < 0 ? null : new Set((process.argv[ONLY_ARG + 1] ?? "").split(",").filter(Boolean).map((s) => (s === "bulk" ? "write" : s)));
-if (ONLY && (ONLY.size === 0 || [...ONLY].some((s) => s !== "write" && s !== "throughput"))) {
-  throw new Error(`--only: expected a comma-separated list of write, bulk, throughput; got ${JSON.stringify(process.argv[ONLY_ARG + 1] ?? "")}`);
+if (ONLY && (ONLY.size === 0 || [...ONLY].some((s) => !["write", "throughput", "latency"].includes(s)))) {
+  throw new Error(`--only: expected a comma-separated list of write, bulk, throughput, latency; got ${JSON.stringify(process.argv[ONLY_ARG + 1] ?? "")}`);
 }
 const SIZES = SMOKE
   ? { writeSeconds: 1, bulkRows: 2_000, events: 500, latencyInserts: 20, fanoutSubs: 10, isolationEvents: 300, backlog: 1_000 }
@@ -240,6 +240,23 @@ function machineCpu(): { busy: number; total: number } {
   const idle = (f[3] ?? 0) + (f[4] ?? 0);
   return { busy: total - idle, total };
 }
+/** CPU seconds (user + system) used so far by all processes named postgres (the server's backends). */
+function postgresCpuSeconds(): number {
+  let ticks = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (!stat.includes("(postgres)")) continue;
+      const f = stat.split(") ")[1]!.split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks / 100;
+}
+
 function cpuSince(start: { busy: number; total: number }): number {
   const e = machineCpu();
   return r2((e.busy - start.busy) / Math.max(1, e.total - start.total));
@@ -317,6 +334,7 @@ async function deliveryThroughput(sql: postgres.Sql, receiver: ReceiverProc, d: 
   await receiver.reset();
   const cpu0 = machineCpu();
   const dcpu0 = d.cpuSeconds();
+  const pgcpu0 = postgresCpuSeconds();
   const n = SIZES.events;
   const [t0row] = await sql<{ t: Date }[]>`select clock_timestamp() as t`;
   const wall0 = now();
@@ -328,6 +346,7 @@ async function deliveryThroughput(sql: postgres.Sql, receiver: ReceiverProc, d: 
   const deliveries_per_s = n / seconds;
   const machine_cpu_busy = cpuSince(cpu0);
   const dispatcher_cpu_s = r2(d.cpuSeconds() - dcpu0);
+  const postgres_cpu_s = r2(postgresCpuSeconds() - pgcpu0);
 
   // Baseline: the very bodies the dispatcher sent, POSTed raw with undici at RAW_CONCURRENCY.
   const bodies = (await sql<{ b: string }[]>`select request_body as b from webhooks.attempts order by id`).map((r) => r.b);
@@ -362,7 +381,7 @@ async function deliveryThroughput(sql: postgres.Sql, receiver: ReceiverProc, d: 
     raw_per_s: Math.round(raw_per_s),
     throughput_ratio: r2(deliveries_per_s / raw_per_s),
     throughput: { events: n, seconds: r2(seconds), insert_ms: Math.round(insertedMs), raw_concurrency: RAW_CONCURRENCY,
-      machine_cpu_busy, dispatcher_cpu_s, raw_machine_cpu_busy: raw_cpu_busy },
+      machine_cpu_busy, dispatcher_cpu_s, postgres_cpu_s, raw_machine_cpu_busy: raw_cpu_busy },
   };
 }
 
@@ -540,12 +559,13 @@ async function main(): Promise<void> {
     if (ONLY) {
       const figures: Record<string, unknown> = {};
       if (ONLY.has("write")) Object.assign(figures, await writePath(url, sql));
-      if (ONLY.has("throughput")) {
+      if (ONLY.has("throughput") || ONLY.has("latency")) {
         receiver = await ReceiverProc.start();
         await insertWebhook(sql, `${receiver.url}/hook`, RAW_CONCURRENCY);
         dispatcher = DispatcherProc.start(url);
         await dispatcher.ready(sql);
-        Object.assign(figures, await deliveryThroughput(sql, receiver, dispatcher));
+        if (ONLY.has("throughput")) Object.assign(figures, await deliveryThroughput(sql, receiver, dispatcher));
+        if (ONLY.has("latency")) Object.assign(figures, await latency(sql, receiver));
       }
       console.log(JSON.stringify(figures));
       return;

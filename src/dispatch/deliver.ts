@@ -27,7 +27,7 @@ import {
 /** Requests in flight at once for a direct (test) send. */
 const DIRECT_CONCURRENCY = 10;
 /** How long a delivery claimed without an owner stays claimed beyond its timeout. */
-const LEASE_GRACE_MS = 5_000;
+export const LEASE_GRACE_MS = 5_000;
 
 export interface ClaimedDelivery extends TargetSpec {
   id: string;

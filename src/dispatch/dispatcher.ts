@@ -7,7 +7,7 @@ import type { Config } from "../config";
 import type { Logger } from "../logger";
 import type { DeliverContext } from "./context";
 import { FANOUT_TASK, DELIVER_TASK, requestFanout, type DeliverPayload } from "./enqueue";
-import { fanout, FANOUT_BATCH, FANOUT_BATCHES_PER_JOB } from "./fanout";
+import { fanout, FANOUT_BATCH, FANOUT_BATCHES_PER_JOB, type LocalLanes } from "./fanout";
 import { createEngine } from "./lanes";
 import { releaseAbandonedJobs, startHeartbeat } from "./heartbeat";
 import { breakerFromConfig, releaseProbes, type BreakerSettings } from "./health";
@@ -41,13 +41,14 @@ export async function startDispatcher(opts: {
   const id = `dispatcher-${randomBytes(6).toString("hex")}`;
   const breaker: BreakerSettings = ctx.breaker ?? breakerFromConfig(config);
   const engine = createEngine(ctx, id, breaker);
+  const local: LocalLanes = { owner: id, room: engine.room, take: engine.take };
   const workerIds = new Set<string>();
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;
   events.on("pool:create", ({ workerPool }) => workerIds.add(workerPool.id));
   events.on("worker:create", ({ worker }) => workerIds.add(worker.workerId));
 
   const fanoutTask: Task = async () => {
-    const r = await fanout(conn, FANOUT_BATCH, FANOUT_BATCHES_PER_JOB);
+    const r = await fanout(conn, FANOUT_BATCH, FANOUT_BATCHES_PER_JOB, local);
     if (r.events > 0) logger.debug(r, "fanout");
     if (r.more) {
       // A long backlog: hand over to a fresh job so no job runs for minutes.
@@ -58,7 +59,7 @@ export async function startDispatcher(opts: {
     // before they could see the flag. Rows found then mean a busy stream: stay busy
     // (writers skip the NOTIFY) and run again.
     await setIdle(ctx, true);
-    const again = await fanout(conn, FANOUT_BATCH, 1);
+    const again = await fanout(conn, FANOUT_BATCH, 1, local);
     if (again.events > 0) {
       logger.debug(again, "fanout");
       await setIdle(ctx, false);

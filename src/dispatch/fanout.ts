@@ -1,10 +1,26 @@
 // Fanout: claims a batch of undispatched outbox rows, matches them against the live
 // webhooks, and in the same transaction writes the delivery rows, queues the delivery
 // jobs and marks the rows dispatched. A crash anywhere rolls all of it back.
+//
+// Run by a dispatcher, fanout hands fresh deliveries of healthy webhooks straight to that
+// dispatcher's lanes instead: they are written already leased to it (no job, no claim), and
+// queued in memory once the transaction commits. Should the dispatcher die first, the
+// heartbeat sweep of the others finds the lease of a dead owner and queues jobs for them.
+import { randomUUID } from "node:crypto";
 import type { Connection, Queryable } from "../db/connection";
 import type { Filter } from "./filter";
 import { matches, typeMatches } from "./filter";
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
+import { LEASE_GRACE_MS, type ClaimedDelivery } from "./deliver";
+
+/** A dispatcher's lanes, as fanout sees them. */
+export interface LocalLanes {
+  owner: string;
+  /** How many more deliveries of this webhook the lanes would take now (0: queue jobs). */
+  room(webhookId: string, maxInFlight: number): number;
+  /** Takes deliveries leased to `owner` by a committed transaction. */
+  take(deliveries: ClaimedDelivery[]): void;
+}
 
 export const FANOUT_BATCH = 1000;
 
@@ -24,6 +40,12 @@ interface LiveSubscription {
   events: string[];
   filter: Filter | null;
 }
+
+/** With local lanes: everything a send needs, and whether the circuit lets requests through. */
+type FullSubscription = LiveSubscription &
+  Omit<ClaimedDelivery, "id" | "subscription_id" | "attempts" | "created_at" | keyof ClaimedEvent | "data"> & {
+    circuit_closed: boolean;
+  };
 
 export interface FanoutResult {
   events: number;
@@ -50,7 +72,11 @@ export function subscriptionWants(sub: LiveSubscription, e: ClaimedEvent): boole
   });
 }
 
-async function fanoutBatch(tx: Queryable, limit: number): Promise<FanoutResult> {
+interface BatchResult extends FanoutResult {
+  leased: ClaimedDelivery[];
+}
+
+async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Promise<BatchResult> {
   // SKIP LOCKED lets several dispatchers claim disjoint batches.
   const events = await tx<ClaimedEvent[]>`
     select id, event_id, type, tenant, data, previous_attributes, occurred_at
@@ -59,48 +85,100 @@ async function fanoutBatch(tx: Queryable, limit: number): Promise<FanoutResult> 
      order by id
      limit ${limit}
        for update skip locked`;
-  if (events.length === 0) return { events: 0, deliveries: 0 };
+  if (events.length === 0) return { events: 0, deliveries: 0, leased: [] };
 
-  const subs = await tx<LiveSubscription[]>`
-    select id, tenant, events, filter
-      from webhooks.subscriptions
-     where deleted_at is null and is_active`;
+  const subs: (LiveSubscription | FullSubscription)[] = local
+    ? await tx<FullSubscription[]>`
+        select s.id, s.tenant, s.events, s.filter,
+               s.url, s.method, s.auth, s.headers, s.signature_scheme, s.signature_header,
+               s.secret, s.previous_secret, s.previous_secret_expires_at, s.timeout_ms, s.retry, s.is_active,
+               s.max_in_flight, s.rate_limit_per_s, s.disable_after_s,
+               coalesce(h.circuit, 'closed') = 'closed' as circuit_closed
+          from webhooks.subscriptions s
+          left join webhooks.endpoint_health h on h.subscription_id = s.id
+         where s.deleted_at is null and s.is_active`
+    : await tx<LiveSubscription[]>`
+        select id, tenant, events, filter
+          from webhooks.subscriptions
+         where deleted_at is null and is_active`;
 
+  const ids: string[] = [];
   const subIds: string[] = [];
   const outboxIds: string[] = [];
   const eventIds: string[] = [];
   const types: string[] = [];
   const tenants: (string | null)[] = [];
+  const leaseMs: (number | null)[] = [];
+  const queued: QueuedDelivery[] = [];
+  const leased: ClaimedDelivery[] = [];
+  const room = new Map<string, number>();
+  const now = new Date();
   for (const e of events) {
     for (const s of subs) {
       if (!subscriptionWants(s, e)) continue;
+      const id = randomUUID();
+      ids.push(id);
       subIds.push(s.id);
       outboxIds.push(e.id);
       eventIds.push(e.event_id);
       types.push(e.type);
       tenants.push(e.tenant);
+      let left = 0;
+      if (local && "circuit_closed" in s && s.circuit_closed) {
+        left = room.get(s.id) ?? local.room(s.id, s.max_in_flight);
+      }
+      if (left > 0 && "circuit_closed" in s) {
+        room.set(s.id, left - 1);
+        leaseMs.push(s.timeout_ms + LEASE_GRACE_MS);
+        const { circuit_closed: _, events: _e, filter: _f, tenant: _t, ...target } = s;
+        leased.push({
+          ...target,
+          id,
+          subscription_id: s.id,
+          attempts: 0,
+          created_at: now,
+          event_id: e.event_id,
+          type: e.type,
+          occurred_at: e.occurred_at,
+          data: e.data,
+          previous_attributes: e.previous_attributes,
+          tenant: e.tenant,
+        });
+      } else {
+        leaseMs.push(null);
+        queued.push({ id, subscription_id: s.id });
+      }
     }
   }
 
-  let created: QueuedDelivery[] = [];
-  if (subIds.length > 0) {
-    created = await tx<QueuedDelivery[]>`
-      insert into webhooks.deliveries (subscription_id, outbox_id, event_id, event_type, tenant)
-      select * from unnest(${subIds}::uuid[], ${outboxIds}::bigint[], ${eventIds}::uuid[], ${types}::text[], ${tenants}::text[])
-      returning id, subscription_id`;
-    await enqueueDeliveries(tx, created);
+  if (ids.length > 0) {
+    await tx`
+      insert into webhooks.deliveries
+        (id, subscription_id, outbox_id, event_id, event_type, tenant, lease_owner, next_attempt_at)
+      select id, sub, outbox, event, type, tenant,
+             case when lease_ms is null then null else ${local?.owner ?? null}::text end,
+             now() + lease_ms * interval '1 millisecond'
+        from unnest(${ids}::uuid[], ${subIds}::uuid[], ${outboxIds}::bigint[], ${eventIds}::uuid[], ${types}::text[],
+                    ${tenants}::text[], ${leaseMs}::int[]) as u(id, sub, outbox, event, type, tenant, lease_ms)`;
+    await enqueueDeliveries(tx, queued);
   }
   await tx`
     update webhooks.outbox set dispatched_at = now()
      where id = any(${events.map((e) => e.id)}::bigint[])`;
-  return { events: events.length, deliveries: created.length };
+  return { events: events.length, deliveries: ids.length, leased };
 }
 
 /** Fans out until the outbox holds nothing claimable, or maxBatches; returns the totals. */
-export async function fanout(conn: Connection, limit = FANOUT_BATCH, maxBatches = Infinity): Promise<FanoutResult> {
+export async function fanout(
+  conn: Connection,
+  limit = FANOUT_BATCH,
+  maxBatches = Infinity,
+  local?: LocalLanes,
+): Promise<FanoutResult> {
   const total: FanoutResult = { events: 0, deliveries: 0 };
   for (let batch = 1; ; batch++) {
-    const r = await conn.sql.begin((tx) => fanoutBatch(tx, limit));
+    const r = await conn.sql.begin((tx) => fanoutBatch(tx, limit, local));
+    if (r.leased.length > 0) local?.take(r.leased);
     total.events += r.events;
     total.deliveries += r.deliveries;
     if (r.events < limit) return total;

@@ -81,6 +81,10 @@ class Lane {
 export interface Engine {
   /** Claims these deliveries and queues them in their lanes; returns once they are queued. */
   admit(ids: string[], webhookHint?: string): Promise<void>;
+  /** How many more deliveries of this webhook the lanes take now without a claim (fanout). */
+  room(webhookId: string, maxInFlight: number): number;
+  /** Queues deliveries already leased to this dispatcher (by fanout). */
+  take(deliveries: ClaimedDelivery[]): void;
   /** Deliveries held in memory (queued or in flight). */
   held(): number;
   /** Stops sending: queued deliveries are released to other dispatchers, in-flight ones finish within the grace. */
@@ -297,11 +301,15 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     }
     const c = await ctx.conn.sql.begin((tx) => claim(tx, ids, owner, {}, settings));
     if (c.parked > 0) ctx.logger.debug({ parked: c.parked }, "deliveries wait for an open circuit");
-    for (const d of c.send) {
+    queueClaimed(c.send, c.probeIds);
+  };
+
+  const queueClaimed = (send: ClaimedDelivery[], probeIds: ReadonlySet<string>): void => {
+    for (const d of send) {
       const l = lane(d.subscription_id);
       l.maxInFlight = d.max_in_flight;
       l.ratePerS = d.rate_limit_per_s;
-      const probe = c.probeIds.has(d.id);
+      const probe = probeIds.has(d.id);
       if (!probe && l.stop) {
         // The database says the circuit is closed and the webhook active: go again.
         l.stop = null;
@@ -311,7 +319,26 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       else l.queue.push({ d, probe });
       total++;
     }
-    for (const l of new Set(c.send.map((d) => lanes.get(d.subscription_id)))) if (l) pump(l);
+    for (const l of new Set(send.map((d) => lanes.get(d.subscription_id)))) if (l) pump(l);
+  };
+
+  const room = (webhookId: string, maxInFlight: number): number => {
+    if (closed) return 0;
+    const l = lanes.get(webhookId);
+    // A lane stopped here (410, a run of failures) or stuck: jobs and their claim decide.
+    if (l && (l.stop || l.stuck(Date.now()))) return 0;
+    const laneRoom = (l ? l.cap : Math.max(100, maxInFlight * 10)) - (l?.queue.length ?? 0);
+    return Math.max(0, Math.min(laneRoom, TOTAL_QUEUE_CAP - total));
+  };
+
+  const take = (deliveries: ClaimedDelivery[]): void => {
+    if (closed) {
+      // Stopping: they go back to the job queue like everything queued here.
+      toRelease.push(...deliveries.map((d) => ({ id: d.id, subscription_id: d.subscription_id })));
+      void flush();
+      return;
+    }
+    queueClaimed(deliveries, new Set());
   };
 
   const gc = setInterval(() => {
@@ -324,6 +351,8 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
 
   return {
     admit,
+    room,
+    take,
     held: () => total + [...lanes.values()].reduce((n, l) => n + l.inFlight, 0),
     async close(graceMs) {
       if (closed) return;
