@@ -14,13 +14,13 @@ import { migrate } from "../src/db/migrate";
 
 const ROOT = join(__dirname, "..");
 const SMOKE = process.argv.includes("--smoke");
-// `--only write,throughput,latency`: run just these scenarios (write covers bulk too), print their
+// `--only write,throughput,latency,backlog`: run just these scenarios (write covers bulk too), print their
 // figures as JSON and write no report file. BENCH_DISPATCHER_NODE_ARGS go to the
 // dispatcher's node only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it).
 const ONLY_ARG = process.argv.indexOf("--only");
 const ONLY = ONLY_ARG < 0 ? null : new Set((process.argv[ONLY_ARG + 1] ?? "").split(",").filter(Boolean).map((s) => (s === "bulk" ? "write" : s)));
-if (ONLY && (ONLY.size === 0 || [...ONLY].some((s) => !["write", "throughput", "latency"].includes(s)))) {
-  throw new Error(`--only: expected a comma-separated list of write, bulk, throughput, latency; got ${JSON.stringify(process.argv[ONLY_ARG + 1] ?? "")}`);
+if (ONLY && (ONLY.size === 0 || [...ONLY].some((s) => !["write", "throughput", "latency", "backlog"].includes(s)))) {
+  throw new Error(`--only: expected a comma-separated list of write, bulk, throughput, latency, backlog; got ${JSON.stringify(process.argv[ONLY_ARG + 1] ?? "")}`);
 }
 const SIZES = SMOKE
   ? { writeSeconds: 1, bulkRows: 2_000, events: 500, latencyInserts: 20, fanoutSubs: 10, isolationEvents: 300, backlog: 1_000 }
@@ -102,6 +102,9 @@ class ReceiverProc {
 
 class DispatcherProc {
   peakRssKb = 0;
+  /** RSS in MB every 5 s since the start, to show whether memory grows with the work. */
+  readonly rssTimelineMb: number[] = [];
+  private samples = 0;
   private sampler?: NodeJS.Timeout;
   private constructor(readonly child: ChildProcess) {}
   static start(databaseUrl: string): DispatcherProc {
@@ -124,7 +127,10 @@ class DispatcherProc {
     if (!this.child.pid || this.child.exitCode !== null) return;
     try {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.child.pid}/status`, "utf8"));
-      if (m) this.peakRssKb = Math.max(this.peakRssKb, Number(m[1]));
+      if (m) {
+        this.peakRssKb = Math.max(this.peakRssKb, Number(m[1]));
+        if (this.samples++ % 50 === 0) this.rssTimelineMb.push(Math.round(Number(m[1]) / 1024));
+      }
     } catch {
       /* exited between the check and the read */
     }
@@ -521,6 +527,7 @@ async function backlog(sql: postgres.Sql, url: string, receiver: ReceiverProc) {
       ...(delivered === n ? {} : { incomplete: true, delivered, cut_at_s: r2(drain_s), estimated_drain_s: r2(n / (delivered / drain_s)) }),
       per_s: Math.round(delivered / drain_s),
       peak_rss_mb: r2(d.peakRssKb / 1024),
+      rss_mb_every_5s: d.rssTimelineMb,
       machine_cpu_busy,
       dispatcher_cpu_s: r2(dcpu),
     },
@@ -566,6 +573,14 @@ async function main(): Promise<void> {
         await dispatcher.ready(sql);
         if (ONLY.has("throughput")) Object.assign(figures, await deliveryThroughput(sql, receiver, dispatcher));
         if (ONLY.has("latency")) Object.assign(figures, await latency(sql, receiver));
+        await dispatcher.stop();
+        dispatcher = undefined;
+      }
+      if (ONLY.has("backlog")) {
+        receiver ??= await ReceiverProc.start();
+        const [w] = await sql`select 1 from webhooks.subscriptions limit 1`;
+        if (!w) await insertWebhook(sql, `${receiver.url}/hook`, RAW_CONCURRENCY);
+        Object.assign(figures, await backlog(sql, url, receiver));
       }
       console.log(JSON.stringify(figures));
       return;
