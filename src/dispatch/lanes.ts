@@ -123,7 +123,6 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     toPark = [];
     toRelease = [];
     if (results.length === 0 && parkIds.length === 0 && release.length === 0) return;
-    ctx.logger.debug({ results: results.length, park: parkIds.length, release: release.length }, "recording");
     for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
       try {
         const summary = await ctx.conn.sql.begin(async (tx) => {
@@ -138,7 +137,6 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
           return s;
         });
         report(ctx, results, summary);
-        ctx.logger.debug({ results: results.length }, "recorded");
         return;
       } catch (e) {
         // The database is away (restart, failover): keep the results and try again. Sent
@@ -195,7 +193,6 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
   };
 
   const onResult = (l: Lane, item: Item, r: Recorded): void => {
-    ctx.logger.debug({ delivery: item.d.id, probe: item.probe, status: r.outcome.status }, "result");
     l.inFlight--;
     l.starts.delete(item);
     l.lastActive = l.lastResultAt = Date.now();
