@@ -93,7 +93,7 @@ interface Burst {
 
 /**
  * The application: inserts `total` rows, PER_TRANSACTION per committed transaction, and
- * restarts Postgres once half are in. It writes with node-postgres, so that during the restart
+ * restarts Postgres once half are in (the last quarter waits for the restart to finish). It writes with node-postgres, so that during the restart
  * the dispatcher is the only postgres.js user in this process (postgres.js 3.4.9 can throw from a
  * timer when a connection dies: porsager/postgres#1154). A failed transaction is retried
  * until it commits; a unique violation on the retry means the first try had committed.
@@ -108,6 +108,9 @@ async function burstWithRestart(total: number, mode: StopMode): Promise<Burst> {
   try {
     for (let next = 0; next < total; ) {
       if (restartFailed !== null) throw restartFailed;
+      // Writes go on during the restart, but the last quarter waits for it to finish, so
+      // that some always land after it however slow the machine is.
+      if (restart && !restarted && next >= (total * 3) / 4) await restart;
       const seqs = Array.from({ length: Math.min(PER_TRANSACTION, total - next) }, (_, i) => next + i);
       try {
         await writer.query("insert into items (seq) select unnest($1::int[])", [seqs]);

@@ -41,7 +41,7 @@ export async function startDispatcher(opts: {
   const id = `dispatcher-${randomBytes(6).toString("hex")}`;
   const breaker: BreakerSettings = ctx.breaker ?? breakerFromConfig(config);
   const engine = createEngine(ctx, id, breaker);
-  const local: LocalLanes = { owner: id, room: engine.room, take: engine.take };
+  const local: LocalLanes = { owner: id, capacity: engine.capacity, room: engine.room, take: engine.take };
   const workerIds = new Set<string>();
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;
   events.on("pool:create", ({ workerPool }) => workerIds.add(workerPool.id));

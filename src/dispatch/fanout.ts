@@ -16,7 +16,9 @@ import { LEASE_GRACE_MS, type ClaimedDelivery } from "./deliver";
 /** A dispatcher's lanes, as fanout sees them. */
 export interface LocalLanes {
   owner: string;
-  /** How many more deliveries of this webhook the lanes would take now (0: queue jobs). */
+  /** How many more deliveries the lanes take now, all webhooks together. */
+  capacity(): number;
+  /** How many more deliveries of this webhook its lane would take now (0: queue jobs). */
   room(webhookId: string, maxInFlight: number): number;
   /** Takes deliveries leased to `owner` by a committed transaction. */
   take(deliveries: ClaimedDelivery[]): void;
@@ -112,7 +114,9 @@ async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Pr
   const queued: QueuedDelivery[] = [];
   const leased: ClaimedDelivery[] = [];
   const room = new Map<string, number>();
+  let budget = local?.capacity() ?? 0;
   const now = new Date();
+  const full = (s: LiveSubscription | FullSubscription): s is FullSubscription => "circuit_closed" in s;
   for (const e of events) {
     for (const s of subs) {
       if (!subscriptionWants(s, e)) continue;
@@ -123,12 +127,10 @@ async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Pr
       eventIds.push(e.event_id);
       types.push(e.type);
       tenants.push(e.tenant);
-      let left = 0;
-      if (local && "circuit_closed" in s && s.circuit_closed) {
-        left = room.get(s.id) ?? local.room(s.id, s.max_in_flight);
-      }
-      if (left > 0 && "circuit_closed" in s) {
+      const left = local && budget > 0 && full(s) && s.circuit_closed ? (room.get(s.id) ?? local.room(s.id, s.max_in_flight)) : 0;
+      if (left > 0 && full(s)) {
         room.set(s.id, left - 1);
+        budget--;
         leaseMs.push(s.timeout_ms + LEASE_GRACE_MS);
         const { circuit_closed: _, events: _e, filter: _f, tenant: _t, ...target } = s;
         leased.push({

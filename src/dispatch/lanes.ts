@@ -32,6 +32,9 @@ const FLUSH_DELAY_MS = 15;
 /** A lane idle this long is forgotten (its window starts from one again). */
 const LANE_IDLE_MS = 60_000;
 
+/** Deliveries one lane holds queued at most. */
+const laneCap = (maxInFlight: number): number => Math.max(100, maxInFlight * 10);
+
 interface Item {
   d: ClaimedDelivery;
   probe: boolean;
@@ -57,7 +60,7 @@ class Lane {
   constructor(readonly id: string) {}
 
   get cap(): number {
-    return Math.max(100, this.maxInFlight * 10);
+    return laneCap(this.maxInFlight);
   }
 
   /** Roughly how long until `n` more items fit, judging by how long requests take now. */
@@ -81,7 +84,9 @@ class Lane {
 export interface Engine {
   /** Claims these deliveries and queues them in their lanes; returns once they are queued. */
   admit(ids: string[], webhookHint?: string): Promise<void>;
-  /** How many more deliveries of this webhook the lanes take now without a claim (fanout). */
+  /** How many more deliveries all lanes together take now without a claim (fanout). */
+  capacity(): number;
+  /** How many more deliveries of this webhook its lane takes now without a claim (fanout). */
   room(webhookId: string, maxInFlight: number): number;
   /** Queues deliveries already leased to this dispatcher (by fanout). */
   take(deliveries: ClaimedDelivery[]): void;
@@ -324,9 +329,10 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     const l = lanes.get(webhookId);
     // A lane stopped here (410, a run of failures) or stuck: jobs and their claim decide.
     if (l && (l.stop || l.stuck(Date.now()))) return 0;
-    const laneRoom = (l ? l.cap : Math.max(100, maxInFlight * 10)) - (l?.queue.length ?? 0);
-    return Math.max(0, Math.min(laneRoom, TOTAL_QUEUE_CAP - total));
+    return Math.max(0, (l ? l.cap : laneCap(maxInFlight)) - (l?.queue.length ?? 0));
   };
+
+  const capacity = (): number => (closed ? 0 : Math.max(0, TOTAL_QUEUE_CAP - total));
 
   const take = (deliveries: ClaimedDelivery[]): void => {
     if (closed) {
@@ -348,6 +354,7 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
 
   return {
     admit,
+    capacity,
     room,
     take,
     held: () => total + [...lanes.values()].reduce((n, l) => n + l.inFlight, 0),
