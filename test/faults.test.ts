@@ -65,7 +65,16 @@ afterAll(async () => {
   await t?.close();
 });
 beforeEach(async () => {
-  await t.sql`truncate webhooks.deliveries, webhooks.attempts, webhooks.subscriptions, webhooks.outbox cascade`;
+  // The dispatcher runs across tests; a truncate can deadlock with its last recording, in
+  // which case Postgres cancels one of the two and we try again.
+  for (let i = 0; ; i++) {
+    try {
+      await t.sql`truncate webhooks.deliveries, webhooks.attempts, webhooks.subscriptions, webhooks.outbox cascade`;
+      break;
+    } catch (e) {
+      if ((e as { code?: string }).code !== "40P01" || i >= 5) throw e;
+    }
+  }
   rx.requests.length = 0;
   rx.respond({ status: 200 });
 });

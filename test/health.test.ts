@@ -82,7 +82,10 @@ it("spaces requests by rate_limit_per_s instead of failing them", async () => {
   expect(await settled(t.sql, 8)).toEqual({ succeeded: 8 });
   const times = rx.requests.map((r) => r.receivedAt).sort((a, b) => a - b);
   const gaps = times.slice(1).map((x, i) => x - (times[i] as number));
-  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(180);
+  // 200 ms apart as sent; receipt adds a few ms of jitter either way on a busy machine.
+  // Unthrottled, the eight arrive within a few ms of each other.
+  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(150);
+  expect((times[7] as number) - (times[0] as number)).toBeGreaterThanOrEqual(7 * 200 - 30);
 });
 
 it("disables a webhook after exactly one 410, fails what it owed, and emits webhook.disabled", async () => {
