@@ -35,6 +35,9 @@ export interface SubscriptionTable {
   previous_secret_expires_at: NullableTimestamp;
   retry: Json;
   timeout_ms: number;
+  max_in_flight: Generated<number>;
+  rate_limit_per_s: number | null;
+  disable_after_s: number | null;
   is_active: boolean;
   disabled_reason: string | null;
   disabled_at: NullableTimestamp;
@@ -61,6 +64,10 @@ export interface DeliveryTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   finished_at: NullableTimestamp;
+  /** The dispatcher holding it in memory (queued or in flight), if any. */
+  lease_owner: string | null;
+  /** Set while it waits behind an open circuit. */
+  parked_at: NullableTimestamp;
 }
 
 export interface AttemptTable {
@@ -110,6 +117,20 @@ export interface DispatcherTable {
   heartbeat_at: Timestamp;
 }
 
+export interface EndpointHealthTable {
+  subscription_id: string;
+  circuit: "closed" | "open" | "half_open";
+  consecutive_failures: number;
+  failing_since: NullableTimestamp;
+  last_success_at: NullableTimestamp;
+  last_failure_at: NullableTimestamp;
+  opened_at: NullableTimestamp;
+  next_probe_at: NullableTimestamp;
+  probe_interval_ms: number | null;
+  probe_delivery_id: string | null;
+  updated_at: Timestamp;
+}
+
 export interface Database {
   "webhooks.outbox": OutboxTable;
   "webhooks.subscriptions": SubscriptionTable;
@@ -119,6 +140,7 @@ export interface Database {
   "webhooks.event_types_seen": { type: string; first_seen_at: Timestamp };
   "webhooks.api_keys": ApiKeyTable;
   "webhooks.dispatchers": DispatcherTable;
+  "webhooks.endpoint_health": EndpointHealthTable;
 }
 
 export type Subscription = Selectable<SubscriptionTable>;

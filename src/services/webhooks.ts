@@ -340,11 +340,8 @@ function authView(raw: unknown): WebhookView["auth"] {
   }
 }
 
-/** A subscription row with 0002's columns and its endpoint_health row joined in (h_*; all null without one). */
+/** A subscription row with its endpoint_health row joined in (h_*; all null without one). */
 export interface WebhookRow extends Subscription {
-  max_in_flight: number;
-  rate_limit_per_s: number | null;
-  disable_after_s: number | null;
   h_circuit: Circuit | null;
   h_consecutive_failures: number | null;
   h_failing_since: Date | null;
