@@ -112,7 +112,7 @@ comment on table webhooks.event_types_seen is 'A row is a custom event type that
 
 create table webhooks.outbox (
   id bigint generated always as identity not null,
-  event_id uuid not null default gen_random_uuid(),
+  event_id uuid default gen_random_uuid(),
   type text not null,
   tenant text,
   data jsonb not null,
@@ -332,16 +332,16 @@ begin
 
   if 'insert' = any(t.operations) then
     branches := branches || format($f$tg_op = 'INSERT' then
-    insert into webhooks.outbox (type, tenant, data, source_table)
-    select %L, %s, r.j%s, src
+    insert into webhooks.outbox (event_id, type, tenant, data, source_table)
+    select null, %L, %s, r.j%s, src
       from (select to_jsonb(x.*) as j from new_rows x) r;$f$,
       t.event_prefix || '.created',
       case when t.tenant_column is null then 'null' else format('r.j ->> %L', t.tenant_column) end, minus);
   end if;
   if 'delete' = any(t.operations) then
     branches := branches || format($f$tg_op = 'DELETE' then
-    insert into webhooks.outbox (type, tenant, data, source_table)
-    select %L, %s, r.j%s, src
+    insert into webhooks.outbox (event_id, type, tenant, data, source_table)
+    select null, %L, %s, r.j%s, src
       from (select to_jsonb(x.*) as j from old_rows x) r;$f$,
       t.event_prefix || '.deleted',
       case when t.tenant_column is null then 'null' else format('r.j ->> %L', t.tenant_column) end, minus);
@@ -352,8 +352,8 @@ begin
       into key_expr
       from unnest(t.primary_key) with ordinality as u(k, i);
     branches := branches || format($f$tg_op = 'UPDATE' then
-    insert into webhooks.outbox (type, tenant, data, previous_attributes, source_table)
-    select %L, p.tenant, p.new_j, p.prev, src
+    insert into webhooks.outbox (event_id, type, tenant, data, previous_attributes, source_table)
+    select null, %L, p.tenant, p.new_j, p.prev, src
     from (
       select %s as tenant,
              n.j%s as new_j,
@@ -372,8 +372,8 @@ begin
   end if;
   if 'update' = any(t.operations) and by_row then
     branches := branches || format($f$tg_op = 'UPDATE' then
-    insert into webhooks.outbox (type, tenant, data, previous_attributes, source_table)
-    select %L, u.tenant, u.new_j, u.prev, src
+    insert into webhooks.outbox (event_id, type, tenant, data, previous_attributes, source_table)
+    select null, %L, u.tenant, u.new_j, u.prev, src
     from (
       select %s as tenant,
              to_jsonb(new)%s as new_j,

@@ -7,7 +7,8 @@ type Json<T = unknown> = ColumnType<T, string | T, string | T>;
 
 export interface OutboxTable {
   id: Generated<string>;
-  event_id: Generated<string>;
+  /** Null for a captured row until fanout; set at insert by emit(). */
+  event_id: ColumnType<string | null, string | null | undefined, string>;
   type: string;
   tenant: string | null;
   data: Json;

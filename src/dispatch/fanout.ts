@@ -80,14 +80,17 @@ interface BatchResult extends FanoutResult {
 
 async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Promise<BatchResult> {
   // SKIP LOCKED lets several dispatchers claim disjoint batches.
-  const events = await tx<ClaimedEvent[]>`
+  const rows = await tx<(Omit<ClaimedEvent, "event_id"> & { event_id: string | null })[]>`
     select id, event_id, type, tenant, data, previous_attributes, occurred_at
       from webhooks.outbox
      where dispatched_at is null
      order by id
      limit ${limit}
        for update skip locked`;
-  if (events.length === 0) return { events: 0, deliveries: 0, leased: [] };
+  if (rows.length === 0) return { events: 0, deliveries: 0, leased: [] };
+  // Captured rows come without an event id (see sql/0003): they get one here, stored by the
+  // update below that marks them dispatched, in this transaction.
+  const events: ClaimedEvent[] = rows.map((e) => ({ ...e, event_id: e.event_id ?? randomUUID() }));
 
   const subs: (LiveSubscription | FullSubscription)[] = local
     ? await tx<FullSubscription[]>`
@@ -165,8 +168,9 @@ async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Pr
     await enqueueDeliveries(tx, queued);
   }
   await tx`
-    update webhooks.outbox set dispatched_at = now()
-     where id = any(${events.map((e) => e.id)}::bigint[])`;
+    update webhooks.outbox o set dispatched_at = now(), event_id = coalesce(o.event_id, v.event_id)
+      from unnest(${events.map((e) => e.id)}::bigint[], ${events.map((e) => e.event_id)}::uuid[]) as v(id, event_id)
+     where o.id = v.id`;
   return { events: events.length, deliveries: ids.length, leased };
 }
 
