@@ -261,12 +261,12 @@ AS $function$
   select case
            when current_setting('pg_webhooks.wake_claimed', true) = 'on' then false
            when pg_try_advisory_xact_lock(hashtext('pg_webhooks.wake'),
-                  ((extract(epoch from clock_timestamp()) * 1000)::bigint % 2147483647)::integer)
+                  ((extract(epoch from clock_timestamp()) * 100)::bigint % 2147483647)::integer)
              then set_config('pg_webhooks.wake_claimed', 'on', true) = 'on'
            else false
          end
 $function$;
-comment on function webhooks.claim_wake() is 'Internal to wake() and the capture functions: true when this transaction should NOTIFY, at most once per millisecond across all writers. A plain SQL expression, so PL/pgSQL inlines it.';
+comment on function webhooks.claim_wake() is 'Internal to wake() and the capture functions: true when this transaction should NOTIFY, at most once per 10 ms window across all writers. A plain SQL expression, so PL/pgSQL inlines it.';
 
 CREATE OR REPLACE FUNCTION webhooks.drop_unused_capture_functions()
  RETURNS void
@@ -520,4 +520,4 @@ begin
   end if;
 end
 $function$;
-comment on function webhooks.wake() is 'Notifies a sleeping dispatcher that new events exist; while many transactions write, one of them per millisecond does. Cheap when no dispatcher sleeps.';
+comment on function webhooks.wake() is 'Notifies a sleeping dispatcher that new events exist; while many transactions write, one of them per 10 ms does. Cheap when no dispatcher sleeps.';
