@@ -6,8 +6,8 @@ import { run, Logger as GraphileLogger, type Runner, type Task, type WorkerEvent
 import type { Config } from "../config";
 import type { Logger } from "../logger";
 import type { DeliverContext } from "./context";
-import { FANOUT_TASK, DELIVER_TASK, requestFanout, type DeliverPayload } from "./enqueue";
-import { fanout, FANOUT_BATCH, FANOUT_BATCHES_PER_JOB, type LocalLanes } from "./fanout";
+import { FANOUT_TASK, DELIVER_TASK, type DeliverPayload } from "./enqueue";
+import { fanout, FANOUT_BATCH, type LocalLanes } from "./fanout";
 import { createEngine } from "./lanes";
 import { releaseAbandonedJobs, startHeartbeat } from "./heartbeat";
 import { breakerFromConfig, releaseProbes, type BreakerSettings } from "./health";
@@ -47,25 +47,46 @@ export async function startDispatcher(opts: {
   events.on("pool:create", ({ workerPool }) => workerIds.add(workerPool.id));
   events.on("worker:create", ({ worker }) => workerIds.add(worker.workerId));
 
-  const fanoutTask: Task = async () => {
-    const r = await fanout(conn, FANOUT_BATCH, FANOUT_BATCHES_PER_JOB, local);
-    if (r.events > 0) logger.debug(r, "fanout");
-    if (r.more) {
-      // A long backlog: hand over to a fresh job so no job runs for minutes.
-      await requestFanout(conn.sql);
-      return;
-    }
-    // Drained: ask writers for a NOTIFY again, then look once more for rows committed
-    // before they could see the flag. Rows found then mean a busy stream: stay busy
-    // (writers skip the NOTIFY) and run again.
-    await setIdle(ctx, true);
-    const again = await fanout(conn, FANOUT_BATCH, 1, local);
-    if (again.events > 0) {
+  // Fanout runs in this process, not as a job: a NOTIFY (or the poll) starts it at once, and
+  // wake-ups that come while it runs make it go round again. Several dispatchers fan out
+  // side by side; SKIP LOCKED gives each its own events.
+  let stopping = false;
+  let fanning: Promise<void> | null = null;
+  let wanted = false;
+  const fanoutUntilIdle = async (): Promise<void> => {
+    while (!stopping) {
+      // A batch at a time, so a stop is noticed between batches during a long backlog.
+      const r = await fanout(conn, FANOUT_BATCH, 1, local);
+      if (r.events > 0) logger.debug(r, "fanout");
+      if (r.more) continue;
+      // Drained: ask writers for a NOTIFY again, then look once more for rows committed
+      // before they could see the flag. Rows found then mean a busy stream: stay busy
+      // (writers skip the NOTIFY) and go round again.
+      await setIdle(ctx, true);
+      const again = await fanout(conn, FANOUT_BATCH, 1, local);
+      if (again.events === 0) return;
       logger.debug(again, "fanout");
       await setIdle(ctx, false);
-      await requestFanout(conn.sql);
     }
   };
+  const wake = (): Promise<void> => {
+    wanted = true;
+    fanning ??= (async () => {
+      try {
+        while (wanted && !stopping) {
+          wanted = false;
+          await fanoutUntilIdle();
+        }
+      } catch (e) {
+        logger.warn({ err: e }, "fanout failed; the next wake-up or poll tries again");
+      } finally {
+        fanning = null;
+      }
+    })();
+    return fanning;
+  };
+  // Jobs of this name were queued by earlier versions; one still queued just wakes fanout.
+  const fanoutTask: Task = () => wake();
   const deliverTask: Task = async (payload) => {
     const p = payload as DeliverPayload | null;
     await engine.admit(p?.ids ?? [], p?.w);
@@ -110,17 +131,18 @@ export async function startDispatcher(opts: {
     taskList: { [FANOUT_TASK]: tracked(fanoutTask), [DELIVER_TASK]: tracked(deliverTask) },
   });
 
-  const wake = () => {
-    requestFanout(conn.sql).catch((e: unknown) => logger.warn({ err: e }, "could not queue fanout"));
-  };
   // postgres.js re-issues LISTEN after a reconnect and calls the second callback each time;
   // we fan out then too, since notifications sent while disconnected are gone.
-  const listener = await conn.sql.listen("pg_webhooks", wake, wake);
+  const listener = await conn.sql.listen(
+    "pg_webhooks",
+    () => void wake(),
+    () => void wake(),
+  );
 
   const poll = setInterval(() => {
     conn.sql`select exists (select 1 from webhooks.outbox where dispatched_at is null) as pending`
       .then(([row]) => {
-        if (row?.pending) wake();
+        if (row?.pending) void wake();
       })
       .catch((e: unknown) => logger.debug({ err: e }, "poll failed"));
   }, config.WEBHOOKS_POLL_INTERVAL_MS);
@@ -148,7 +170,8 @@ export async function startDispatcher(opts: {
         // Graceful: no new jobs; queued deliveries go back to the job queue; requests in
         // flight get the grace period to finish and be recorded.
         const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), config.WEBHOOKS_SHUTDOWN_GRACE_MS).unref());
-        const stopped = runner.stop();
+        stopping = true;
+        const stopped = Promise.all([runner.stop(), fanning]);
         if ((await Promise.race([stopped.then(() => "ok" as const), grace])) === "timeout") {
           logger.warn("running jobs did not finish within the grace period");
         }

@@ -56,9 +56,6 @@ export interface FanoutResult {
   more?: boolean;
 }
 
-/** Batches one fanout job claims before it hands over to a fresh job (keeps jobs short). */
-export const FANOUT_BATCHES_PER_JOB = 20;
-
 /** True when a webhook wants this event: type pattern, tenant and filter. */
 export function subscriptionWants(sub: LiveSubscription, e: ClaimedEvent): boolean {
   if (sub.tenant !== null && sub.tenant !== e.tenant) return false;
