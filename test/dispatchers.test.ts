@@ -2,7 +2,7 @@
 // kill -9 mid-burst followed by a restart loses nothing.
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { createTestDatabase, type TestDatabase } from "./helpers/db";
+import { createTestDatabase, emptyWebhookTables, type TestDatabase } from "./helpers/db";
 import { startReceiver, type Receiver } from "./helpers/receiver";
 import { insertWebhook, settled, waitUntil } from "./helpers/pipeline";
 
@@ -50,7 +50,7 @@ afterAll(async () => {
   await t?.close();
 });
 beforeEach(async () => {
-  await t.sql`truncate webhooks.deliveries, webhooks.attempts, webhooks.subscriptions, webhooks.outbox cascade`;
+  await emptyWebhookTables(t.sql);
   rx.requests.length = 0;
 });
 

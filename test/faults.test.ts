@@ -1,7 +1,7 @@
 // Fault injection at the receiver: every way an endpoint can misbehave ends in a recorded
 // attempt and a delivery that follows its retry policy. Asserts only what users see: rows in
 // webhooks.deliveries and webhooks.attempts, and the requests the receiver got.
-import { createTestDatabase, type TestDatabase } from "./helpers/db";
+import { createTestDatabase, emptyWebhookTables, type TestDatabase } from "./helpers/db";
 import { refusedUrl, replies, startReceiver, type Receiver } from "./helpers/receiver";
 import { insertWebhook, runDispatcher, settled, waitUntil, type RunningDispatcher } from "./helpers/pipeline";
 import type { RetryPolicy } from "../src/dispatch/retry-policy";
@@ -65,16 +65,7 @@ afterAll(async () => {
   await t?.close();
 });
 beforeEach(async () => {
-  // The dispatcher runs across tests; a truncate can deadlock with its last recording, in
-  // which case Postgres cancels one of the two and we try again.
-  for (let i = 0; ; i++) {
-    try {
-      await t.sql`truncate webhooks.deliveries, webhooks.attempts, webhooks.subscriptions, webhooks.outbox cascade`;
-      break;
-    } catch (e) {
-      if ((e as { code?: string }).code !== "40P01" || i >= 5) throw e;
-    }
-  }
+  await emptyWebhookTables(t.sql);
   rx.requests.length = 0;
   rx.respond({ status: 200 });
 });

@@ -1,6 +1,6 @@
 // Endpoint health with real receivers misbehaving: isolation from a hanging sibling,
 // max_in_flight, rate limits, 410, Retry-After, the circuit breaker and auto-disable.
-import { createTestDatabase, type TestDatabase } from "./helpers/db";
+import { createTestDatabase, emptyWebhookTables, type TestDatabase } from "./helpers/db";
 import { startReceiver, type Receiver } from "./helpers/receiver";
 import { insertWebhook, runDispatcher, settled, waitUntil, type RunningDispatcher } from "./helpers/pipeline";
 
@@ -15,7 +15,7 @@ afterAll(async () => {
   await t?.close();
 });
 beforeEach(async () => {
-  await t.sql`truncate webhooks.deliveries, webhooks.attempts, webhooks.subscriptions, webhooks.outbox, webhooks.endpoint_health cascade`;
+  await emptyWebhookTables(t.sql);
   rx = await startReceiver();
 });
 afterEach(async () => {

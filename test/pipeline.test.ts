@@ -1,7 +1,7 @@
 // The core pipeline end to end: a tracked table, a running dispatcher, a real receiver.
 import { createHmac } from "node:crypto";
 import { Webhook } from "standardwebhooks";
-import { createTestDatabase, type TestDatabase } from "./helpers/db";
+import { createTestDatabase, emptyWebhookTables, type TestDatabase } from "./helpers/db";
 import { startReceiver, type Receiver } from "./helpers/receiver";
 import { insertWebhook, runDispatcher, settled, type RunningDispatcher } from "./helpers/pipeline";
 
@@ -22,7 +22,7 @@ afterAll(async () => {
   await t?.close();
 });
 beforeEach(async () => {
-  await t.sql`truncate webhooks.deliveries, webhooks.attempts, webhooks.subscriptions, webhooks.outbox cascade`;
+  await emptyWebhookTables(t.sql);
   rx.requests.length = 0;
   rx.respond({ status: 200 });
 });

@@ -1,7 +1,7 @@
 // A fresh database per test file, cloned from the migrated template.
 import postgres from "postgres";
 import { randomBytes } from "node:crypto";
-import { connect, type Connection } from "../../src/db/connection";
+import { connect, type Connection, type Sql } from "../../src/db/connection";
 import { withDatabase } from "./global-setup";
 
 export interface TestDatabase extends Connection {
@@ -39,4 +39,20 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await a.end();
     },
   };
+}
+
+/**
+ * Empties the event, delivery and webhook tables between tests. A dispatcher still running
+ * (or finishing its last recording) takes its locks in another order than TRUNCATE, so
+ * Postgres may cancel the truncate as a deadlock; it is tried again.
+ */
+export async function emptyWebhookTables(sql: Sql): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await sql`truncate webhooks.deliveries, webhooks.attempts, webhooks.subscriptions, webhooks.outbox, webhooks.endpoint_health cascade`;
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== "40P01" || i >= 5) throw e;
+    }
+  }
 }
