@@ -17,7 +17,7 @@ export const configSchema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   WEBHOOKS_ALLOW_PRIVATE_TARGETS: bool.default(false),
-  /** Jobs (batches of deliveries) one dispatcher runs at once. */
+  /** Deliver jobs (each claims a batch of deliveries into the lanes) one dispatcher runs at once. */
   WEBHOOKS_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
   /** Poll for undispatched events this often even without a NOTIFY. */
   WEBHOOKS_POLL_INTERVAL_MS: ms(1000),

@@ -329,7 +329,10 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     const l = lanes.get(webhookId);
     // A lane stopped here (410, a run of failures) or stuck: jobs and their claim decide.
     if (l && (l.stop || l.stuck(Date.now()))) return 0;
-    return Math.max(0, (l ? l.cap : laneCap(maxInFlight)) - (l?.queue.length ?? 0));
+    // Fanout may fill a moving lane further than claims do (half the total), so that a
+    // backlog for one webhook is leased straight to it instead of going through jobs.
+    const cap = Math.max(laneCap(l?.maxInFlight ?? maxInFlight), TOTAL_QUEUE_CAP / 2);
+    return Math.max(0, cap - (l?.queue.length ?? 0));
   };
 
   const capacity = (): number => (closed ? 0 : Math.max(0, TOTAL_QUEUE_CAP - total));
