@@ -72,6 +72,12 @@ export interface Claim {
   disabled: number;
 }
 
+/** What a send needs from the webhook (subscriptions as `s`): claims and fanout select it. */
+export const sendColumns = (sql: Queryable) => sql`
+  s.url, s.method, s.auth, s.headers, s.signature_scheme, s.signature_header,
+  s.secret, s.previous_secret, s.previous_secret_expires_at, s.timeout_ms, s.retry, s.is_active,
+  s.max_in_flight, s.rate_limit_per_s, s.disable_after_s`;
+
 /** The error a delivery to a disabled webhook ends with (no request is made). */
 const DISABLED_ERROR = "webhook is disabled; replay the delivery after enabling it";
 
@@ -108,10 +114,7 @@ export async function claim(
        where d.id = due.id and s.id = d.subscription_id
       returning d.id, d.subscription_id, d.attempts, d.outbox_id, d.created_at
     )
-    select l.id, l.subscription_id, l.attempts, l.created_at,
-           s.url, s.method, s.auth, s.headers, s.signature_scheme, s.signature_header,
-           s.secret, s.previous_secret, s.previous_secret_expires_at, s.timeout_ms, s.retry, s.is_active,
-           s.max_in_flight, s.rate_limit_per_s, s.disable_after_s,
+    select l.id, l.subscription_id, l.attempts, l.created_at, ${sendColumns(tx)},
            o.event_id, o.type, o.occurred_at, o.data, o.previous_attributes, o.tenant
       from leased l
       join webhooks.subscriptions s on s.id = l.subscription_id

@@ -40,8 +40,3 @@ export async function enqueueDeliveries(sql: Queryable, deliveries: QueuedDelive
     from unnest(${payloads}::text[]) p`;
   return payloads.length;
 }
-
-/** Asks for a fanout run; job_key coalesces a burst of wake-ups into one queued job. */
-export async function requestFanout(sql: Queryable): Promise<void> {
-  await sql`select graphile_worker.add_job(${FANOUT_TASK}, '{}'::json, job_key => 'pgw_fanout', max_attempts => 25)`;
-}

@@ -11,7 +11,7 @@ import type { Connection, Queryable } from "../db/connection";
 import type { Filter } from "./filter";
 import { matches, typeMatches } from "./filter";
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
-import { LEASE_GRACE_MS, type ClaimedDelivery } from "./deliver";
+import { LEASE_GRACE_MS, sendColumns, type ClaimedDelivery } from "./deliver";
 
 /** A dispatcher's lanes, as fanout sees them. */
 export interface LocalLanes {
@@ -91,10 +91,7 @@ async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Pr
 
   const subs: (LiveSubscription | FullSubscription)[] = local
     ? await tx<FullSubscription[]>`
-        select s.id, s.tenant, s.events, s.filter,
-               s.url, s.method, s.auth, s.headers, s.signature_scheme, s.signature_header,
-               s.secret, s.previous_secret, s.previous_secret_expires_at, s.timeout_ms, s.retry, s.is_active,
-               s.max_in_flight, s.rate_limit_per_s, s.disable_after_s,
+        select s.id, s.tenant, s.events, s.filter, ${sendColumns(tx)},
                coalesce(h.circuit, 'closed') = 'closed' as circuit_closed
           from webhooks.subscriptions s
           left join webhooks.endpoint_health h on h.subscription_id = s.id

@@ -70,24 +70,7 @@ export async function getStatus(conn: Connection): Promise<Status> {
      where status in ('pending', 'retrying', 'failed') group by status`;
   const byStatus = new Map(counts.map((c) => [c.status, Number(c.n)]));
   const dispatchers = await listDispatchers(conn);
-  const rows = await sql<
-    {
-      id: string;
-      name: string | null;
-      url: string;
-      is_active: boolean;
-      attempts: string;
-      ok: string;
-      median: number | null;
-      failed: string;
-      disabled_reason: string | null;
-      disabled_at: Date | null;
-      circuit: Circuit;
-      consecutive_failures: number;
-      failing_since: Date | null;
-      next_probe_at: Date | null;
-    }[]
-  >`
+  const rows = await sql<(WebhookAttention & { attempts: string; ok: string; median: number | null; failed: string })[]>`
     select s.id, s.name, s.url, s.is_active, s.disabled_reason, s.disabled_at,
            coalesce(a.attempts, 0) as attempts, coalesce(a.ok, 0) as ok, a.median,
            coalesce(f.failed, 0) as failed,
