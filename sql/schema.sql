@@ -180,6 +180,8 @@ create table webhooks.tracked_tables (
   primary_key text[] not null default '{}'::text[],
   tracked_at timestamp with time zone not null default now(),
   updated_at timestamp with time zone not null default now(),
+  tenant_attnum smallint,
+  excluded_attnums smallint[] not null default '{}'::smallint[],
   constraint tracked_tables_pkey PRIMARY KEY (table_name)
 );
 comment on table webhooks.tracked_tables is 'A row is a table whose changes become events, with the options track_table() was given.';
@@ -290,6 +292,8 @@ comment on function webhooks.drop_unused_capture_functions() is 'Internal to tra
 CREATE OR REPLACE FUNCTION webhooks.emit(type text, data jsonb, tenant text DEFAULT NULL::text)
  RETURNS uuid
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
   new_id uuid;
@@ -307,7 +311,45 @@ begin
   return new_id;
 end
 $function$;
-comment on function webhooks.emit(text,jsonb,text) is 'Emits a custom event inside the caller''s transaction; it is delivered only if that transaction commits. Returns the event id. Example: select webhooks.emit(''invoice.paid'', jsonb_build_object(''id'', 42), tenant => ''acme'');';
+comment on function webhooks.emit(text,jsonb,text) is 'Emits a custom event inside the caller''s transaction; it is delivered only if that transaction commits. Returns the event id. Needs: grant usage on schema webhooks, grant execute on this function. Example: select webhooks.emit(''invoice.paid'', jsonb_build_object(''id'', 42), tenant => ''acme'');';
+
+CREATE OR REPLACE FUNCTION webhooks.follow_ddl()
+ RETURNS event_trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  tbl regclass;
+begin
+  for tbl in
+    select distinct t.table_name
+      from pg_catalog.pg_event_trigger_ddl_commands() c
+      join webhooks.tracked_tables t on t.table_name = c.objid
+     where c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+  loop
+    begin
+      perform webhooks.refresh_tracking(tbl);
+    exception when others then
+      -- The DBA's ALTER TABLE goes through; the capture function keeps its old options.
+      raise warning 'pg-webhooks could not follow the change to %: %', tbl, sqlerrm;
+    end;
+  end loop;
+exception when others then
+  raise warning 'pg-webhooks could not follow ALTER TABLE: %', sqlerrm;
+end
+$function$;
+comment on function webhooks.follow_ddl() is 'Event trigger function: after ALTER TABLE on a tracked table, follows its columns and rewrites its capture function.';
+
+CREATE OR REPLACE FUNCTION webhooks.follows_ddl()
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select exists (select from pg_catalog.pg_event_trigger
+                  where evtname = 'pg_webhooks_follow_ddl' and evtenabled <> 'D')
+$function$;
+comment on function webhooks.follows_ddl() is 'Internal: true when the pg_webhooks_follow_ddl event trigger is installed and enabled.';
 
 CREATE OR REPLACE FUNCTION webhooks.install_capture(tbl regclass)
  RETURNS void
@@ -315,76 +357,97 @@ CREATE OR REPLACE FUNCTION webhooks.install_capture(tbl regclass)
 AS $function$
 declare
   t webhooks.tracked_tables;
-  by_row boolean;
-  fn text;
-  op text;
+  follow boolean := webhooks.follows_ddl();
+  conv text;
+  tenant_expr text;
+  excluded_expr text;
   minus text;
-  key_expr text;
+  fn text;
+  owner name;
+  op text;
+  pfx text;
   branches text[] := '{}';
 begin
   select * into t from webhooks.tracked_tables where table_name = tbl;
   if not found then
     raise exception 'table: % is not tracked', tbl using errcode = '22023';
   end if;
-  -- Updates are paired by primary key; a table without one has them captured row by row.
-  by_row := cardinality(t.primary_key) = 0;
-  minus := case when cardinality(t.excluded_columns) = 0 then '' else format(' - %L::text[]', t.excluded_columns) end;
+  pfx := t.event_prefix;
+  conv := case when follow and webhooks.plain_columns(tbl) then 'pg_catalog.to_jsonb(x.*)' else 'webhooks.row_jsonb(x.*, tg_relid)' end;
+
+  -- Options as literals while the event trigger rewrites this function on ALTER TABLE;
+  -- otherwise looked up once per statement, by name or by column number.
+  if t.tenant_column is null then
+    tenant_expr := 'null';
+  elsif follow then
+    tenant_expr := quote_literal(t.tenant_column);
+  else
+    tenant_expr := format(
+      '(select a.attname::text from pg_catalog.pg_attribute a where a.attrelid = tg_relid and a.attnum > 0 and not a.attisdropped and (a.attname = %L or a.attnum = %s) order by a.attname = %L desc limit 1)',
+      t.tenant_column, coalesce(t.tenant_attnum, 0), t.tenant_column);
+  end if;
+  if cardinality(t.excluded_columns) = 0 and cardinality(t.excluded_attnums) = 0 then
+    excluded_expr := '''{}''';
+    minus := '';
+  elsif follow then
+    excluded_expr := quote_literal(t.excluded_columns);
+    minus := ' - excluded';
+  else
+    excluded_expr := format(
+      '%L::text[] || array(select a.attname::text from pg_catalog.pg_attribute a where a.attrelid = tg_relid and a.attnum = any(%L::int2[]) and not a.attisdropped)',
+      t.excluded_columns, t.excluded_attnums);
+    minus := ' - excluded';
+  end if;
 
   if 'insert' = any(t.operations) then
     branches := branches || format($f$tg_op = 'INSERT' then
     insert into webhooks.outbox (event_id, type, tenant, data, source_table)
-    select null, %L, %s, r.j%s, src
-      from (select to_jsonb(x.*) as j from new_rows x) r;$f$,
-      t.event_prefix || '.created',
-      case when t.tenant_column is null then 'null' else format('r.j ->> %L', t.tenant_column) end, minus);
+    select null, %L, r.j ->> tenant_col, r.j%s, src
+      from (select %s as j from new_rows x) r;$f$, pfx || '.created', minus, conv);
   end if;
   if 'delete' = any(t.operations) then
     branches := branches || format($f$tg_op = 'DELETE' then
     insert into webhooks.outbox (event_id, type, tenant, data, source_table)
-    select null, %L, %s, r.j%s, src
-      from (select to_jsonb(x.*) as j from old_rows x) r;$f$,
-      t.event_prefix || '.deleted',
-      case when t.tenant_column is null then 'null' else format('r.j ->> %L', t.tenant_column) end, minus);
+    select null, %L, r.j ->> tenant_col, r.j%s, src
+      from (select %s as j from old_rows x) r;$f$, pfx || '.deleted', minus, conv);
+    -- TRUNCATE is a delete of every row that names none: one event, without a tenant.
+    branches := branches || format($f$tg_op = 'TRUNCATE' then
+    insert into webhooks.outbox (event_id, type, tenant, data, source_table)
+    values (null, %L, null, pg_catalog.jsonb_build_object('table', src), src);$f$, pfx || '.truncated');
   end if;
-  if 'update' = any(t.operations) and not by_row then
-    -- The primary key values as a JSON array, as webhooks.capture() pairs them.
-    select 'jsonb_build_array(' || string_agg(format('r.j -> %L', k), ', ' order by i) || ')'
-      into key_expr
-      from unnest(t.primary_key) with ordinality as u(k, i);
+  if 'update' = any(t.operations) then
+    -- A row whose tenant changes leaves one tenant and joins another: the old tenant gets
+    -- <prefix>.deleted with the row as it knew it, the new one <prefix>.created, and neither
+    -- sees the other's values.
     branches := branches || format($f$tg_op = 'UPDATE' then
-    insert into webhooks.outbox (event_id, type, tenant, data, previous_attributes, source_table)
-    select null, %L, p.tenant, p.new_j, p.prev, src
-    from (
-      select %s as tenant,
-             n.j%s as new_j,
-             (select jsonb_object_agg(e.key, e.value)
-                from jsonb_each(o.j%s) e
-               where (n.j%s) -> e.key is distinct from e.value) as prev
-      from (select r.j, %s as key from (select to_jsonb(x.*) as j from old_rows x) r) o
-      join (select r.j, %s as key from (select to_jsonb(x.*) as j from new_rows x) r) n
-        on o.key = n.key
-    ) p
-    -- An update that changes no (visible) value emits nothing.
-    where p.prev is not null;$f$,
-      t.event_prefix || '.updated',
-      case when t.tenant_column is null then 'null' else format('n.j ->> %L', t.tenant_column) end,
-      minus, minus, minus, key_expr, key_expr);
-  end if;
-  if 'update' = any(t.operations) and by_row then
-    branches := branches || format($f$tg_op = 'UPDATE' then
-    insert into webhooks.outbox (event_id, type, tenant, data, previous_attributes, source_table)
-    select null, %L, u.tenant, u.new_j, u.prev, src
-    from (
-      select %s as tenant,
-             to_jsonb(new)%s as new_j,
-             (select jsonb_object_agg(o.key, o.value)
-                from jsonb_each(to_jsonb(old)%s) o
-               where (to_jsonb(new)%s) -> o.key is distinct from o.value) as prev
-    ) u
-    where u.prev is not null;$f$,
-      t.event_prefix || '.updated',
-      case when t.tenant_column is null then 'null' else format('to_jsonb(new) ->> %L', t.tenant_column) end,
-      minus, minus, minus);
+    if (select count(*) from old_rows) = (select count(*) from new_rows) then
+      insert into webhooks.outbox (event_id, type, tenant, data, previous_attributes, source_table)
+      select null, e.type, e.tenant, e.data, e.prev, src
+      from (
+        select p.old_tenant, p.new_tenant, p.o, p.n,
+               (select pg_catalog.jsonb_object_agg(f.key, f.value)
+                  from pg_catalog.jsonb_each(p.o) f
+                 where p.n -> f.key is distinct from f.value) as prev
+        from (
+          select o.j ->> tenant_col as old_tenant, n.j ->> tenant_col as new_tenant, o.j%1$s as o, n.j%1$s as n
+            from (select pg_catalog.row_number() over () as i, %2$s as j from old_rows x) o
+            join (select pg_catalog.row_number() over () as i, %2$s as j from new_rows x) n on n.i = o.i
+        ) p
+      ) u
+      cross join lateral (values (%3$L, u.new_tenant, u.n, u.prev),
+                                 (%4$L, u.old_tenant, u.o, null),
+                                 (%5$L, u.new_tenant, u.n, null)) e(type, tenant, data, prev)
+      where case when u.old_tenant is not distinct from u.new_tenant
+                 then e.type = %3$L and u.prev is not null -- an update that changes no (visible) value emits nothing
+                 else e.type <> %3$L end;
+    else
+      -- Only when a BEFORE trigger on a partition drops a row moving into it: the counts
+      -- differ and rows cannot be paired, so each new row is announced without
+      -- previous_attributes.
+      insert into webhooks.outbox (event_id, type, tenant, data, source_table)
+      select null, %3$L, r.j ->> tenant_col, r.j%1$s, src
+        from (select %2$s as j from new_rows x) r;
+    end if;$f$, minus, conv, pfx || '.updated', pfx || '.deleted', pfx || '.created');
   end if;
 
   -- A new name each time: a restored dump keeps its functions' names, so a name derived
@@ -394,9 +457,11 @@ begin
                  || '_' || substr(md5(tbl::oid::text || clock_timestamp()::text || random()::text), 1, 8));
   execute format($f$
 create function %s() returns trigger
-language plpgsql as $body$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $body$
 declare
   src text := tg_table_schema || '.' || tg_table_name;
+  tenant_col text := %s;
+  excluded text[] := %s;
   idle boolean;
 begin
   if %s
@@ -406,34 +471,38 @@ begin
     select w.idle into idle from webhooks.dispatcher_wakeup w;
     if idle then
       if webhooks.claim_wake() then
-        perform pg_notify('pg_webhooks', '');
+        perform pg_catalog.pg_notify('pg_webhooks', '');
       end if;
     end if;
   end if;
   return null;
 end
 $body$
-$f$, fn, array_to_string(branches, E'\n  elsif '));
+$f$, fn, tenant_expr, excluded_expr, array_to_string(branches, E'\n  elsif '));
   execute format('comment on function %s() is %L', fn,
-    format('Capture trigger function of %s with its tracking options as literals, generated by webhooks.track_table(); untrack_table() drops it.', tbl));
+    format('Capture trigger function of %s with its tracking options as literals, generated by webhooks.track_table(); untrack_table() drops it. Runs as the owner of schema webhooks.', tbl));
+  execute format('revoke all on function %s() from public', fn);
+  select n.nspowner::regrole::name into owner from pg_namespace n where n.nspname = 'webhooks';
+  if owner <> current_user and pg_has_role(current_user, owner, 'MEMBER') then
+    execute format('alter function %s() owner to %I', fn, owner);
+  end if;
 
   for op in
     select tgname from pg_trigger
-     where tgrelid = tbl and tgname in ('pg_webhooks_insert', 'pg_webhooks_update', 'pg_webhooks_delete')
+     where tgrelid = tbl and tgname in ('pg_webhooks_insert', 'pg_webhooks_update', 'pg_webhooks_delete', 'pg_webhooks_truncate')
   loop
     execute format('drop trigger %I on %s', op, tbl);
   end loop;
   foreach op in array t.operations loop
-    if op = 'update' and by_row then
-      execute format('create trigger pg_webhooks_update after update on %s for each row execute function %s()', tbl, fn);
-    else
-      execute format(
-        'create trigger %I after %s on %s referencing %s for each statement execute function %s()',
-        'pg_webhooks_' || op, op, tbl,
-        case op when 'insert' then 'new table as new_rows'
-                when 'delete' then 'old table as old_rows'
-                else 'old table as old_rows new table as new_rows' end,
-        fn);
+    execute format(
+      'create trigger %I after %s on %s referencing %s for each statement execute function %s()',
+      'pg_webhooks_' || op, op, tbl,
+      case op when 'insert' then 'new table as new_rows'
+              when 'delete' then 'old table as old_rows'
+              else 'old table as old_rows new table as new_rows' end,
+      fn);
+    if op = 'delete' then
+      execute format('create trigger pg_webhooks_truncate after truncate on %s for each statement execute function %s()', tbl, fn);
     end if;
   end loop;
 
@@ -441,6 +510,103 @@ $f$, fn, array_to_string(branches, E'\n  elsif '));
 end
 $function$;
 comment on function webhooks.install_capture(regclass) is 'Internal to track_table(): (re)writes a tracked table''s generated capture function and triggers from its tracked_tables row.';
+
+CREATE OR REPLACE FUNCTION webhooks.plain_columns(tbl regclass)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select not exists (
+    select from pg_catalog.pg_attribute a
+      join pg_catalog.pg_type ty on ty.oid = a.atttypid
+     where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+       and ty.typtype <> 'e'
+       and not (ty.oid = any (plain) or (ty.typcategory = 'A' and ty.typelem = any (plain))))
+  from (select array[
+          'bool', 'int2', 'int4', 'int8', 'float4', 'float8', 'numeric', 'money', 'text', 'varchar',
+          'bpchar', 'name', 'char', 'uuid', 'date', 'time', 'timetz', 'timestamp', 'timestamptz',
+          'interval', 'jsonb', 'bytea', 'inet', 'cidr', 'macaddr', 'macaddr8', 'oid', 'bit', 'varbit'
+        ]::pg_catalog.regtype[]::pg_catalog.oid[] as plain) p
+$function$;
+comment on function webhooks.plain_columns(regclass) is 'Internal to install_capture(): true when to_jsonb() cannot fail for any column of the table.';
+
+CREATE OR REPLACE FUNCTION webhooks.refresh_tracking(tbl regclass)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+begin
+  update webhooks.tracked_tables t
+     set tenant_column = n.tenant_column,
+         tenant_attnum = n.tenant_attnum,
+         excluded_columns = n.excluded_columns,
+         excluded_attnums = n.excluded_attnums,
+         primary_key = n.primary_key,
+         updated_at = now()
+    from (
+      select
+        (select a.attname::text from pg_catalog.pg_attribute a
+          where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
+            and (a.attname = t0.tenant_column or a.attnum = t0.tenant_attnum)
+          order by a.attname = t0.tenant_column desc limit 1) as tenant_column,
+        (select a.attnum from pg_catalog.pg_attribute a
+          where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
+            and (a.attname = t0.tenant_column or a.attnum = t0.tenant_attnum)
+          order by a.attname = t0.tenant_column desc limit 1) as tenant_attnum,
+        array(select a.attname::text from pg_catalog.pg_attribute a
+               where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
+                 and (a.attname = any(t0.excluded_columns) or a.attnum = any(t0.excluded_attnums))
+               order by a.attnum) as excluded_columns,
+        array(select a.attnum from pg_catalog.pg_attribute a
+               where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
+                 and (a.attname = any(t0.excluded_columns) or a.attnum = any(t0.excluded_attnums))
+               order by a.attnum) as excluded_attnums,
+        array(select a.attname::text from pg_catalog.pg_index i
+                join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+               where i.indrelid = t0.table_name and i.indisprimary order by a.attname) as primary_key
+      from webhooks.tracked_tables t0 where t0.table_name = tbl
+    ) n
+   where t.table_name = tbl;
+  perform webhooks.install_capture(tbl);
+end
+$function$;
+comment on function webhooks.refresh_tracking(regclass) is 'Internal to the pg_webhooks_follow_ddl event trigger: follows renamed and dropped option columns and rewrites the capture function.';
+
+CREATE OR REPLACE FUNCTION webhooks.row_jsonb(r anyelement, tbl regclass)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+declare
+  rowtype text;
+  col name;
+  v jsonb;
+  j jsonb := '{}';
+begin
+  return pg_catalog.to_jsonb(r);
+exception when others then
+  -- A transition table's row is an anonymous record: read each column back through the
+  -- table's row type (the row's text form, which record input always accepts).
+  select c.reltype::pg_catalog.regtype::text into rowtype from pg_catalog.pg_class c where c.oid = tbl;
+  for col in
+    select a.attname from pg_catalog.pg_attribute a
+     where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped order by a.attnum
+  loop
+    begin
+      execute pg_catalog.format('select pg_catalog.to_jsonb(($1::%s).%I)', rowtype, col) into v using r::text;
+    exception when others then
+      begin
+        execute pg_catalog.format('select pg_catalog.jsonb_build_object(''$text'', ($1::%s).%I::text)', rowtype, col)
+          into v using r::text;
+      exception when others then
+        v := pg_catalog.jsonb_build_object('$text', null, '$error', sqlerrm);
+      end;
+    end;
+    j := j || pg_catalog.jsonb_build_object(col, v);
+  end loop;
+  return j;
+end
+$function$;
+comment on function webhooks.row_jsonb(anyelement,regclass) is 'Internal to capture functions: to_jsonb(row), or, when that fails, the row with each column jsonb cannot hold as {"$text": <its text>}. Never raises.';
 
 CREATE OR REPLACE FUNCTION webhooks.track_table(tbl regclass, event_prefix text DEFAULT NULL::text, operations text[] DEFAULT ARRAY['insert'::text, 'update'::text, 'delete'::text], tenant_column text DEFAULT NULL::text, excluded_columns text[] DEFAULT '{}'::text[])
  RETURNS void
@@ -484,12 +650,17 @@ begin
    where i.indrelid = tbl and i.indisprimary;
 
   perform webhooks.untrack_table(tbl);
-  insert into webhooks.tracked_tables (table_name, event_prefix, operations, tenant_column, excluded_columns, primary_key)
-  values (tbl, prefix, operations, tenant_column, coalesce(excluded_columns, '{}'), pk);
+  insert into webhooks.tracked_tables
+    (table_name, event_prefix, operations, tenant_column, excluded_columns, primary_key, tenant_attnum, excluded_attnums)
+  values (tbl, prefix, operations, tenant_column, coalesce(excluded_columns, '{}'), pk,
+          (select a.attnum from pg_attribute a where a.attrelid = tbl and a.attname = tenant_column and not a.attisdropped),
+          array(select a.attnum from pg_attribute a
+                 where a.attrelid = tbl and a.attname = any(coalesce(excluded_columns, '{}')) and not a.attisdropped
+                 order by a.attnum));
   perform webhooks.install_capture(tbl);
 end
 $function$;
-comment on function webhooks.track_table(regclass,text,text[],text,text[]) is 'Starts emitting <prefix>.created|updated|deleted events for a table. Calling it again replaces the options; it never stacks triggers. Example: select webhooks.track_table(''public.clients'', tenant_column => ''account_id'', excluded_columns => array[''password_hash'']);';
+comment on function webhooks.track_table(regclass,text,text[],text,text[]) is 'Starts emitting <prefix>.created|updated|deleted (and <prefix>.truncated with deletes) events for a table. Calling it again replaces the options; it never stacks triggers. Writers need no grants on schema webhooks. Example: select webhooks.track_table(''public.clients'', tenant_column => ''account_id'', excluded_columns => array[''password_hash'']);';
 
 CREATE OR REPLACE FUNCTION webhooks.untrack_table(tbl regclass)
  RETURNS boolean
@@ -498,8 +669,11 @@ AS $function$
 declare
   op text;
 begin
-  foreach op in array array['insert', 'update', 'delete'] loop
-    execute format('drop trigger if exists %I on %s', 'pg_webhooks_' || op, tbl);
+  for op in
+    select tgname from pg_trigger
+     where tgrelid = tbl and tgname in ('pg_webhooks_insert', 'pg_webhooks_update', 'pg_webhooks_delete', 'pg_webhooks_truncate')
+  loop
+    execute format('drop trigger %I on %s', op, tbl);
   end loop;
   perform webhooks.drop_unused_capture_functions();
   delete from webhooks.tracked_tables where table_name = tbl;

@@ -94,6 +94,8 @@ export interface TrackedTable {
   tenant_column: string | null;
   excluded_columns: string[];
   primary_key: string[];
+  tenant_attnum: number | null;
+  excluded_attnums: number[];
   tracked_at: Timestamp;
   updated_at: Timestamp;
 }
