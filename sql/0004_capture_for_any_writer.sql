@@ -105,8 +105,9 @@ comment on function webhooks.follows_ddl() is
   'Internal: true when the pg_webhooks_follow_ddl event trigger is installed and enabled.';
 
 -- Brings a tracked table's options up to date with its columns: a renamed tenant or
--- excluded column is followed by its number; a dropped one is forgotten (a dropped tenant
--- column leaves events without a tenant, so only webhooks without a tenant get them).
+-- excluded column is followed by its number; a dropped tenant column leaves events without a
+-- tenant (so only webhooks without a tenant get them), a dropped excluded column's name stays
+-- excluded.
 create function webhooks.refresh_tracking(tbl regclass) returns void
 language plpgsql as $$
 begin
@@ -127,10 +128,11 @@ begin
           where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
             and (a.attname = t0.tenant_column or a.attnum = t0.tenant_attnum)
           order by a.attname = t0.tenant_column desc limit 1) as tenant_attnum,
-        array(select a.attname::text from pg_catalog.pg_attribute a
-               where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
-                 and (a.attname = any(t0.excluded_columns) or a.attnum = any(t0.excluded_attnums))
-               order by a.attnum) as excluded_columns,
+        -- Names stay excluded after their column is dropped, should it come back.
+        array(select distinct c from unnest(t0.excluded_columns || array(
+                select a.attname::text from pg_catalog.pg_attribute a
+                 where a.attrelid = t0.table_name and a.attnum = any(t0.excluded_attnums) and not a.attisdropped)) c
+               order by c) as excluded_columns,
         array(select a.attnum from pg_catalog.pg_attribute a
                where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
                  and (a.attname = any(t0.excluded_columns) or a.attnum = any(t0.excluded_attnums))

@@ -552,10 +552,11 @@ begin
           where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
             and (a.attname = t0.tenant_column or a.attnum = t0.tenant_attnum)
           order by a.attname = t0.tenant_column desc limit 1) as tenant_attnum,
-        array(select a.attname::text from pg_catalog.pg_attribute a
-               where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
-                 and (a.attname = any(t0.excluded_columns) or a.attnum = any(t0.excluded_attnums))
-               order by a.attnum) as excluded_columns,
+        -- Names stay excluded after their column is dropped, should it come back.
+        array(select distinct c from unnest(t0.excluded_columns || array(
+                select a.attname::text from pg_catalog.pg_attribute a
+                 where a.attrelid = t0.table_name and a.attnum = any(t0.excluded_attnums) and not a.attisdropped)) c
+               order by c) as excluded_columns,
         array(select a.attnum from pg_catalog.pg_attribute a
                where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
                  and (a.attname = any(t0.excluded_columns) or a.attnum = any(t0.excluded_attnums))
