@@ -38,7 +38,7 @@ export function registerTracking(program: Command, cli: Cli): void {
   common(
     program
       .command("track")
-      .description("emit <prefix>.created|updated|deleted events for a table's row changes (again: update the options)")
+      .description("emit <prefix>.created|updated|deleted (and .truncated) events for a table's row changes (again: update the options)")
       .argument("<table>", "table name, optionally schema-qualified (public.clients)")
       .option("--prefix <prefix>", "event type prefix (default: the table name)")
       .option("--operations <list>", "which of insert,update,delete to capture (default: all three)", listOf(OPERATIONS))
@@ -64,6 +64,8 @@ export function registerTracking(program: Command, cli: Cli): void {
         const types = OPERATIONS.filter((o) => info.operations.includes(o)).map(
           (o) => `${info.event_prefix}.${o === "insert" ? "created" : `${o}d`}`,
         );
+        // TRUNCATE is announced with deletes (sql/0004).
+        if (info.operations.includes("delete")) types.push(`${info.event_prefix}.truncated`);
         out.say(`Tracking ${info.table}: ${types.join(", ")}`);
         if (info.tenant_column) out.say(`  tenant column: ${info.tenant_column}`);
         if (info.excluded_columns.length) out.say(`  excluded columns: ${info.excluded_columns.join(", ")}`);
