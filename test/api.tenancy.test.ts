@@ -88,6 +88,21 @@ describe("another tenant's key", () => {
   });
 });
 
+describe("GET /v1/event-types", () => {
+  it("lists a tenant key only the custom types its own tenant emitted; an admin key sees all", async () => {
+    await api.db.sql`select webhooks.emit('acme.secret_merger', '{}'::jsonb, tenant => 'acme')`;
+    await api.db.sql`select webhooks.emit('globex.layoffs', '{}'::jsonb, tenant => 'globex')`;
+    await api.db.sql`select webhooks.emit('nobody.owns_this', '{}'::jsonb)`;
+    const custom = async (key: string) =>
+      (await api.call("GET", "/v1/event-types", { key })).json().items
+        .filter((t: { source: string }) => t.source === "custom")
+        .map((t: { type: string }) => t.type);
+    expect(await custom(acmeKey)).toEqual(["acme.secret_merger"]);
+    expect(await custom(globexKey)).toEqual(["globex.layoffs"]);
+    expect(await custom(api.adminKey)).toEqual(["acme.secret_merger", "globex.layoffs", "nobody.owns_this"]);
+  });
+});
+
 describe("the owning tenant's key and an admin key", () => {
   it("see acme's objects", async () => {
     for (const key of [acmeKey, api.adminKey]) {
