@@ -3,7 +3,7 @@
 // each body field (and the fields nested in it), query parameter and path parameter, with a
 // tenant key and the admin key. Every answer is a 4xx in the error shape, or a 2xx for a value
 // that happens to be harmless; never a 5xx; and a refused request writes nothing.
-import { startApi, webhookBody, type Api, type HttpMethod } from "./helpers/api";
+import { insertFailedDelivery, startApi, webhookBody, type Api, type HttpMethod } from "./helpers/api";
 import { startReceiver, type Receiver } from "./helpers/receiver";
 
 let api: Api;
@@ -18,11 +18,7 @@ beforeAll(async () => {
   tenantKey = await api.key("acme");
   const res = await api.call("POST", "/v1/webhooks", { key: tenantKey, body: webhookBody(`${receiver.url}/in`) });
   webhookId = res.json().id;
-  const [d] = await api.db.sql<{ id: string }[]>`
-    with e as (insert into webhooks.outbox (type, tenant, data, dispatched_at) values ('a.b', 'acme', '{}', now()) returning id, event_id)
-    insert into webhooks.deliveries (subscription_id, outbox_id, event_id, event_type, tenant, status)
-    select ${webhookId}, id, event_id, 'a.b', 'acme', 'failed' from e returning id`;
-  deliveryId = d!.id;
+  deliveryId = await insertFailedDelivery(api.db, webhookId, "a.b", "acme");
 });
 afterAll(async () => {
   await receiver.close();

@@ -7,7 +7,7 @@ import { DomainError } from "../src/errors";
 import { testSendSchema } from "../src/services/test-send";
 import { parseInput } from "../src/services/validation";
 import { parseWebhookInput, webhookCreateSchema } from "../src/services/webhooks";
-import { rowCounts, startApi, webhookBody, type Api, type CallOptions, type HttpMethod } from "./helpers/api";
+import { insertFailedDelivery, rowCounts, startApi, webhookBody, type Api, type CallOptions, type HttpMethod } from "./helpers/api";
 import { startReceiver, type Receiver } from "./helpers/receiver";
 
 let api: Api;
@@ -19,10 +19,7 @@ beforeAll(async () => {
   receiver = await startReceiver({ status: 200 });
   const res = await api.call("POST", "/v1/webhooks", { body: webhookBody(`${receiver.url}/in`) });
   webhookId = res.json().id;
-  await api.db.sql`
-    with e as (insert into webhooks.outbox (type, data, dispatched_at) values ('a.b', '{}', now()) returning id, event_id)
-    insert into webhooks.deliveries (subscription_id, outbox_id, event_id, event_type, status)
-    select ${webhookId}, id, event_id, 'a.b', 'failed' from e`;
+  await insertFailedDelivery(api.db, webhookId, "a.b");
 });
 afterAll(async () => {
   await receiver.close();

@@ -1,7 +1,7 @@
 // Keys and tenants: no key or a bad key is 401 everywhere; a tenant key cannot see or touch
 // another tenant's objects through any route (404, never 403), and nothing changes when it tries.
 import { revokeKey } from "../src/services/keys";
-import { rowCounts, startApi, webhookBody, type Api, type HttpMethod } from "./helpers/api";
+import { insertFailedDelivery, rowCounts, startApi, webhookBody, type Api, type HttpMethod } from "./helpers/api";
 import { startReceiver, type Receiver } from "./helpers/receiver";
 
 let api: Api;
@@ -20,11 +20,7 @@ beforeAll(async () => {
   const res = await api.call("POST", "/v1/webhooks", { key: acmeKey, body: webhookBody(`${receiver.url}/acme`) });
   expect(res.statusCode).toBe(201);
   webhookId = res.json().id;
-  const [d] = await api.db.sql<{ id: string }[]>`
-    with e as (insert into webhooks.outbox (type, tenant, data, dispatched_at) values ('clients.created', 'acme', '{}', now()) returning id, event_id)
-    insert into webhooks.deliveries (subscription_id, outbox_id, event_id, event_type, tenant, status)
-    select ${webhookId}, id, event_id, 'clients.created', 'acme', 'failed' from e returning id`;
-  deliveryId = d!.id;
+  deliveryId = await insertFailedDelivery(api.db, webhookId, "clients.created", "acme");
 });
 afterAll(async () => {
   await receiver.close();
