@@ -11,6 +11,9 @@ export type ErrorCode =
   | "unauthorized"
   | "payload_too_large"
   | "unsupported_media_type"
+  | "uri_too_long"
+  | "headers_too_large"
+  | "request_timeout"
   | "conflict"
   | "database_unavailable"
   | "internal_error";
@@ -26,6 +29,9 @@ const httpStatus: Record<ErrorCode, number> = {
   unauthorized: 401,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  uri_too_long: 414,
+  headers_too_large: 431,
+  request_timeout: 408,
   conflict: 409,
   database_unavailable: 503,
   internal_error: 500,

@@ -1,7 +1,7 @@
 // Keys and tenants: no key or a bad key is 401 everywhere; a tenant key cannot see or touch
 // another tenant's objects through any route (404, never 403), and nothing changes when it tries.
 import { revokeKey } from "../src/services/keys";
-import { rowCounts, startApi, webhookBody, type Api, type HttpMethod } from "./helpers/api";
+import { insertFailedDelivery, rowCounts, startApi, webhookBody, type Api, type HttpMethod } from "./helpers/api";
 import { startReceiver, type Receiver } from "./helpers/receiver";
 
 let api: Api;
@@ -20,11 +20,7 @@ beforeAll(async () => {
   const res = await api.call("POST", "/v1/webhooks", { key: acmeKey, body: webhookBody(`${receiver.url}/acme`) });
   expect(res.statusCode).toBe(201);
   webhookId = res.json().id;
-  const [d] = await api.db.sql<{ id: string }[]>`
-    with e as (insert into webhooks.outbox (type, tenant, data, dispatched_at) values ('clients.created', 'acme', '{}', now()) returning id, event_id)
-    insert into webhooks.deliveries (subscription_id, outbox_id, event_id, event_type, tenant, status)
-    select ${webhookId}, id, event_id, 'clients.created', 'acme', 'failed' from e returning id`;
-  deliveryId = d!.id;
+  deliveryId = await insertFailedDelivery(api.db, webhookId, "clients.created", "acme");
 });
 afterAll(async () => {
   await receiver.close();
@@ -85,6 +81,21 @@ describe("another tenant's key", () => {
     const moved = await api.call("PATCH", `/v1/webhooks/${own.json().id}`, { key: globexKey, body: { tenant: "acme" } });
     expect(moved.statusCode).toBe(400);
     expect((await api.call("GET", "/v1/webhooks", { key: acmeKey })).json().items.map((w: { id: string }) => w.id)).toEqual([webhookId]);
+  });
+});
+
+describe("GET /v1/event-types", () => {
+  it("lists a tenant key only the custom types its own tenant emitted; an admin key sees all", async () => {
+    await api.db.sql`select webhooks.emit('acme.secret_merger', '{}'::jsonb, tenant => 'acme')`;
+    await api.db.sql`select webhooks.emit('globex.layoffs', '{}'::jsonb, tenant => 'globex')`;
+    await api.db.sql`select webhooks.emit('nobody.owns_this', '{}'::jsonb)`;
+    const custom = async (key: string) =>
+      (await api.call("GET", "/v1/event-types", { key })).json().items
+        .filter((t: { source: string }) => t.source === "custom")
+        .map((t: { type: string }) => t.type);
+    expect(await custom(acmeKey)).toEqual(["acme.secret_merger"]);
+    expect(await custom(globexKey)).toEqual(["globex.layoffs"]);
+    expect(await custom(api.adminKey)).toEqual(["acme.secret_merger", "globex.layoffs", "nobody.owns_this"]);
   });
 });
 

@@ -23,6 +23,17 @@ describe("isPrivateAddress", () => {
     ["::ffff:127.0.0.1", "IPv4-mapped loopback"],
     ["::ffff:a9fe:a9fe", "IPv4-mapped metadata, hex form"],
     ["not-an-ip", "unparseable (fails closed)"],
+    // IPv6 spellings that carry an IPv4 address
+    ["::7f00:1", "IPv4-compatible loopback (how URL spells [::127.0.0.1])"],
+    ["::a9fe:a9fe", "IPv4-compatible metadata"],
+    ["::808:808", "IPv4-compatible, even of a public address (deprecated, never routed)"],
+    ["::ffff:0:7f00:1", "IPv4-translated loopback"],
+    ["64:ff9b::7f00:1", "NAT64 of loopback"],
+    ["64:ff9b::a00:1", "NAT64 of a private address"],
+    ["64:ff9b:1::a00:1", "local-use NAT64"],
+    ["2002:7f00:1::1", "6to4 of loopback"],
+    ["2002:a00:1::1", "6to4 of a private address"],
+    ["2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"],
   ])("%s is private (%s)", (ip) => {
     expect(isPrivateAddress(ip)).toBe(true);
   });
@@ -63,6 +74,14 @@ describe("assertUrlAllowed", () => {
     "http://169.254.169.254/latest/meta-data/",
     "http://[::1]:3000/",
     "http://[::ffff:127.0.0.1]/",
+    "http://[::127.0.0.1]/", // IPv4-compatible: URL keeps it as [::7f00:1]
+    "http://[::169.254.169.254]/",
+    "http://[0:0:0:0:0:0:127.0.0.1]/",
+    "http://[::ffff:0:127.0.0.1]/",
+    "http://[64:ff9b::127.0.0.1]/",
+    "http://[64:ff9b::10.0.0.1]/",
+    "http://[2002:7f00:1::]/",
+    "http://[2002:c0a8:101::1]/", // 6to4 of 192.168.1.1
     "http://2130706433/", // 127.0.0.1 as one decimal number
     "http://0x7f.1/",
     "http://localhost:3000/",
@@ -107,6 +126,7 @@ describe("guardedLookup", () => {
     "public.test": ["8.8.8.8", "2606:4700:4700::1111"],
     "mixed.test": ["8.8.8.8", "10.0.0.7"],
     "meta.test": ["169.254.169.254"],
+    "compat.test": ["2606:4700:4700::1111", "::7f00:1"],
   });
 
   function run(lookup: LookupFunction, host: string, all: boolean): Promise<{ err: Error | null; address: unknown }> {
@@ -129,6 +149,9 @@ describe("guardedLookup", () => {
       "target mixed.test resolves to 10.0.0.7, a private address (private); set WEBHOOKS_ALLOW_PRIVATE_TARGETS=true to allow it",
     );
     expect((await run(guarded, "meta.test", false)).err).toBeInstanceOf(PrivateTargetError);
+    const compat = await run(guarded, "compat.test", true);
+    expect(compat.err).toBeInstanceOf(PrivateTargetError);
+    expect(compat.err?.message).toContain("resolves to ::7f00:1, a private address (ipv4Compatible)");
   });
 
   it("passes resolver errors through and allows everything when private targets are allowed", async () => {

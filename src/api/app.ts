@@ -7,12 +7,13 @@ import type { Config } from "../config";
 import type { Connection } from "../db/connection";
 import type { DeliverContext } from "../dispatch/context";
 import { DomainError } from "../errors";
+import { jsonProblem, type JsonProblem } from "../services/validation";
 import type { Logger } from "../logger";
 import type { Metrics } from "../metrics";
 import { requireApiKey } from "./auth";
 import { deliveryRoutes } from "./deliveries";
 import { registerDocs } from "./docs";
-import { errorHandler, notFoundHandler, validatorCompiler } from "./errors";
+import { clientErrorHandler, errorHandler, frameworkErrorHandler, notFoundHandler, validatorCompiler } from "./errors";
 import { eventTypeRoutes } from "./event-types";
 import { healthRoutes } from "./health";
 import { metricsRoutes } from "./metrics";
@@ -20,6 +21,11 @@ import { webhookRoutes } from "./webhooks";
 
 /** Request bodies larger than this are refused with 413. */
 export const BODY_LIMIT = 1024 * 1024;
+
+function invalidBodyValue(problem: JsonProblem): DomainError {
+  const path = problem.path.join(".") || "body";
+  return new DomainError("invalid_input", `${path}: ${problem.message}`, [{ path, message: problem.message }]);
+}
 
 export interface ApiOptions {
   conn: Connection;
@@ -39,6 +45,8 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: BODY_LIMIT,
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
   });
 
   app.setValidatorCompiler(validatorCompiler);
@@ -58,7 +66,11 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
     }
     secureJson(request, text, (err, value) => {
       if (!err) {
-        done(null, value);
+        // Whatever the route: nothing Postgres cannot store, nothing nested deep enough to
+        // overflow a recursive walk later. The schemas check the same for the CLI's input.
+        const problem = jsonProblem(value);
+        if (problem === null) done(null, value);
+        else done(invalidBodyValue(problem), undefined);
         return;
       }
       let message: string;

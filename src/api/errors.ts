@@ -1,6 +1,8 @@
 // The one place HTTP failures are shaped: every error becomes {"error": {code, message, details}}
 // with the status its code maps to. Anything unexpected is logged once and answered as a 500
 // that reveals no internals.
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaCompiler } from "fastify";
 import { ResponseSerializationError } from "fastify-type-provider-zod";
 import type { z } from "zod";
@@ -71,9 +73,57 @@ export function errorHandler(bodyLimit: number) {
   };
 }
 
+/** A path for a message: a 100 KB path is not echoed back whole. */
+function shortPath(url: string): string {
+  const path = url.split("?")[0] ?? url;
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path;
+}
+
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {
-  const path = request.url.split("?")[0] ?? request.url;
+  const path = shortPath(request.url);
   return reply
     .status(404)
     .send(errorBody("not_found", `no route ${request.method} ${path}; see /openapi.json or /docs for the routes`));
+}
+
+/**
+ * Errors the router raises before any route runs: a path that does not percent-decode
+ * (%ff%fe), a path segment longer than the router's limit. Same error shape as everything else.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const path = shortPath(request.raw.url ?? "");
+  if (error.code === "FST_ERR_MAX_PARAM_LENGTH") {
+    const message = "a path segment is too long for any route";
+    return reply.status(414).send(errorBody("uri_too_long", `path: ${message}`, [{ path: "path", message }]));
+  }
+  const message = error.code === "FST_ERR_BAD_URL" ? `${path} is not a valid percent-encoded path` : "the request cannot be routed";
+  return reply.status(400).send(errorBody("invalid_input", `path: ${message}`, [{ path: "path", message }]));
+}
+
+/**
+ * What Node's HTTP parser refuses before Fastify sees a request (a request line or headers over
+ * Node's limit, 16 KB by default; a malformed request): answered on the socket in the same error
+ * shape, then closed.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  let status = 400;
+  let body: ErrorBody;
+  if (err.code === "HPE_HEADER_OVERFLOW") {
+    status = 431;
+    body = errorBody("headers_too_large", "the request line and headers are larger than the server accepts (16 KB)");
+  } else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+    status = 408;
+    body = errorBody("request_timeout", "the request did not arrive in time");
+  } else {
+    body = errorBody("invalid_input", "malformed HTTP request");
+  }
+  const text = JSON.stringify(body);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+    );
+  }
+  socket.destroy(err);
 }

@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { Connection } from "../db/connection";
 import { eventTypeSchema, listEventTypes } from "../services/event-types";
+import { scopeOf } from "./auth";
 import { errorResponses } from "./schemas";
 
 export const eventTypeRoutes: FastifyPluginAsyncZod<{ conn: Connection }> = async (app, { conn }) => {
@@ -12,9 +13,10 @@ export const eventTypeRoutes: FastifyPluginAsyncZod<{ conn: Connection }> = asyn
       schema: {
         tags: ["event types"],
         summary: "Event types tracked tables produce and custom types emitted so far",
+        description: "A tenant key sees the custom types of its own tenant's events only.",
         response: { 200: z.object({ items: z.array(eventTypeSchema) }).describe("Every known event type"), ...errorResponses(401) },
       },
     },
-    async () => ({ items: await listEventTypes(conn) }),
+    async (request) => ({ items: await listEventTypes(conn, scopeOf(request)) }),
   );
 };

@@ -6,7 +6,7 @@ import { DomainError } from "../errors";
 import { eventPatternSchema } from "../dispatch/filter";
 import { DELIVERY_STATUSES, REPLAYABLE_STATUSES, deliveryViewSchema, listDeliveries, replayDeliveries } from "../services/deliveries";
 import { sendTest, testResultSchema, testSendSchema } from "../services/test-send";
-import { strictObject } from "../services/validation";
+import { storable, strictObject } from "../services/validation";
 import {
   createWebhook,
   deleteWebhook,
@@ -36,6 +36,7 @@ const webhookListQuery = strictObject({
   event: z
     .string()
     .max(200)
+    .check(storable)
     .optional()
     .meta({ description: "Only webhooks that receive this event type, e.g. clients.created." }),
   limit: limitSchema(100),

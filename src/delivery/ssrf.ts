@@ -12,7 +12,16 @@ function rangeOf(ip: string): string | null {
   const bare = ip.startsWith("[") && ip.endsWith("]") ? ip.slice(1, -1) : ip;
   if (!ipaddr.isValid(bare)) return null;
   // process() turns ::ffff:127.0.0.1 into 127.0.0.1, which would otherwise look "unicast"-ish.
-  return ipaddr.process(bare).range();
+  const addr = ipaddr.process(bare);
+  // IPv4-compatible (::7f00:1, which is how URL spells [::127.0.0.1]): deprecated (RFC 4291),
+  // unknown to ipaddr.js, and an IPv4 address in disguise. :: and ::1 keep their own ranges.
+  // The other IPv6 forms that carry an IPv4 address (NAT64 64:ff9b::/96 and /48, 6to4
+  // 2002::/16, Teredo, IPv4-translated ::ffff:0:0:0/96) have ranges of their own, so they are
+  // refused whatever address they embed.
+  if (addr.kind() === "ipv6" && addr.range() === "unicast" && (addr as ipaddr.IPv6).parts.slice(0, 6).every((p) => p === 0)) {
+    return "ipv4Compatible";
+  }
+  return addr.range();
 }
 
 /**

@@ -1,6 +1,7 @@
 // Opaque page cursors: base64url of (created_at with microseconds, id), the sort key of every
 // list. Microseconds matter: a JS Date would round them away and repeat or skip rows.
 import { DomainError } from "../errors";
+import { parseTimestamp } from "../util/duration";
 
 export interface CursorKey {
   /** created_at as Postgres text in UTC, microsecond precision. */
@@ -24,6 +25,16 @@ export function encodeCursor(key: CursorKey): string {
 const TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** A crafted cursor may carry 9999-99-99 or year 0: Postgres would refuse it with a 500. */
+function isTimestamp(ts: string): boolean {
+  try {
+    parseTimestamp(ts);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function decodeCursor(cursor: string): CursorKey {
   let parsed: unknown;
   try {
@@ -33,7 +44,7 @@ export function decodeCursor(cursor: string): CursorKey {
   }
   if (Array.isArray(parsed) && parsed.length === 2) {
     const [ts, id] = parsed as unknown[];
-    if (typeof ts === "string" && TS.test(ts) && typeof id === "string" && UUID.test(id)) return { ts, id };
+    if (typeof ts === "string" && TS.test(ts) && isTimestamp(ts) && typeof id === "string" && UUID.test(id)) return { ts, id };
   }
   const message = "expected a cursor from a previous page's next_cursor";
   throw new DomainError("invalid_input", `cursor: ${message}`, [{ path: "cursor", message }]);

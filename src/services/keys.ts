@@ -6,7 +6,7 @@ import type { Connection } from "../db/connection";
 import { notFound } from "../errors";
 import { isUuid } from "./cursor";
 import type { Scope } from "./scope";
-import { parseInput, strictObject } from "./validation";
+import { parseInput, singleLine, storable, strictObject } from "./validation";
 
 const KEY_PREFIX = "pgw_";
 /** Characters of the key kept in clear, enough to tell keys apart in a list. */
@@ -36,8 +36,8 @@ export interface CreatedKey {
 }
 
 const keyInputSchema = strictObject({
-  tenant: z.string().min(1, { error: "expected a non-empty tenant, or leave it out for an admin key" }).max(200).nullable().optional(),
-  name: z.string().min(1, { error: "expected a non-empty name" }).max(200).nullable().optional(),
+  tenant: z.string().min(1, { error: "expected a non-empty tenant, or leave it out for an admin key" }).max(200).check(storable).nullable().optional(),
+  name: z.string().min(1, { error: "expected a non-empty name" }).max(200).check(singleLine()).nullable().optional(),
 });
 
 function hashKey(key: string): string {

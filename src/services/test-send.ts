@@ -7,7 +7,7 @@ import type { DeliverContext } from "../dispatch/context";
 import { attemptDeliveries } from "../dispatch/deliver";
 import { getWebhook, type WebhookView } from "./webhooks";
 import type { Scope } from "./scope";
-import { parseInput, strictObject } from "./validation";
+import { parseInput, storableJson, strictObject } from "./validation";
 
 export const TEST_EVENT_TYPE = "webhook.test";
 /** Characters of the receiver's answer returned by a test send (the attempt keeps up to 5,000). */
@@ -20,7 +20,7 @@ export const testSendSchema = strictObject({
     .regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, { error: "expected an exact event type such as clients.created (no wildcards)" })
     .optional()
     .meta({ description: `Default ${TEST_EVENT_TYPE}. A tracked table's type sends a sample row of that table.` }),
-  data: z.unknown().optional().meta({ description: "The event's data; default a sample for the event type." }),
+  data: z.unknown().check(storableJson).optional().meta({ description: "The event's data; default a sample for the event type." }),
 });
 
 export type TestSendOptions = z.input<typeof testSendSchema>;

@@ -46,3 +46,83 @@ export function strictObject<T extends z.ZodRawShape>(shape: T) {
     error: (issue) => (issue.code === "unrecognized_keys" ? `unknown field; expected one of ${names}` : undefined),
   });
 }
+
+// ── Storable input ──────────────────────────────────────────────────────────────────────
+// Postgres text and jsonb hold neither NUL nor half of a UTF-16 surrogate pair: such input is
+// refused here, naming its field, rather than failing in the database (a 500) or being
+// replaced by U+FFFD on the way in (a changed value).
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+// C0 controls and DEL; tab allowed where `tab` says so.
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const CONTROL_BUT_TAB = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+/** Why Postgres could not store or compare `s` unchanged; null when it can. */
+export function textProblem(s: string): string | null {
+  if (s.includes("\u0000")) return "expected text without NUL characters (\\u0000)";
+  if (LONE_SURROGATE.test(s)) return "expected valid Unicode text; a lone surrogate (\\ud800-\\udfff) is not";
+  return null;
+}
+
+/** The zod check every stored or queried string goes through. */
+export const storable = z.superRefine<string>((s, ctx) => {
+  const problem = textProblem(s);
+  if (problem) ctx.addIssue({ code: "custom", message: problem, input: s });
+});
+
+/**
+ * Storable and on one line: no control characters (tab allowed with `tab`). For values that end
+ * up in a request line or header (URLs, tokens, passwords) or in one line of a listing (names).
+ */
+export const singleLine = (opts: { tab?: boolean } = {}) =>
+  z.superRefine<string>((s, ctx) => {
+    const problem = textProblem(s) ?? ((opts.tab ? CONTROL_BUT_TAB : CONTROL).test(s) ? "expected one line without control characters (CR, LF, NUL, …)" : null);
+    if (problem) ctx.addIssue({ code: "custom", message: problem, input: s });
+  });
+
+/** Levels of objects and arrays a JSON value may nest (Postgres' own limit depends on its stack). */
+export const MAX_JSON_DEPTH = 100;
+
+export interface JsonProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * The first reason a JSON value (as JSON.parse returns it) cannot be stored as jsonb unchanged:
+ * a key or string that is not storable text, a number beyond the double range (JSON.parse
+ * makes 1e400 Infinity, which would be stored as null), or nesting deeper than MAX_JSON_DEPTH.
+ * Iterative, so a value nested 100,000 deep cannot overflow the stack here.
+ */
+export function jsonProblem(value: unknown, maxDepth = MAX_JSON_DEPTH): JsonProblem | null {
+  const stack: { value: unknown; path: (string | number)[] }[] = [{ value, path: [] }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const { value: v, path } = item;
+    if (typeof v === "string") {
+      const problem = textProblem(v);
+      if (problem) return { path, message: problem };
+    } else if (typeof v === "number") {
+      if (!Number.isFinite(v)) return { path, message: "expected a number within the double range (about ±1.8e308)" };
+    } else if (typeof v === "object" && v !== null) {
+      if (path.length >= maxDepth) return { path, message: `expected JSON nested at most ${maxDepth} levels deep` };
+      if (Array.isArray(v)) {
+        for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], path: [...path, i] });
+      } else {
+        const entries = Object.entries(v);
+        for (let i = entries.length - 1; i >= 0; i--) {
+          const [key, child] = entries[i] as [string, unknown];
+          const problem = textProblem(key);
+          if (problem) return { path: [...path, key], message: `key: ${problem}` };
+          stack.push({ value: child, path: [...path, key] });
+        }
+      }
+    }
+  }
+  return null;
+}
+
+/** The zod check for JSON values that are stored as given (test data, filters). */
+export const storableJson = z.superRefine<unknown>((value, ctx) => {
+  const problem = jsonProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", path: problem.path, message: problem.message, input: value });
+});

@@ -12,7 +12,7 @@ import { eventPatternSchema, filterSchema } from "../dispatch/filter";
 import { DEFAULT_RETRY_POLICY, retryPolicySchema } from "../dispatch/retry-policy";
 import { cursorTs, decodeCursor, isUuid, paginate } from "./cursor";
 import type { Scope } from "./scope";
-import { parseInput, strictObject } from "./validation";
+import { parseInput, singleLine, storable, storableJson, strictObject } from "./validation";
 
 // ── Input ───────────────────────────────────────────────────────────────────────────────
 
@@ -47,7 +47,7 @@ const headerName = z.string().superRefine((name, ctx) => {
 const headerValue = z
   .string({ error: "expected a header value (a string)" })
   .max(8192, { error: "expected a header value of at most 8192 characters" })
-  .regex(/^[^\r\n\0]*$/, { error: "expected a header value without line breaks" });
+  .check(singleLine({ tab: true }));
 
 const headersSchema = z
   .record(z.string(), headerValue, { error: 'expected an object of header names to values, such as {"X-Source": "crm"}' })
@@ -66,15 +66,16 @@ export const authSchema = z
     "type",
     [
       strictObject({ type: z.literal("none") }),
-      strictObject({ type: z.literal("bearer"), token: z.string().min(1).max(4096) }),
+      strictObject({ type: z.literal("bearer"), token: z.string().min(1).max(4096).check(singleLine()) }),
       strictObject({
         type: z.literal("basic"),
         username: z
           .string()
           .min(1)
           .max(512)
-          .regex(/^[^:]*$/, { error: "expected a username without a colon" }),
-        password: z.string().max(4096),
+          .regex(/^[^:]*$/, { error: "expected a username without a colon" })
+          .check(singleLine()),
+        password: z.string().max(4096).check(singleLine()),
       }),
       strictObject({ type: z.literal("header"), name: headerName, value: headerValue.min(1) }),
     ],
@@ -90,6 +91,8 @@ export type Auth = z.output<typeof authSchema>;
 const urlSchema = z
   .string({ error: "expected an absolute http:// or https:// URL" })
   .max(2048, { error: "expected a URL of at most 2048 characters" })
+  // URL parsing drops tabs and line breaks silently, but the raw text is what is stored and listed.
+  .check(singleLine())
   .superRefine((value, ctx) => {
     let url: URL;
     try {
@@ -139,12 +142,14 @@ const secretSchema = z
   .string({ error: "expected a secret (a string)" })
   .min(8, { error: "expected a secret of at least 8 characters" })
   .max(512, { error: "expected a secret of at most 512 characters" })
+  .check(storable)
   .meta({ description: "Signing secret; generated (whsec_…) when absent. Write-only." });
 
 const tenantSchema = z
   .string({ error: "expected a tenant (a string)" })
   .min(1, { error: "expected a non-empty tenant" })
-  .max(200, { error: "expected a tenant of at most 200 characters" });
+  .max(200, { error: "expected a tenant of at most 200 characters" })
+  .check(storable);
 
 export const DEFAULT_MAX_IN_FLIGHT = 10;
 const MAX_IN_FLIGHT_MESSAGE = "expected a whole number of requests from 1 to 1000";
@@ -152,8 +157,8 @@ const RATE_LIMIT_MESSAGE = "expected requests per second above 0 and at most 100
 const DISABLE_AFTER_MESSAGE = "expected whole seconds from 1 to 31536000 (a year), or null for the dispatcher default";
 
 const base = {
-  name: z.string().max(200).nullable(),
-  description: z.string().max(2000).nullable(),
+  name: z.string().max(200).check(singleLine()).nullable(),
+  description: z.string().max(2000).check(storable).nullable(),
   url: urlSchema,
   method: z.enum(METHODS, { error: 'expected method "POST", "PUT" or "PATCH"' }),
   auth: authSchema,
@@ -163,7 +168,7 @@ const base = {
     .min(1, { error: "expected at least one event type or pattern (use * for every event)" })
     .max(100, { error: "expected at most 100 event types" })
     .meta({ description: "Exact types (clients.created), prefixes (clients.*) or * for everything." }),
-  filter: filterSchema.nullable(),
+  filter: filterSchema.check(storableJson).nullable(),
   signature: signatureSchema,
   secret: secretSchema,
   retry: retryPolicySchema,

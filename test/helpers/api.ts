@@ -87,3 +87,13 @@ export async function rowCounts(db: TestDatabase): Promise<Record<string, number
 export function webhookBody(url: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { url, events: ["*"], ...extra };
 }
+
+/** A failed delivery of a made-up, already dispatched event to `webhookId`; returns its id. */
+export async function insertFailedDelivery(db: TestDatabase, webhookId: string, type: string, tenant: string | null = null): Promise<string> {
+  const [d] = await db.sql<{ id: string }[]>`
+    with e as (insert into webhooks.outbox (type, tenant, data, dispatched_at) values (${type}, ${tenant}, '{}', now()) returning id, event_id)
+    insert into webhooks.deliveries (subscription_id, outbox_id, event_id, event_type, tenant, status)
+    select ${webhookId}, id, event_id, ${type}, ${tenant}, 'failed' from e returning id`;
+  if (!d) throw new Error("no delivery inserted");
+  return d.id;
+}
