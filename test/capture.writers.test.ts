@@ -295,6 +295,22 @@ describe("what a tracked table announces", () => {
     ]);
   });
 
+  it("pairs the rows an upsert updates with their own old versions", async () => {
+    await tracked("ups", "id int primary key, v int");
+    await asApp(
+      "insert into ups select g, g from generate_series(1, 50) g",
+      "insert into ups select g, g * 100 from generate_series(50, 1, -1) g union all select 51, 51 on conflict (id) do update set v = excluded.v",
+    );
+    const rows = (await outbox("ups")).slice(50);
+    expect(rows.filter((r) => r.type === "ups.created").map((r) => r.data)).toEqual([{ id: 51, v: 51 }]);
+    const updates = rows.filter((r) => r.type === "ups.updated");
+    expect(updates).toHaveLength(50);
+    for (const u of updates) {
+      expect(u.previous_attributes).toEqual({ v: Number(u.data.id) });
+      expect(u.data.v).toBe(Number(u.data.id) * 100);
+    }
+  });
+
   it("prints no NOTICE when a table is tracked for the first time, again, or untracked", async () => {
     const notices: string[] = [];
     const sql = postgres(t.url, { max: 1, onnotice: (n) => notices.push(String(n.message)) });
