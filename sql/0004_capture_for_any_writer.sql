@@ -27,6 +27,23 @@ update webhooks.tracked_tables t
 -- Rows whose to_jsonb() fails
 -- ---------------------------------------------------------------------------------------
 
+-- Capture functions run with the schema owner's rights, and to_jsonb() calls a cast to json
+-- or jsonb if one exists for a column's type. A table owner may create such a cast for a
+-- type of its own (an enum, say) with a function of its own, which would then run with
+-- those rights. While any cast to json/jsonb has a function not owned by a superuser,
+-- capture calls no cast: values of non-built-in types travel as their text.
+create function webhooks.json_casts_trusted() returns boolean
+language sql stable as $$
+  select not exists (
+    select from pg_catalog.pg_cast c
+      join pg_catalog.pg_proc p on p.oid = c.castfunc
+      join pg_catalog.pg_roles o on o.oid = p.proowner
+     where c.casttarget in ('pg_catalog.json'::pg_catalog.regtype, 'pg_catalog.jsonb'::pg_catalog.regtype)
+       and not o.rolsuper)
+$$;
+comment on function webhooks.json_casts_trusted() is
+  'Internal to capture: false while a cast to json or jsonb has a function not owned by a superuser (capture then calls no cast).';
+
 -- Valid json that jsonb cannot hold (\u0000, a lone surrogate escape, a number beyond
 -- numeric's range) must not fail the writer. A column whose to_jsonb() fails travels as
 -- {"$text": "<the value as Postgres prints it>"}: for json, its original text. The
@@ -34,60 +51,76 @@ update webhooks.tracked_tables t
 -- only for tables with a column whose to_jsonb() might fail (json, composite, domain or
 -- extension types); other tables use to_jsonb() directly. Columns are read by name from
 -- the row's type at run time, so a renamed column cannot make it fail.
-create function webhooks.row_jsonb(r anyelement, tbl regclass) returns jsonb
+create function webhooks.row_jsonb(r anyelement, tbl regclass, casts_trusted boolean) returns jsonb
 language plpgsql stable as $$
 declare
   rowtype text;
-  col name;
+  col record;
   v jsonb;
   j jsonb := '{}';
 begin
-  return pg_catalog.to_jsonb(r);
-exception when others then
+  if casts_trusted then
+    begin
+      return pg_catalog.to_jsonb(r);
+    exception when others then
+      null; -- column by column below
+    end;
+  end if;
   -- A transition table's row is an anonymous record: read each column back through the
   -- table's row type (the row's text form, which record input always accepts).
   select c.reltype::pg_catalog.regtype::text into rowtype from pg_catalog.pg_class c where c.oid = tbl;
   for col in
-    select a.attname from pg_catalog.pg_attribute a
+    select a.attname,
+           -- built-in scalars and arrays of them: no cast can be attached to those
+           coalesce(nullif(ty.typelem, 0), nullif(ty.typbasetype, 0), ty.oid) < 16384 and ty.typtype <> 'c' as builtin,
+           ty.typtype = 'c' or ty.typcategory = 'A' as nested
+      from pg_catalog.pg_attribute a join pg_catalog.pg_type ty on ty.oid = a.atttypid
      where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped order by a.attnum
   loop
     begin
-      execute pg_catalog.format('select pg_catalog.to_jsonb(($1::%s).%I)', rowtype, col) into v using r::text;
+      if casts_trusted or col.builtin then
+        execute pg_catalog.format('select pg_catalog.to_jsonb(($1::%s).%I)', rowtype, col.attname) into v using r::text;
+      elsif col.nested then
+        execute pg_catalog.format('select pg_catalog.jsonb_build_object(''$text'', ($1::%s).%I::text)', rowtype, col.attname)
+          into v using r::text;
+      else
+        execute pg_catalog.format('select pg_catalog.to_jsonb(($1::%s).%I::text)', rowtype, col.attname) into v using r::text;
+      end if;
     exception when others then
       begin
-        execute pg_catalog.format('select pg_catalog.jsonb_build_object(''$text'', ($1::%s).%I::text)', rowtype, col)
+        execute pg_catalog.format('select pg_catalog.jsonb_build_object(''$text'', ($1::%s).%I::text)', rowtype, col.attname)
           into v using r::text;
       exception when others then
         v := pg_catalog.jsonb_build_object('$text', null, '$error', sqlerrm);
       end;
     end;
-    j := j || pg_catalog.jsonb_build_object(col, v);
+    j := j || pg_catalog.jsonb_build_object(col.attname, v);
   end loop;
   return j;
 end
 $$;
-comment on function webhooks.row_jsonb(anyelement, regclass) is
-  'Internal to capture functions: to_jsonb(row), or, when that fails, the row with each column jsonb cannot hold as {"$text": <its text>}. Never raises.';
+comment on function webhooks.row_jsonb(anyelement, regclass, boolean) is
+  'Internal to capture functions: to_jsonb(row), or, when that fails (or casts are not trusted), the row column by column, each column jsonb cannot hold as {"$text": <its text>}. Never raises.';
 
--- True when to_jsonb() of every column of the table cannot fail: built-in scalar types,
--- their arrays, enums and jsonb. Nobody but a superuser can add a cast to json between
--- built-in types, so their conversion is fixed.
+-- True when to_jsonb() of every column of the table cannot fail and calls no code a table
+-- owner controls: built-in scalar types, their arrays, jsonb, and enums while casts to json
+-- are trusted.
 create function webhooks.plain_columns(tbl regclass) returns boolean
 language sql stable as $$
   select not exists (
     select from pg_catalog.pg_attribute a
       join pg_catalog.pg_type ty on ty.oid = a.atttypid
      where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
-       and ty.typtype <> 'e'
+       and not (ty.typtype = 'e' and webhooks.json_casts_trusted())
        and not (ty.oid = any (plain) or (ty.typcategory = 'A' and ty.typelem = any (plain))))
   from (select array[
           'bool', 'int2', 'int4', 'int8', 'float4', 'float8', 'numeric', 'money', 'text', 'varchar',
-          'bpchar', 'name', 'char', 'uuid', 'date', 'time', 'timetz', 'timestamp', 'timestamptz',
+          'bpchar', 'name', '"char"', 'uuid', 'date', 'time', 'timetz', 'timestamp', 'timestamptz',
           'interval', 'jsonb', 'bytea', 'inet', 'cidr', 'macaddr', 'macaddr8', 'oid', 'bit', 'varbit'
         ]::pg_catalog.regtype[]::pg_catalog.oid[] as plain) p
 $$;
 comment on function webhooks.plain_columns(regclass) is
-  'Internal to install_capture(): true when to_jsonb() cannot fail for any column of the table.';
+  'Internal to install_capture(): true when to_jsonb() cannot fail for any column of the table and calls no cast a table owner controls.';
 
 -- ---------------------------------------------------------------------------------------
 -- Following ALTER TABLE
@@ -157,8 +190,11 @@ begin
   for tbl in
     select distinct t.table_name
       from pg_catalog.pg_event_trigger_ddl_commands() c
-      join webhooks.tracked_tables t on t.table_name = c.objid
-     where c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      join webhooks.tracked_tables t
+        on t.table_name = c.objid and c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+        -- a cast to json changes what capture may call, for every table
+        or c.command_tag in ('CREATE CAST', 'DROP CAST')
+     where exists (select from pg_catalog.pg_class r where r.oid = t.table_name)
   loop
     begin
       perform webhooks.refresh_tracking(tbl);
@@ -179,10 +215,10 @@ do $$
 begin
   if (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
     create event trigger pg_webhooks_follow_ddl on ddl_command_end
-      when tag in ('ALTER TABLE')
+      when tag in ('ALTER TABLE', 'CREATE CAST', 'DROP CAST')
       execute function webhooks.follow_ddl();
     comment on event trigger pg_webhooks_follow_ddl is
-      'Rewrites the capture function of a tracked table after ALTER TABLE (pg-webhooks).';
+      'Rewrites the capture function of a tracked table after ALTER TABLE, and of every tracked table after CREATE or DROP CAST (pg-webhooks).';
   else
     raise notice 'pg-webhooks: not a superuser, so no event trigger follows ALTER TABLE; capture functions check their columns once per statement instead';
   end if;
@@ -222,7 +258,10 @@ begin
     raise exception 'table: % is not tracked', tbl using errcode = '22023';
   end if;
   pfx := t.event_prefix;
-  conv := case when follow and webhooks.plain_columns(tbl) then 'pg_catalog.to_jsonb(x.*)' else 'webhooks.row_jsonb(x.*, tg_relid)' end;
+  conv := case when not follow then 'webhooks.row_jsonb(x.*, tg_relid, casts_trusted)'
+               when webhooks.plain_columns(tbl) then 'pg_catalog.to_jsonb(x.*)'
+               when webhooks.json_casts_trusted() then 'webhooks.row_jsonb(x.*, tg_relid, true)'
+               else 'webhooks.row_jsonb(x.*, tg_relid, false)' end;
 
   -- Options as literals while the event trigger rewrites this function on ALTER TABLE;
   -- otherwise looked up once per statement, by name or by column number.
@@ -311,6 +350,7 @@ declare
   src text := tg_table_schema || '.' || tg_table_name;
   tenant_col text := %s;
   excluded text[] := %s;
+  casts_trusted boolean := %s;
   idle boolean;
 begin
   if %s
@@ -327,7 +367,9 @@ begin
   return null;
 end
 $body$
-$f$, fn, tenant_expr, excluded_expr, array_to_string(branches, E'\n  elsif '));
+$f$, fn, tenant_expr, excluded_expr,
+    case when follow then 'null' else 'webhooks.json_casts_trusted()' end,
+    array_to_string(branches, E'\n  elsif '));
   execute format('comment on function %s() is %L', fn,
     format('Capture trigger function of %s with its tracking options as literals, generated by webhooks.track_table(); untrack_table() drops it. Runs as the owner of schema webhooks.', tbl));
   execute format('revoke all on function %s() from public', fn);

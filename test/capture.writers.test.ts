@@ -161,6 +161,35 @@ describe.each([
     expect(updated.map((r) => r.previous_attributes)).toEqual([...odd.map(() => ({ n: 123456789012345678901234567890.5 })), { n: 0 }]);
   });
 
+  it("calls no cast to json a table owner created, which would run with the schema owner's rights", async () => {
+    await t.sql.unsafe(`grant usage, create on schema public to ${role}`);
+    try {
+      await asApp(
+        "create type stage_t as enum ('lead', 'won')",
+        "create domain stage_d as stage_t",
+        // Anyone calling this with elevated rights would reveal it: it returns who runs it.
+        "create function stage_json(stage_t) returns json language sql as $$ select to_json(current_user::text) $$",
+      );
+      await tracked("casts", "id int primary key, stage stage_t, stages stage_t[], d stage_d, j json");
+      await asApp("insert into casts values (1, 'lead', '{lead}', 'lead', '{\"a\": 1}')");
+      await asApp("create cast (stage_t as json) with function stage_json(stage_t)");
+      await asApp(
+        "insert into casts values (2, 'won', '{won,lead}', 'won', '{\"a\": \"\\u0000\"}')",
+        "update casts set stage = 'won' where id = 1",
+      );
+      const rows = await outbox("casts");
+      expect(JSON.stringify(rows)).not.toContain("postgres");
+      expect(rows.map((r) => [r.type, r.data])).toEqual([
+        ["casts.created", { id: 1, stage: "lead", stages: ["lead"], d: "lead", j: { a: 1 } }],
+        ["casts.created", { id: 2, stage: "won", stages: { $text: "{won,lead}" }, d: "won", j: { $text: '{"a": "\\u0000"}' } }],
+        ["casts.updated", { id: 1, stage: "won", stages: { $text: "{lead}" }, d: "lead", j: { a: 1 } }],
+      ]);
+    } finally {
+      await t.sql.unsafe("drop table casts; drop cast if exists (stage_t as json); drop function if exists stage_json(stage_t); drop domain if exists stage_d; drop type if exists stage_t");
+      await t.sql.unsafe(`revoke usage, create on schema public from ${role}`);
+    }
+  });
+
   it("pairs every row with its own old version after the primary key column is dropped", async () => {
     await tracked("p", "id int primary key, v text");
     await asApp("insert into p select g, 'a' || g from generate_series(1, 100) g", "update p set v = v || '!'");
@@ -293,6 +322,22 @@ describe("what a tracked table announces", () => {
       { type: "deals.deleted", tenant: "acme", data: { id: 2, account_id: "acme", amount: 21 }, previous_attributes: null },
       { type: "deals.created", tenant: null, data: { id: 2, account_id: null, amount: 21 }, previous_attributes: null },
     ]);
+  });
+
+  it("pairs the rows an upsert updates with their own old versions", async () => {
+    await tracked("ups", "id int primary key, v int");
+    await asApp(
+      "insert into ups select g, g from generate_series(1, 50) g",
+      "insert into ups select g, g * 100 from generate_series(50, 1, -1) g union all select 51, 51 on conflict (id) do update set v = excluded.v",
+    );
+    const rows = (await outbox("ups")).slice(50);
+    expect(rows.filter((r) => r.type === "ups.created").map((r) => r.data)).toEqual([{ id: 51, v: 51 }]);
+    const updates = rows.filter((r) => r.type === "ups.updated");
+    expect(updates).toHaveLength(50);
+    for (const u of updates) {
+      expect(u.previous_attributes).toEqual({ v: Number(u.data.id) });
+      expect(u.data.v).toBe(Number(u.data.id) * 100);
+    }
   });
 
   it("prints no NOTICE when a table is tracked for the first time, again, or untracked", async () => {
