@@ -104,6 +104,8 @@ const webhookFields: Case[] = [
   { name: "a NUL in a basic username", body: { auth: { type: "basic", username: "u\u0000", password: "p" } }, status: 400, path: "auth.username" },
   { name: "a control character in an auth header value", body: { auth: { type: "header", name: "X-Key", value: "a\u0007b" } }, status: 400, path: "auth.value" },
   { name: "a NUL in a header value", body: { headers: { "X-A": "a\u0000" } }, status: 400, path: "headers.X-A" },
+  { name: "a header value beyond Latin-1", body: { headers: { "X-A": "caf\u00e9 \u2603" } }, status: 400, path: "headers.X-A" },
+  { name: "a bearer token beyond Latin-1", body: { auth: { type: "bearer", token: "t\u{1F600}" } }, status: 400, path: "auth.token" },
   { name: "a NUL in a secret", body: { signature: { scheme: "hex" }, secret: "abcdefgh\u0000" }, status: 400, path: "secret" },
   { name: "a lone surrogate in a secret", body: { signature: { scheme: "hex" }, secret: "abcdefgh\ud800" }, status: 400, path: "secret" },
   { name: "a NUL in a filter value", body: { filter: { "data.stage": "won\u0000" } }, status: 400, path: "filter.data.stage" },

@@ -296,6 +296,19 @@ describe("webhooks", () => {
     expect(badSchedule.stderr).toMatch(/--retry-schedule: .*30s,5m,1h/);
   });
 
+  it("refuses CR/LF in a URL or a bearer token, as the API does, and stores nothing", async () => {
+    const [url, token] = await Promise.all([
+      cli(["webhooks", "create", "--url", "https://example.com/x\r\nX-Injected: 1", "--events", "a.b"]),
+      cli(["webhooks", "create", "--url", "https://example.com/x", "--events", "a.b", "--auth-bearer", "abc\r\nX-Evil: 1"]),
+    ]);
+    expect(url.code).toBe(2);
+    expect(url.stderr).toMatch(/--url: .*control characters/);
+    expect(token.code).toBe(2);
+    expect(token.stderr).toMatch(/auth.*control characters/);
+    const [row] = await t.sql<{ n: number }[]>`select count(*)::int as n from webhooks.subscriptions where url like '%Inject%' or auth::text like '%Evil%'`;
+    expect(row?.n).toBe(0);
+  });
+
   it("test-sends to the receiver and exits 1 when it does not answer 2xx", async () => {
     const { id } = await json<{ id: string }>(["webhooks", "create", "--url", `${rx.url}/test`, "--events", "*"]);
     rx.respond({ status: 200, body: "thanks" });

@@ -44,10 +44,15 @@ const headerName = z.string().superRefine((name, ctx) => {
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
 
+// What an HTTP header can carry (undici refuses the rest at send time, so every attempt would fail).
+const HEADER_TEXT = /^[\t\x20-\x7e\x80-\xff]*$/;
+const HEADER_TEXT_MESSAGE = "expected printable ASCII or Latin-1 characters (an HTTP header carries nothing else)";
+
 const headerValue = z
   .string({ error: "expected a header value (a string)" })
   .max(8192, { error: "expected a header value of at most 8192 characters" })
-  .check(singleLine({ tab: true }));
+  .check(singleLine({ tab: true }))
+  .regex(HEADER_TEXT, { error: HEADER_TEXT_MESSAGE });
 
 const headersSchema = z
   .record(z.string(), headerValue, { error: 'expected an object of header names to values, such as {"X-Source": "crm"}' })
@@ -66,7 +71,7 @@ export const authSchema = z
     "type",
     [
       strictObject({ type: z.literal("none") }),
-      strictObject({ type: z.literal("bearer"), token: z.string().min(1).max(4096).check(singleLine()) }),
+      strictObject({ type: z.literal("bearer"), token: z.string().min(1).max(4096).check(singleLine()).regex(HEADER_TEXT, { error: HEADER_TEXT_MESSAGE }) }),
       strictObject({
         type: z.literal("basic"),
         username: z
