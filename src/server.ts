@@ -3,12 +3,14 @@
 import type { Config } from "./config";
 import type { Logger } from "./logger";
 import { connect } from "./db/connection";
+import { connectionBudget } from "./db/budget";
 import { createSender } from "./delivery/client";
-import { startDispatcher, type Dispatcher } from "./dispatch/dispatcher";
+import { CLOSE_AFTER_DEADLINE_MS, startDispatcher, type Dispatcher } from "./dispatch/dispatcher";
 import type { DeliverContext } from "./dispatch/context";
 import { breakerFromConfig } from "./dispatch/health";
 import { buildApp } from "./api/app";
 import { createMetrics } from "./metrics";
+import { settledBy } from "./util/deadline";
 
 export interface RunningServer {
   /** The API's address when it runs, e.g. http://127.0.0.1:8080 */
@@ -26,7 +28,8 @@ export async function runServer(opts: {
   logger: Logger;
 }): Promise<RunningServer> {
   const { config, databaseUrl, logger } = opts;
-  const conn = connect(databaseUrl, { max: config.WEBHOOKS_CONCURRENCY + 5 });
+  const budget = connectionBudget(config.WEBHOOKS_DB_POOL_SIZE, config.WEBHOOKS_CONCURRENCY, opts.dispatcher);
+  const conn = connect(databaseUrl, { max: budget.pool });
   const sender = createSender({ allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
   // Metrics are served by the API, so only a process running it keeps them; with no
   // dispatcher alongside, the counters stay at zero and the database gauges still work.
@@ -37,7 +40,7 @@ export async function runServer(opts: {
   let app: ReturnType<typeof buildApp> | null = null;
   let apiUrl: string | null = null;
   try {
-    if (opts.dispatcher) dispatcher = await startDispatcher({ config, databaseUrl, ctx });
+    if (opts.dispatcher) dispatcher = await startDispatcher({ config, databaseUrl, ctx, workerPoolSize: budget.worker });
     if (opts.api) {
       app = buildApp({ conn, ctx, config, logger, metrics });
       apiUrl = await app.listen({ port: config.PORT, host: config.HOST });
@@ -59,10 +62,17 @@ export async function runServer(opts: {
     done,
     close() {
       closing ??= (async () => {
-        await app?.close();
-        await dispatcher?.close();
-        await sender.close();
-        await conn.close();
+        // One deadline for the whole stop: in-flight work gets the grace period, the last
+        // writes a little more, and nothing waits on a database that is away.
+        const deadline = Date.now() + config.WEBHOOKS_SHUTDOWN_GRACE_MS;
+        const last = deadline + CLOSE_AFTER_DEADLINE_MS;
+        const step = async (what: string, work: Promise<void> | undefined, by: number) => {
+          const done = await settledBy(work?.catch((e: unknown) => logger.warn({ err: e }, `${what} did not stop cleanly`)), by);
+          if (!done) logger.warn(`${what} had not stopped by the end of the grace period; exiting anyway`);
+        };
+        await Promise.all([step("the API", app?.close(), deadline), step("the dispatcher", dispatcher?.close(deadline), last)]);
+        await step("the HTTP sender", sender.close(), Math.max(last, Date.now() + 500));
+        await step("the database pool", conn.close(), Math.max(last, Date.now() + 500));
         resolveDone();
       })();
       return closing;

@@ -2,6 +2,7 @@
 // Postgres under ./.pg-webhooks (started when none runs, and stopped again after a
 // one-shot command when this process started it).
 import type { Config } from "../config";
+import { COMMAND_POOL_SIZE } from "../db/budget";
 import { connect, type Connection } from "../db/connection";
 import { DEFAULT_EMBEDDED_DIR } from "../db/embedded";
 import { DomainError } from "../errors";
@@ -54,7 +55,7 @@ export async function withConnection<T>(
   opts: { autoMigrate?: boolean } = {},
 ): Promise<T> {
   const db = await resolveDatabase(flag, config, notice);
-  const conn = connect(db.url, { max: 4 });
+  const conn = connect(db.url, { max: COMMAND_POOL_SIZE });
   try {
     if (db.source === "embedded" && opts.autoMigrate !== false) {
       const { migrate } = await import("../db/migrate.js"); // graphile-worker: loaded on use

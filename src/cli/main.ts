@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { DomainError, coerceError } from "../errors";
 import { createCli, type Cli } from "./context";
+import { tooManyConnectionsHint } from "../db/budget";
 import { registerMigrate } from "./migrate";
 import { registerStart } from "./start";
 import { registerTracking } from "./tracking";
@@ -28,7 +29,7 @@ export function buildProgram(cli: Cli): Command {
     "after",
     `
 Environment: DATABASE_URL (unset: an embedded Postgres under ./.pg-webhooks), PORT, HOST,
-LOG_LEVEL, WEBHOOKS_ALLOW_PRIVATE_TARGETS.
+LOG_LEVEL, WEBHOOKS_ALLOW_PRIVATE_TARGETS, WEBHOOKS_DB_POOL_SIZE.
 
 Example:
   $ pg-webhooks start
@@ -56,7 +57,12 @@ interface PgLikeError {
 }
 
 /** Prints what went wrong on stderr and returns the exit code. */
-export function reportError(e: unknown, debug = false, write: (s: string) => void = (s) => process.stderr.write(s)): number {
+export function reportError(
+  e: unknown,
+  debug = false,
+  write: (s: string) => void = (s) => process.stderr.write(s),
+  poolSize?: number,
+): number {
   if (e instanceof CommanderError) {
     // commander has already printed its message (naming the flag).
     if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0) return 0;
@@ -77,6 +83,11 @@ export function reportError(e: unknown, debug = false, write: (s: string) => voi
   const err = e as PgLikeError;
   const code = typeof err?.code === "string" ? err.code : "";
   const message = coerceError(e).message;
+  const tooMany = tooManyConnectionsHint(e, poolSize);
+  if (tooMany) {
+    write(`error: the database refused a connection: ${message}\n  ${tooMany}\n`);
+    return 1;
+  }
   if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "CONNECT_TIMEOUT" || code === "28P01" || code === "3D000") {
     write(`error: could not connect to the database: ${message}\n  check --database-url or DATABASE_URL\n`);
     return 1;
@@ -90,14 +101,30 @@ export function reportError(e: unknown, debug = false, write: (s: string) => voi
   return 1;
 }
 
+/**
+ * A reader that stops early (`pg-webhooks status | head -1`) is not an error: writes to a
+ * closed stdout or stderr are dropped, the command finishes what it was doing and exits with
+ * its usual code (0 when it succeeded), as `git log | head` does. Any other stream error still
+ * ends the process.
+ */
+export function ignoreClosedPipes(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): void {
+  for (const stream of streams) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
+  ignoreClosedPipes();
   const cli = createCli(process.env);
   const program = buildProgram(cli);
   let code = 0;
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    code = reportError(e, cli.env.PGW_DEBUG === "1");
+    const poolSize = await cli.config().then((c) => c.WEBHOOKS_DB_POOL_SIZE, () => undefined);
+    code = reportError(e, cli.env.PGW_DEBUG === "1", undefined, poolSize);
   }
   // A command may have set 1 itself after printing its result (a test send that failed).
   if (code !== 0 || process.exitCode === undefined) process.exitCode = code;

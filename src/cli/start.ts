@@ -1,5 +1,6 @@
 // `pg-webhooks start`: migrates, then runs the dispatcher and the HTTP API until SIGTERM or
-// SIGINT, when it stops them gracefully (in-flight requests get the grace period) and exits 0.
+// SIGINT, when it stops them gracefully (in-flight requests get the grace period) and exits 0,
+// within the grace period plus a few seconds whatever the database does.
 import type { Command } from "commander";
 import { DomainError } from "../errors";
 import type { Cli } from "./context";
@@ -60,7 +61,14 @@ export function registerStart(program: Command, cli: Cli): void {
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal }, "shutting down");
+      logger.info({ signal, graceMs: config.WEBHOOKS_SHUTDOWN_GRACE_MS }, "shutting down");
+      // server.close() bounds every step by the grace period; this is the backstop should
+      // anything still hang. Nothing committed is lost: unrecorded results are sent again.
+      setTimeout(() => {
+        logger.error("shutdown did not finish within the grace period plus 4 s; exiting anyway");
+        logger.flush?.();
+        process.exit(1);
+      }, config.WEBHOOKS_SHUTDOWN_GRACE_MS + 4000).unref();
       server
         .close()
         .then(() => db.stop())

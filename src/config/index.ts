@@ -17,6 +17,11 @@ export const configSchema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   WEBHOOKS_ALLOW_PRIVATE_TARGETS: bool.default(false),
+  /**
+   * The most database connections one `pg-webhooks start` process opens, all pools included
+   * (see connectionBudget in src/db/budget.ts for the split). One-shot commands open up to 4.
+   */
+  WEBHOOKS_DB_POOL_SIZE: z.coerce.number().int().min(4).max(1000).default(20),
   /** Deliver jobs (each claims a batch of deliveries into the lanes) one dispatcher runs at once. */
   WEBHOOKS_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
   /** Poll for undispatched events this often even without a NOTIFY. */

@@ -15,9 +15,18 @@ export interface Connection {
   close(): Promise<void>;
 }
 
+/** Seconds before reconnecting after `retries` failed connects: 50 ms doubling up to 1 s, with jitter. */
+export function reconnectDelaySeconds(retries: number): number {
+  return Math.min(0.05 * 2 ** retries, 1) * (0.5 + Math.random() / 2);
+}
+
 export function connect(url: string, options: { max?: number } = {}): Connection {
   const sql = postgres(url, {
     max: options.max ?? 10,
+    // postgres.js waits up to 20 s before reconnecting once connects have failed for a while
+    // (its retry count is shared by the pool), so after an outage every query would wait that
+    // long once the server is back. Our callers retry by themselves; try again within a second.
+    backoff: reconnectDelaySeconds,
     onnotice: () => {},
     connection: { application_name: "pg-webhooks" },
   });

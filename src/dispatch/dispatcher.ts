@@ -3,27 +3,56 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { run, Logger as GraphileLogger, type Runner, type Task, type WorkerEvents } from "graphile-worker";
+// Not re-exported from the package root; see boundWorkerRetries.
+import { RETRYABLE_ERROR_CODES } from "graphile-worker/dist/lib";
 import type { Config } from "../config";
 import type { Logger } from "../logger";
 import type { DeliverContext } from "./context";
+import { connectionBudget, tooManyConnectionsHint } from "../db/budget";
 import { FANOUT_TASK, DELIVER_TASK, type DeliverPayload } from "./enqueue";
 import { fanout, FANOUT_BATCH, type LocalLanes } from "./fanout";
 import { createEngine } from "./lanes";
 import { releaseAbandonedJobs, startHeartbeat } from "./heartbeat";
 import { breakerFromConfig, releaseProbes, type BreakerSettings } from "./health";
+import { settledBy } from "../util/deadline";
 
 export interface Dispatcher {
   id: string;
-  close(): Promise<void>;
+  /**
+   * Stops taking work; requests in flight may finish until `deadline` (a Date.now() value;
+   * default: the shutdown grace from now). Resolves within about two seconds of the deadline
+   * whatever the database does: what could not be recorded by then is sent again later.
+   */
+  close(deadline?: number): Promise<void>;
 }
 
-function graphileLogger(logger: Logger): GraphileLogger {
+/** After the deadline, the last recording flush and the heartbeat row's removal get this long. */
+export const CLOSE_AFTER_DEADLINE_MS = 2000;
+
+function graphileLogger(logger: Logger, poolSize: number): GraphileLogger {
   return new GraphileLogger((scope) => (level, message, meta) => {
-    const fields = { ...scope, ...(meta ?? {}) };
+    const hint = tooManyConnectionsHint(meta?.error, poolSize);
+    const fields = { ...scope, ...(meta ?? {}), ...(hint ? { hint } : {}) };
     if (level === "error") logger.error(fields, message);
     else if (level === "warning") logger.warn(fields, message);
     else logger.debug(fields, message);
   });
+}
+
+/**
+ * graphile-worker retries a query that meets 57P03 (the server is starting, shutting down or
+ * a standby), EHOSTUNREACH or ETIMEDOUT with its own back-off, growing from 3 s to 120 s
+ * (±50 %), inside the call: a worker fetching a job through a failover may sleep for minutes
+ * after the database is back. Its workers already poll again after any error, and our
+ * heartbeat unlocks a job whose completion was lost, so a retry need never wait longer than a
+ * poll. The table is process-wide and only ever lowered here.
+ */
+export function boundWorkerRetries(maxDelayMs: number): void {
+  for (const [code, retry] of Object.entries(RETRYABLE_ERROR_CODES)) {
+    if (retry && (retry.maxDelay ?? Infinity) > maxDelayMs) {
+      RETRYABLE_ERROR_CODES[code] = { minDelay: Math.min(retry.minDelay ?? maxDelayMs, maxDelayMs), maxDelay: maxDelayMs };
+    }
+  }
 }
 
 /** Marks the dispatcher idle (writers then NOTIFY) or busy (writers skip the NOTIFY). */
@@ -35,6 +64,8 @@ export async function startDispatcher(opts: {
   config: Config;
   databaseUrl: string;
   ctx: DeliverContext;
+  /** graphile-worker's pool, its LISTEN included (default: its share of WEBHOOKS_DB_POOL_SIZE). */
+  workerPoolSize?: number;
 }): Promise<Dispatcher> {
   const { config, databaseUrl, ctx } = opts;
   const { conn, logger } = ctx;
@@ -100,6 +131,7 @@ export async function startDispatcher(opts: {
     workerIds: () => [...workerIds],
     timeoutMs: config.WEBHOOKS_DISPATCHER_TIMEOUT_MS,
     logger,
+    hint: (e) => tooManyConnectionsHint(e, config.WEBHOOKS_DB_POOL_SIZE),
     beforeSweep: async () => {
       const n = await releaseAbandonedJobs(conn, [...workerIds], [...running]);
       if (n > 0) logger.warn({ jobs: n }, "released jobs left locked when the database went away");
@@ -121,12 +153,14 @@ export async function startDispatcher(opts: {
       }
     };
 
+  boundWorkerRetries(config.WEBHOOKS_POLL_INTERVAL_MS);
   const runner: Runner = await run({
     connectionString: databaseUrl,
     concurrency: config.WEBHOOKS_CONCURRENCY,
+    maxPoolSize: opts.workerPoolSize ?? connectionBudget(config.WEBHOOKS_DB_POOL_SIZE, config.WEBHOOKS_CONCURRENCY, true).worker,
     pollInterval: config.WEBHOOKS_POLL_INTERVAL_MS,
     noHandleSignals: true,
-    logger: graphileLogger(logger),
+    logger: graphileLogger(logger, config.WEBHOOKS_DB_POOL_SIZE),
     events,
     taskList: { [FANOUT_TASK]: tracked(fanoutTask), [DELIVER_TASK]: tracked(deliverTask) },
   });
@@ -162,21 +196,21 @@ export async function startDispatcher(opts: {
   let closing: Promise<void> | undefined;
   return {
     id,
-    close() {
+    close(deadline = Date.now() + config.WEBHOOKS_SHUTDOWN_GRACE_MS) {
       closing ??= (async () => {
         clearInterval(poll);
         clearInterval(probes);
-        await listener.unlisten().catch(() => {});
-        // Graceful: no new jobs; queued deliveries go back to the job queue; requests in
-        // flight get the grace period to finish and be recorded.
-        const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), config.WEBHOOKS_SHUTDOWN_GRACE_MS).unref());
         stopping = true;
-        const stopped = Promise.all([runner.stop(), fanning]);
-        if ((await Promise.race([stopped.then(() => "ok" as const), grace])) === "timeout") {
-          logger.warn("running jobs did not finish within the grace period");
-        }
-        await engine.close(config.WEBHOOKS_SHUTDOWN_GRACE_MS);
-        await heartbeat.close();
+        // Each step is bounded: on a database that is away, unlisten, graphile-worker's stop
+        // (its workers may sleep in back-offs of up to minutes) and our last writes would
+        // otherwise wait for it to come back.
+        await settledBy(listener.unlisten().catch(() => {}), Math.min(deadline, Date.now() + 1000));
+        // Graceful: no new jobs; queued deliveries go back to the job queue; requests in
+        // flight get until the deadline to finish and be recorded.
+        const stopped = Promise.all([runner.stop(), fanning]).catch((e: unknown) => logger.warn({ err: e }, "graphile-worker did not stop cleanly"));
+        if (!(await settledBy(stopped, deadline))) logger.warn("running jobs did not finish within the grace period");
+        await engine.close(Math.max(0, deadline - Date.now()));
+        await settledBy(heartbeat.close(), Date.now() + 1000);
         logger.info({ dispatcher: id }, "dispatcher stopped");
       })();
       return closing;

@@ -71,6 +71,8 @@ export async function startHeartbeat(opts: {
   timeoutMs: number;
   logger: Logger;
   onReleased?: () => void;
+  /** What to tell the operator about a failed beat (say, which setting to change), if anything. */
+  hint?: (e: unknown) => string | null;
   /** Runs on every beat before the sweep of dead dispatchers. */
   beforeSweep?: () => Promise<void>;
 }): Promise<Heartbeat> {
@@ -92,7 +94,9 @@ export async function startHeartbeat(opts: {
         opts.onReleased?.();
       }
     } catch (e) {
-      if (!stopped) logger.warn({ err: e }, "heartbeat failed; will retry");
+      if (stopped) return;
+      const hint = opts.hint?.(e);
+      logger.warn({ err: e, ...(hint ? { hint } : {}) }, "heartbeat failed; will retry");
     }
   };
   const timer = setInterval(() => void beat(), Math.max(200, Math.floor(timeoutMs / 4)));
