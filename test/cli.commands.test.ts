@@ -48,6 +48,16 @@ describe("every command", () => {
     });
   });
 
+  it("describes --secret as what update does, not what create does", async () => {
+    const [create, update] = await Promise.all([cli(["webhooks", "create", "--help"]), cli(["webhooks", "update", "--help"])]);
+    const secretLine = (help: string) => help.split("\n").find((l) => l.trimStart().startsWith("--secret <secret>")) ?? "";
+    expect(secretLine(create.stdout)).toContain("default: a new whsec_");
+    expect(secretLine(update.stdout)).not.toContain("default");
+    // Commander wraps long descriptions; compare with the line breaks folded.
+    const folded = update.stdout.replace(/\s+/g, " ");
+    expect(folded).toContain("--secret <secret> replace the signing secret at once; the old one stops working now");
+  });
+
   // [args, what the message must name]
   const usageErrors: [string[], RegExp][] = [
     [["migrate", "--database-url", "mysql://db/app"], /--database-url/],

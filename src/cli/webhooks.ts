@@ -129,7 +129,12 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
     .option("--filter <json>", 'only events matching this filter, e.g. \'{"data.stage": {"$eq": "won"}}\'', jsonObject)
     .option("--signature <scheme>", "standard (Standard Webhooks, default), hex (X-Webhook-Signature) or sha256 (sha256=<hex>)", oneOf(SIGNATURE_SCHEMES))
     .option("--signature-header <name>", "with --signature sha256: the header carrying it (default X-Hub-Signature-256)")
-    .option("--secret <secret>", "signing secret (default: a new whsec_… secret)")
+    .option(
+      "--secret <secret>",
+      creating
+        ? "signing secret (default: a new whsec_… secret)"
+        : "replace the signing secret at once; the old one stops working now (rotate-secret keeps it for a grace period)",
+    )
     .option("--max-attempts <n>", "attempts before a delivery fails (1-20)", integer(1, 20))
     .option("--retry-schedule <schedule>", "exponential, linear, or delays such as 30s,5m,1h")
     .option("--timeout <duration>", "per-request timeout, e.g. 15s (default 15s)", durationMs)
