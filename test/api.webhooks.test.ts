@@ -2,6 +2,7 @@
 // and secret rotation, each with its main failure; endpoint health (settings, circuit, and
 // what enabling and disabling do to it).
 import { Webhook as StandardWebhook } from "standardwebhooks";
+import { createHmac } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { startApi, rowCounts, webhookBody, type Api } from "./helpers/api";
 import { startReceiver, type Receiver } from "./helpers/receiver";
@@ -461,6 +462,9 @@ describe("POST /v1/webhooks/:id/test", () => {
 });
 
 describe("POST /v1/webhooks/:id/rotate-secret", () => {
+  // Within the 30 days a switch-over may be set to, so only the hostile part is wrong.
+  const SOON = new Date(Date.now() + 3_600_000).toISOString();
+
   it("signs with the new and the old secret during the grace period", async () => {
     const w = await create();
     const res = await api.call("POST", `/v1/webhooks/${w.id}/rotate-secret`, { body: { grace_ms: 60_000 } });
@@ -476,6 +480,46 @@ describe("POST /v1/webhooks/:id/rotate-secret", () => {
     expect(() => new StandardWebhook(rotated.secret).verify(req!.body, flat(req!.headers))).not.toThrow();
     expect(() => new StandardWebhook(w.secret).verify(req!.body, flat(req!.headers))).not.toThrow();
     expect((await api.call("GET", `/v1/webhooks/${w.id}/secret`)).json().secret).toBe(rotated.secret);
+  });
+
+  it("hex: keeps the old secret signing alone until switch_at and says what receivers see", async () => {
+    const w = await create({ signature: { scheme: "hex" }, secret: "old-hex-secret" });
+    const at = new Date(Date.now() + 2 * 3_600_000);
+    const res = await api.call("POST", `/v1/webhooks/${w.id}/rotate-secret`, { body: { switch_at: at.toISOString() } });
+    expect(res.statusCode).toBe(200);
+    const rotated = res.json();
+    expect(Math.abs(Date.parse(rotated.previous_secret_expires_at) - at.getTime())).toBeLessThan(60_000);
+    expect(rotated.receivers_see).toContain("old secret alone");
+    expect((await api.call("GET", `/v1/webhooks/${w.id}`)).json().secret_rotation).toBe(rotated.receivers_see);
+
+    await api.call("POST", `/v1/webhooks/${w.id}/test`);
+    const [req] = receiver.requests;
+    const hex = (key: string) => createHmac("sha256", key).update(req!.body, "utf8").digest("hex");
+    expect(req!.headers["x-webhook-signature"]).toBe(hex("old-hex-secret"));
+    expect(req!.headers["x-webhook-signature"]).not.toBe(hex(rotated.secret));
+  });
+
+  it.each([
+    [{ switch_at: "10000-01-01T00:00:00Z" }],
+    [{ switch_at: "+275760-09-13T00:00:00Z" }],
+    [{ switch_at: "0000-01-01T00:00:00Z" }],
+    [{ switch_at: "2024-02-30T00:00:00Z" }],
+    [{ switch_at: "2020-01-01T00:00:00Z" }],
+    [{ switch_at: new Date(Date.now() + 31 * 86_400_000).toISOString() }],
+    [{ switch_at: `${SOON}\u0000` }],
+    [{ switch_at: `${SOON.slice(0, 5)}\ud800` }],
+    [{ switch_at: `${SOON}\r\n` }],
+    [{ switch_at: SOON.replace("Z", "") }],
+    [{ switch_at: 1893456000000 }],
+    [{ switch_at: new Date(Date.now() + 3_600_000).toISOString(), grace_ms: 1000 }],
+  ])("refuses %j with a 400 naming switch_at, changing nothing", async (body) => {
+    const w = await create({ signature: { scheme: "hex" }, secret: "old-hex-secret" });
+    const before = await rowCounts(api.db);
+    const res = await api.call("POST", `/v1/webhooks/${w.id}/rotate-secret`, { body });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details[0].path).toBe("switch_at");
+    expect(await rowCounts(api.db)).toEqual(before);
+    expect((await api.call("GET", `/v1/webhooks/${w.id}/secret`)).json().secret).toBe("old-hex-secret");
   });
 
   it("switches at once with grace_ms 0, and refuses a grace beyond 30 days", async () => {

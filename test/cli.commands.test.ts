@@ -81,6 +81,7 @@ describe("every command", () => {
     [["webhooks", "delete", "nope"], /argument 'id'/],
     [["webhooks", "test", ID, "--data", "{oops"], /--data/],
     [["webhooks", "rotate-secret", ID, "--grace", "soon"], /--grace/],
+    [["webhooks", "rotate-secret", ID, "--at", "2024-02-30T00:00:00Z"], /--at: expected an ISO timestamp/],
     [["deliveries", "list", "--status", "done"], /--status.*done/],
     [["deliveries", "show", "x"], /argument 'id'/],
     [["replay", "--since", "yesterday"], /--since/],
@@ -210,6 +211,24 @@ describe("webhooks", () => {
     const gone = await cli(["webhooks", "show", id]);
     expect(gone.code).toBe(1);
     expect(gone.stderr).toContain(`webhook ${id} not found`);
+  });
+
+  it("rotate-secret on a hex webhook says the old secret signs alone until the switch, in its output and in show", async () => {
+    const created = await json<{ id: string }>([
+      "webhooks", "create", "--url", `${rx.url}/hex`, "--events", "a.b", "--signature", "hex", "--secret", "old-hex-secret",
+    ]);
+    const at = new Date(Date.now() + 2 * 3_600_000).toISOString();
+    const r = await cli(["webhooks", "rotate-secret", created.id, "--at", at]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`old secret signs until: +${at.replace(/\./g, "\\.")}`));
+    const notice = r.stderr.replace(/\s+/g, " ");
+    expect(notice).toContain(`until ${at} requests are signed with the old secret alone; from ${at} on with the new secret alone`);
+    expect(notice).not.toContain("grace period ends");
+
+    const shown = await cli(["webhooks", "show", created.id]);
+    expect(shown.stdout.replace(/\s+/g, " ")).toContain(`secret rotation: until ${at} requests are signed with the old secret alone`);
+    const now = await json<{ previous_secret_expires_at: string | null; receivers_see: string }>(["webhooks", "rotate-secret", created.id, "--grace", "0s"]);
+    expect(now).toMatchObject({ previous_secret_expires_at: null, receivers_see: expect.stringContaining("from now on") });
   });
 
   it("sets endpoint settings by flag, and shows the endpoint's health in show, list and status", async () => {

@@ -101,6 +101,21 @@ describe("buildRequest", () => {
     expect(sigCount(null)).toBe(1);
   });
 
+  it.each([
+    ["hex", "x-webhook-signature", ""],
+    ["sha256", "x-hub-signature-256", "sha256="],
+  ] as const)("%s: signs with the previous secret alone until it expires, then with the new one alone", (scheme, header, prefix) => {
+    const now = new Date("2024-05-01T12:00:00Z");
+    const hmac = (key: string) => prefix + createHmac("sha256", key).update(event.body, "utf8").digest("hex");
+    const sig = (expires: Date | null) =>
+      buildRequest(target({ signature_scheme: scheme, secret: "new-secret", previous_secret: "old-secret", previous_secret_expires_at: expires }), event, "d", now)
+        .request.headers[header];
+    expect(sig(new Date(now.getTime() + 1000))).toBe(hmac("old-secret"));
+    expect(sig(now)).toBe(hmac("new-secret"));
+    expect(sig(new Date(now.getTime() - 1000))).toBe(hmac("new-secret"));
+    expect(sig(null)).toBe(hmac("new-secret"));
+  });
+
   it("masks every credential and signature in loggedHeaders, and nothing else", () => {
     const secret = generateSecret();
     const previous = generateSecret();

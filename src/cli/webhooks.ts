@@ -256,6 +256,7 @@ function webhookFields(w: WebhookView, defaultDisableAfterS: number): [string, u
     ["auth", describeAuth(w.auth)],
     ["headers", Object.keys((w.headers ?? {}) as Record<string, string>).join(", ") || null],
     ["signature", `${w.signature_scheme}${w.signature_header ? ` in ${w.signature_header}` : ""}`],
+    ...(w.secret_rotation === null ? [] : [["secret rotation", w.secret_rotation] as [string, unknown]]),
     ["retry", w.retry],
     ["timeout", `${w.timeout_ms}ms`],
     ["max in flight", w.max_in_flight],
@@ -465,17 +466,36 @@ export function registerWebhooks(program: Command, cli: Cli): void {
   common(
     webhooks
       .command("rotate-secret")
-      .description("replace the signing secret; the old one keeps signing alongside for a grace period")
+      .description(
+        "replace the signing secret; the old one keeps signing until the grace period ends (standard: alongside the new one; " +
+          "hex and sha256: alone, then the new one takes over at that instant)",
+      )
       .argument("<id>", "webhook id", uuid)
-      .option("--grace <duration>", "how long the old secret stays valid, e.g. 24h (default: the service's)", durationMs),
+      .option("--grace <duration>", "how long the old secret keeps signing, e.g. 24h; 0s: switch now (default 24h)", durationMs)
+      .option("--at <time>", "instead of --grace: the instant the old secret stops signing, an ISO timestamp such as 2026-01-31T22:00:00Z"),
     "pg-webhooks webhooks rotate-secret 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --grace 24h",
-  ).action((id: string, opts: CommonOptions & { grace?: number }) =>
+    "pg-webhooks webhooks rotate-secret 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --at 2026-01-31T22:00:00Z",
+  ).action((id: string, opts: CommonOptions & { grace?: number; at?: string }) =>
     cli.run(opts, async ({ conn, out }) => {
       const { rotateSecret } = await service();
-      const r = await rotateSecret(conn, ADMIN, id, opts.grace !== undefined ? { grace_ms: opts.grace } : {});
+      let r: Awaited<ReturnType<typeof rotateSecret>>;
+      try {
+        r = await rotateSecret(conn, ADMIN, id, {
+          ...(opts.grace !== undefined ? { grace_ms: opts.grace } : {}),
+          ...(opts.at !== undefined ? { switch_at: opts.at } : {}),
+        });
+      } catch (e) {
+        throw withFlagNames(e, { grace_ms: "--grace", switch_at: "--at" });
+      }
       out.result(r, () => {
-        out.say(renderFields(Object.entries(r as Record<string, unknown>)));
-        out.notice("Give receivers the new secret; the old one stops working when its grace period ends.");
+        out.say(
+          renderFields([
+            ["id", r.id],
+            ["secret", r.secret],
+            ["old secret signs until", r.previous_secret_expires_at ?? "(no longer)"],
+          ]),
+        );
+        out.notice(`Receivers: ${r.receivers_see}`);
       });
     }),
   );

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { OutgoingRequest } from "./client";
-import { signatureHeaders, type SignatureScheme } from "./sign";
+import { signatureHeaders, signingSecrets, type SignatureScheme } from "./sign";
 
 export type Auth =
   | { type: "none" }
@@ -78,15 +78,16 @@ export function buildRequest(
     secretNames.add(auth[0]);
   }
 
-  // Old receivers keep verifying with the previous secret until its grace period ends.
-  const rotating =
-    target.previous_secret !== null &&
-    target.previous_secret_expires_at !== null &&
-    target.previous_secret_expires_at.getTime() > now.getTime();
+  const signing = signingSecrets(
+    target.signature_scheme,
+    target.secret,
+    { previousSecret: target.previous_secret, previousSecretExpiresAt: target.previous_secret_expires_at },
+    now,
+  );
   const signed = signatureHeaders({
     scheme: target.signature_scheme,
-    secret: target.secret,
-    previousSecret: rotating ? target.previous_secret : null,
+    secret: signing.secret,
+    previousSecret: signing.previousSecret,
     headerName: target.signature_header,
     // The event id, not the delivery id: stable across retries and replays, for dedup.
     id: e.event_id,

@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { Connection, Queryable } from "../db/connection";
 import type { Subscription } from "../db/schema";
 import { DomainError, notFound } from "../errors";
-import { generateSecret } from "../delivery/sign";
+import { generateSecret, signingSecrets } from "../delivery/sign";
 import { assertUrlAllowed } from "../delivery/ssrf";
 import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/enqueue";
 import { eventPatternSchema, filterSchema } from "../dispatch/filter";
@@ -305,7 +305,12 @@ export const webhookViewSchema = z
     filter: z.record(z.string(), z.unknown()).nullable(),
     signature_scheme: z.enum(SIGNATURE_SCHEMES),
     signature_header: z.string().nullable(),
-    previous_secret_expires_at: z.date().nullable().meta({ description: "Until then requests also carry a signature made with the previous secret." }),
+    previous_secret_expires_at: z.date().nullable().meta({
+      description:
+        "While a secret rotation runs: when the previous secret stops signing (standard: alongside the new one until then; " +
+        "hex and sha256: alone until then, the new one from then on). See secret_rotation.",
+    }),
+    secret_rotation: z.string().nullable().meta({ description: "While a rotation runs, what receivers holding the old or the new secret get; else null." }),
     retry: z.record(z.string(), z.unknown()),
     timeout_ms: z.number().int(),
     max_in_flight: z.number().int(),
@@ -373,6 +378,7 @@ export function toWebhookView(row: WebhookRow): WebhookView {
     signature_scheme: row.signature_scheme,
     signature_header: row.signature_header,
     previous_secret_expires_at: row.previous_secret_expires_at,
+    secret_rotation: rotationSummary(row.signature_scheme, row.previous_secret_expires_at),
     retry: (row.retry ?? {}) as Record<string, unknown>,
     timeout_ms: row.timeout_ms,
     max_in_flight: row.max_in_flight,
@@ -643,15 +649,41 @@ export async function getWebhookSecret(conn: Connection, scope: Scope, id: strin
 export const DEFAULT_ROTATION_GRACE_MS = 24 * 60 * 60 * 1000;
 export const MAX_ROTATION_GRACE_MS = 30 * 24 * 60 * 60 * 1000;
 
+const GRACE_MESSAGE = `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)`;
+const SWITCH_AT_MESSAGE = "expected an ISO timestamp with a time zone within the next 30 days, such as 2026-01-31T22:00:00Z";
+
+/** Date.parse rolls 2024-02-30 over to March 1; a switch-over instant must name a real day. */
+function isCalendarDate(iso: string): boolean {
+  const [y, m, d] = iso.slice(0, 10).split("-").map(Number) as [number, number, number];
+  const day = new Date(Date.UTC(y, m - 1, d));
+  return day.getUTCFullYear() === y && day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
+}
+
 export const rotateSecretSchema = strictObject({
   grace_ms: z
-    .number({ error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
-    .int({ error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
-    .min(0, { error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
-    .max(MAX_ROTATION_GRACE_MS, { error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
+    .number({ error: GRACE_MESSAGE })
+    .int({ error: GRACE_MESSAGE })
+    .min(0, { error: GRACE_MESSAGE })
+    .max(MAX_ROTATION_GRACE_MS, { error: GRACE_MESSAGE })
     .optional()
-    .meta({ description: "How long requests also carry a signature made with the old secret (default 24 h)." }),
-});
+    .meta({
+      description:
+        "How long the old secret keeps signing (default 24 h): standard alongside the new one; hex and sha256 alone, " +
+        "until the new one takes over when it ends. 0: the new secret signs alone from now on.",
+    }),
+  switch_at: z
+    .string({ error: SWITCH_AT_MESSAGE })
+    .max(64, { error: SWITCH_AT_MESSAGE })
+    .pipe(z.iso.datetime({ offset: true, error: SWITCH_AT_MESSAGE }))
+    .refine(isCalendarDate, { error: SWITCH_AT_MESSAGE })
+    .optional()
+    .meta({ description: "Instead of grace_ms: the instant the old secret stops signing (within the next 30 days)." }),
+})
+  .refine((r) => r.grace_ms === undefined || r.switch_at === undefined, {
+    path: ["switch_at"],
+    error: "give grace_ms or switch_at, not both",
+  })
+  .meta({ id: "RotateSecret" });
 
 export const rotatedSecretSchema = z.object({
   id: z.uuid(),
@@ -659,36 +691,70 @@ export const rotatedSecretSchema = z.object({
   previous_secret_expires_at: z
     .date()
     .nullable()
-    .meta({ description: "Until then requests carry both signatures (standard scheme only; null for hex and sha256)." }),
+    .meta({ description: "When the old secret stops signing (null: it already has). See receivers_see." }),
+  receivers_see: z.string().meta({ description: "What a receiver holding the old secret, and one holding the new, gets and when." }),
 });
 
 export type RotatedSecret = z.output<typeof rotatedSecretSchema>;
 
 /**
- * A new secret. With the standard scheme the old one keeps signing alongside (the spec allows
- * several signatures) until the grace period ends; hex and sha256 carry one signature, so there
- * the new secret takes over at once.
+ * What receivers see while the old secret still signs (until `until`), for the webhook's scheme;
+ * the rule itself is signingSecrets() in delivery/sign.ts. Null when no rotation is in progress.
+ */
+export function rotationSummary(scheme: (typeof SIGNATURE_SCHEMES)[number], until: Date | null, now = new Date()): string | null {
+  if (until === null || until.getTime() <= now.getTime()) return null;
+  const at = until.toISOString();
+  return scheme === "standard"
+    ? `until ${at} every request carries two signatures, one made with the new secret and one with the old: ` +
+        "receivers holding either verify. From then on only the new secret signs."
+    : `until ${at} requests are signed with the old secret alone; from ${at} on with the new secret alone ` +
+        `(${scheme} carries one signature). A receiver holding only the old secret rejects requests from then on; ` +
+        "one holding only the new secret rejects them until then. Switch receivers at that instant, or let them accept either meanwhile.";
+}
+
+const SWITCHED_NOW = "the new secret signs every request from now on: receivers still holding the old secret reject them.";
+
+/**
+ * A new secret. The old one keeps signing until the grace period ends (or switch_at): with the
+ * standard scheme alongside the new one (the spec allows several signatures); with hex and
+ * sha256, which carry one signature, alone, so the new secret takes over at that instant.
  */
 export async function rotateSecret(
   conn: Connection,
   scope: Scope,
   id: string,
-  opts: { grace_ms?: number } = {},
+  opts: { grace_ms?: number; switch_at?: string } = {},
 ): Promise<RotatedSecret> {
-  const grace = parseInput(rotateSecretSchema, opts).grace_ms ?? DEFAULT_ROTATION_GRACE_MS;
+  const input = parseInput(rotateSecretSchema, opts);
+  let switchAt: Date | null = null;
+  if (input.switch_at !== undefined) {
+    switchAt = new Date(input.switch_at);
+    const ahead = switchAt.getTime() - Date.now();
+    if (!(ahead > 0 && ahead <= MAX_ROTATION_GRACE_MS)) throw invalid("switch_at", SWITCH_AT_MESSAGE);
+  }
+  const graceMs = input.grace_ms ?? DEFAULT_ROTATION_GRACE_MS;
   const secret = generateSecret();
   return conn.sql.begin(async (tx) => {
     const current = await findRow(tx, scope, id, true);
-    const keepOld = current.signature_scheme === "standard" && grace > 0;
+    // The secret signing right now is the one receivers hold; during a hex/sha256 switch-over
+    // that is still the previous one, which keeps signing until the new switch.
+    const inEffect = signingSecrets(
+      current.signature_scheme,
+      current.secret,
+      { previousSecret: current.previous_secret, previousSecretExpiresAt: current.previous_secret_expires_at },
+      new Date(),
+    ).secret;
+    const keepOld = switchAt !== null || graceMs > 0;
+    const until = switchAt === null ? tx`now() + ${graceMs} * interval '1 millisecond'` : tx`${switchAt}::timestamptz`;
     const [row] = await tx<{ id: string; secret: string; previous_secret_expires_at: Date | null }[]>`
       update webhooks.subscriptions
-         set previous_secret = ${keepOld ? current.secret : null},
-             previous_secret_expires_at = ${keepOld ? tx`now() + ${grace} * interval '1 millisecond'` : null},
+         set previous_secret = ${keepOld ? inEffect : null},
+             previous_secret_expires_at = ${keepOld ? until : null},
              secret = ${secret}, updated_at = now()
        where id = ${current.id}
       returning id, secret, previous_secret_expires_at`;
     if (!row) throw webhookNotFound(id);
-    return row;
+    const receivers_see = rotationSummary(current.signature_scheme, row.previous_secret_expires_at) ?? SWITCHED_NOW;
+    return { ...row, receivers_see };
   });
 }
-
