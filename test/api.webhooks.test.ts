@@ -537,3 +537,78 @@ describe("POST /v1/webhooks/:id/rotate-secret", () => {
     expect((await api.call("GET", `/v1/webhooks/${w.id}/secret`)).json().secret).toBe(res.json().secret);
   });
 });
+
+describe("secret header values", () => {
+  // The masking must not depend on what the secret looks like (quotes, a v1, prefix, 4 KB).
+  const HEADERS = {
+    "X-Auth": "s3cr3t-auth",
+    "X-Session-Id": "s3cr3t-session",
+    "X-Client-Credential": "Bearer s3cr3t-credential",
+    "X-Tenant-Pin": `s3cr3t-pin;q="1" v1,${"x".repeat(4000)}`,
+    "X-Plain": "visible",
+  };
+  const MASKED = {
+    "X-Auth": "****",
+    "X-Session-Id": "****",
+    "X-Client-Credential": "Bearer ****",
+    "X-Tenant-Pin": "****",
+    "X-Plain": "visible",
+  };
+
+  it("masks marked and credential-like headers in create, GET and list, and sends them as given", async () => {
+    const res = await api.call("POST", "/v1/webhooks", {
+      body: webhookBody(`${receiver.url}/hook`, { headers: HEADERS, secret_headers: ["x-tenant-PIN"] }),
+    });
+    expect(res.statusCode).toBe(201);
+    expect(res.json()).toMatchObject({ headers: MASKED, secret_headers: ["x-tenant-pin"] });
+    const id = res.json().id as string;
+    const got = await api.call("GET", `/v1/webhooks/${id}`);
+    expect(got.json().headers).toEqual(MASKED);
+    const listed = await api.call("GET", "/v1/webhooks?limit=1000");
+    expect(listed.json().items.find((w: { id: string }) => w.id === id).headers).toEqual(MASKED);
+    for (const body of [res.body, got.body, listed.body]) expect(body).not.toContain("s3cr3t");
+
+    const sent = await api.call("POST", `/v1/webhooks/${id}/test`);
+    const [req] = receiver.requests;
+    expect(sent.json().ok).toBe(true);
+    expect(req!.headers["x-tenant-pin"]).toBe(HEADERS["X-Tenant-Pin"]);
+    expect(req!.headers["x-auth"]).toBe("s3cr3t-auth");
+    const delivery = await api.call("GET", `/v1/deliveries/${sent.json().delivery_id}`);
+    const logged = delivery.json().attempts[0].request_headers;
+    expect(logged).toMatchObject({ "x-auth": "****", "x-session-id": "****", "x-client-credential": "Bearer ****", "x-tenant-pin": "****", "x-plain": "visible" });
+    expect(delivery.body).not.toContain("s3cr3t");
+    const [stored] = await api.db.sql<{ h: string }[]>`select request_headers::text as h from webhooks.attempts where delivery_id = ${sent.json().delivery_id}`;
+    expect(stored!.h).not.toContain("s3cr3t");
+  });
+
+  it("masks a header marked secret later in the attempts already logged", async () => {
+    const w = await create({ headers: { "X-Tenant-Pin": "s3cr3t-pin" } });
+    const sent = await api.call("POST", `/v1/webhooks/${w.id}/test`);
+    expect((await api.call("GET", `/v1/deliveries/${sent.json().delivery_id}`)).body).toContain("s3cr3t-pin");
+
+    const patched = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { secret_headers: ["X-Tenant-Pin"] } });
+    expect(patched.json()).toMatchObject({ headers: { "X-Tenant-Pin": "****" }, secret_headers: ["x-tenant-pin"] });
+    const delivery = await api.call("GET", `/v1/deliveries/${sent.json().delivery_id}`);
+    expect(delivery.json().attempts[0].request_headers["x-tenant-pin"]).toBe("****");
+    expect(delivery.body).not.toContain("s3cr3t");
+    // Changing the headers keeps the marks.
+    const again = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { headers: { "X-Tenant-Pin": "s3cr3t-2" } } });
+    expect(again.json().headers).toEqual({ "X-Tenant-Pin": "****" });
+  });
+
+  it.each([
+    [["X-Pin\u0000"]],
+    [["\ud800"]],
+    [["X-Pin\r\nX-Other"]],
+    [["Host"]],
+    [[123]],
+    ["X-Pin"],
+    [Array.from({ length: 51 }, (_, i) => `X-H${i}`)],
+  ])("refuses secret_headers %j with a 400 naming it, writing nothing", async (value) => {
+    const before = await rowCounts(api.db);
+    const res = await api.call("POST", "/v1/webhooks", { body: webhookBody(`${receiver.url}/hook`, { secret_headers: value }) });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details[0].path).toMatch(/^secret_headers/);
+    expect(await rowCounts(api.db)).toEqual(before);
+  });
+});

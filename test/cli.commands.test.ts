@@ -345,6 +345,42 @@ describe("webhooks", () => {
   });
 });
 
+describe("secret header values in CLI output", () => {
+  it("never prints a marked or credential-like header's value in show, list or deliveries show", async () => {
+    const created = await cli([
+      "webhooks", "create", "--url", `${rx.url}/masked`, "--events", "*", "--header", "X-Plain: visible",
+      "--header", "X-Auth: s3cr3t-auth", "--secret-header", "X-Tenant-Pin: s3cr3t-pin",
+    ]);
+    expect(created.code).toBe(0);
+    const id = /id:\s+(\S+)/.exec(created.stdout)?.[1] ?? "";
+    // In the order jsonb keeps keys; every masked one says so.
+    expect(created.stdout).toMatch(/headers:\s+X-Auth \(secret\), X-Plain, X-Tenant-Pin \(secret\)/);
+    const test = await json<{ ok: boolean; delivery_id: string }>(["webhooks", "test", id]);
+    expect(test.ok).toBe(true);
+    expect(rx.requests.at(-1)?.headers).toMatchObject({ "x-auth": "s3cr3t-auth", "x-tenant-pin": "s3cr3t-pin", "x-plain": "visible" });
+
+    const outputs = await Promise.all([
+      cli(["webhooks", "show", id]),
+      cli(["webhooks", "show", id, "--json"]),
+      cli(["webhooks", "list", "--json"]),
+      cli(["webhooks", "list"]),
+      cli(["deliveries", "show", test.delivery_id]),
+      cli(["deliveries", "show", test.delivery_id, "--json"]),
+    ]);
+    for (const o of outputs) {
+      expect(o.code).toBe(0);
+      expect(o.stdout + o.stderr).not.toContain("s3cr3t");
+    }
+    expect(JSON.parse(outputs[1]!.stdout)).toMatchObject({ headers: { "X-Plain": "visible", "X-Auth": "****", "X-Tenant-Pin": "****" } });
+    const shown = JSON.parse(outputs[5]!.stdout) as { attempts: { request_headers: Record<string, string> }[] };
+    expect(shown.attempts[0]?.request_headers).toMatchObject({ "x-plain": "visible", "x-auth": "****", "x-tenant-pin": "****" });
+
+    // --header alone on update keeps the marks.
+    const updated = await json<{ headers: Record<string, string> }>(["webhooks", "update", id, "--header", "X-Tenant-Pin: s3cr3t-2"]);
+    expect(updated.headers).toEqual({ "X-Tenant-Pin": "****" });
+  });
+});
+
 describe("deliveries and replay", () => {
   it("lists and shows deliveries with their attempts, and replays a failed one once", async () => {
     const { id: webhook } = await json<{ id: string }>(["webhooks", "create", "--url", `${rx.url}/d`, "--events", "*"]);

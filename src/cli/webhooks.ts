@@ -1,6 +1,7 @@
 // `pg-webhooks webhooks …`: create, inspect, change, test and delete webhooks. Flags map
 // onto the HTTP API's fields and go through the same zod schemas and service functions.
 import { InvalidArgumentError, type Command } from "commander";
+import { isSecretHeader } from "../delivery/mask";
 import { DomainError } from "../errors";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
@@ -40,7 +41,8 @@ const FLAGS: Record<string, string> = {
   events: "--events",
   method: "--method",
   auth: "--auth-bearer/--auth-basic/--auth-header",
-  headers: "--header",
+  headers: "--header/--secret-header",
+  secret_headers: "--secret-header",
   filter: "--filter",
   signature: "--signature/--signature-header",
   secret: "--secret",
@@ -67,6 +69,7 @@ interface FieldOptions extends CommonOptions {
   authHeader?: [string, string];
   auth?: false;
   header?: [string, string][];
+  secretHeader?: [string, string][];
   filter?: Record<string, unknown> | false;
   signature?: (typeof SIGNATURE_SCHEMES)[number];
   signatureHeader?: string;
@@ -125,7 +128,12 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
     .option("--auth-bearer <token>", "send Authorization: Bearer <token>")
     .option("--auth-basic <user:pass>", "send HTTP basic auth")
     .option("--auth-header <'Name: value'>", "send an API-key header, e.g. 'X-API-Key: abc'", (v) => collectHeaders(v)[0] as [string, string])
-    .option("--header <'Name: value'>", "an extra static header (repeatable)", collectHeaders)
+    .option("--header <'Name: value'>", `an extra static header (repeatable)${creating ? "" : "; replaces the static headers"}`, collectHeaders)
+    .option(
+      "--secret-header <'Name: value'>",
+      "a static header whose value is a secret: sent as given, shown as **** (repeatable; names like X-Api-Key, *token*, *secret* are masked anyway)",
+      collectHeaders,
+    )
     .option("--filter <json>", 'only events matching this filter, e.g. \'{"data.stage": {"$eq": "won"}}\'', jsonObject)
     .option("--signature <scheme>", "standard (Standard Webhooks, default), hex (X-Webhook-Signature) or sha256 (sha256=<hex>)", oneOf(SIGNATURE_SCHEMES))
     .option("--signature-header <name>", "with --signature sha256: the header carrying it (default X-Hub-Signature-256)")
@@ -186,7 +194,11 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
     raw.auth = { type: "none" };
   }
 
-  if (opts.header !== undefined) raw.headers = Object.fromEntries(opts.header);
+  if (opts.header !== undefined || opts.secretHeader !== undefined) {
+    raw.headers = Object.fromEntries([...(opts.header ?? []), ...(opts.secretHeader ?? [])]);
+    // --header alone leaves the marks as they are: a header once marked secret stays masked.
+    if (opts.secretHeader !== undefined) raw.secret_headers = opts.secretHeader.map(([name]) => name);
+  }
   if (opts.filter !== undefined) raw.filter = opts.filter === false ? null : opts.filter;
   if (opts.signature !== undefined || opts.signatureHeader !== undefined) {
     const scheme = opts.signature ?? current?.signature_scheme ?? "standard";
@@ -254,7 +266,7 @@ function webhookFields(w: WebhookView, defaultDisableAfterS: number): [string, u
     ["tenant", w.tenant ?? "(all tenants)"],
     ["filter", w.filter],
     ["auth", describeAuth(w.auth)],
-    ["headers", Object.keys((w.headers ?? {}) as Record<string, string>).join(", ") || null],
+    ["headers", Object.keys(w.headers).map((h) => (isSecretHeader(h, w.secret_headers) ? `${h} (secret)` : h)).join(", ") || null],
     ["signature", `${w.signature_scheme}${w.signature_header ? ` in ${w.signature_header}` : ""}`],
     ...(w.secret_rotation === null ? [] : [["secret rotation", w.secret_rotation] as [string, unknown]]),
     ["retry", w.retry],

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { OutgoingRequest } from "./client";
+import { maskValue, isSecretHeader } from "./mask";
 import { signatureHeaders, signingSecrets, type SignatureScheme } from "./sign";
 
 export type Auth =
@@ -17,6 +18,8 @@ export interface TargetSpec {
   method: "POST" | "PUT" | "PATCH";
   auth: Auth;
   headers: Record<string, string>;
+  /** Static headers the user marked secret: masked in the attempt log. */
+  secret_headers: string[];
   signature_scheme: SignatureScheme;
   signature_header: string | null;
   secret: string;
@@ -31,18 +34,6 @@ const { version } = z
   .parse(JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")));
 
 export const USER_AGENT = `pg-webhooks/${version}`;
-
-const MASK = "****";
-// Static headers are user-typed; names like these carry credentials far more often than not.
-const SECRET_LOOKING = /authorization|cookie|token|secret|password|api[-_]?key|signature/i;
-
-/** Keeps a recognisable prefix (`Bearer `, `v1,`, `sha256=`) so the log still says what was sent. */
-function mask(value: string): string {
-  const m = /^(Bearer |Basic |sha256=)/i.exec(value);
-  if (m) return m[1] + MASK;
-  if (value.startsWith("v1,")) return value.split(" ").map(() => "v1," + MASK).join(" ");
-  return MASK;
-}
 
 function authHeader(auth: Auth): [string, string] | null {
   switch (auth.type) {
@@ -69,7 +60,7 @@ export function buildRequest(
   for (const [name, value] of Object.entries(target.headers)) {
     const lower = name.toLowerCase();
     headers[lower] = value;
-    if (SECRET_LOOKING.test(lower)) secretNames.add(lower);
+    if (isSecretHeader(lower, target.secret_headers)) secretNames.add(lower);
   }
 
   const auth = authHeader(target.auth);
@@ -105,7 +96,7 @@ export function buildRequest(
 
   const loggedHeaders: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
-    loggedHeaders[name] = secretNames.has(name) ? mask(value) : value;
+    loggedHeaders[name] = secretNames.has(name) ? maskValue(value) : value;
   }
 
   return {

@@ -5,6 +5,7 @@ import { z } from "zod";
 import type { Connection, Queryable } from "../db/connection";
 import type { Subscription } from "../db/schema";
 import { DomainError, notFound } from "../errors";
+import { maskHeaders } from "../delivery/mask";
 import { generateSecret, signingSecrets } from "../delivery/sign";
 import { assertUrlAllowed } from "../delivery/ssrf";
 import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/enqueue";
@@ -60,6 +61,16 @@ const headersSchema = z
     }
   })
   .meta({ description: "Static headers sent with every request.", examples: [{ "X-Source": "crm" }] });
+
+const secretHeadersSchema = z
+  .array(headerName, { error: 'expected an array of header names, such as ["X-Auth"]' })
+  .max(50, { error: "expected at most 50 header names" })
+  .meta({
+    description:
+      "Names of static headers whose values are secrets: shown as **** in views, listings and attempt logs. " +
+      "Names that look like credentials (auth, token, key, secret, password, signature, cookie, session, credential, …) are masked anyway.",
+    examples: [["X-Tenant-Pass"]],
+  });
 
 export const authSchema = z
   .discriminatedUnion(
@@ -158,6 +169,7 @@ const base = {
   method: z.enum(METHODS, { error: 'expected method "POST", "PUT" or "PATCH"' }),
   auth: authSchema,
   headers: headersSchema,
+  secret_headers: secretHeadersSchema,
   events: z
     .array(eventPatternSchema, { error: 'expected an array of event types such as ["clients.created", "invoices.*"]' })
     .min(1, { error: "expected at least one event type or pattern (use * for every event)" })
@@ -205,6 +217,7 @@ export const webhookCreateSchema = strictObject({
   method: base.method.default("POST"),
   auth: base.auth.default({ type: "none" }),
   headers: base.headers.default({}),
+  secret_headers: base.secret_headers.default([]),
   events: base.events,
   filter: base.filter.optional(),
   signature: base.signature.default({ scheme: "standard" }),
@@ -229,6 +242,7 @@ export const webhookPatchSchema = strictObject({
   method: base.method.optional(),
   auth: base.auth.optional(),
   headers: base.headers.optional(),
+  secret_headers: base.secret_headers.optional(),
   events: base.events.optional(),
   filter: base.filter.optional(),
   signature: base.signature.optional(),
@@ -300,7 +314,10 @@ export const webhookViewSchema = z
     url: z.string(),
     method: z.enum(METHODS),
     auth: authViewSchema,
-    headers: z.record(z.string(), z.string()).meta({ description: "Static headers; values of credential-like names show as ****." }),
+    headers: z.record(z.string(), z.string()).meta({
+      description: "Static headers; the values of those in secret_headers and of credential-like names show as ****.",
+    }),
+    secret_headers: z.array(z.string()).meta({ description: "Static headers marked secret (lower case)." }),
     events: z.array(z.string()),
     filter: z.record(z.string(), z.unknown()).nullable(),
     signature_scheme: z.enum(SIGNATURE_SCHEMES),
@@ -326,9 +343,6 @@ export const webhookViewSchema = z
   .meta({ id: "Webhook" });
 
 export type WebhookView = z.output<typeof webhookViewSchema>;
-
-// The same names request.ts masks in attempt logs: static headers like these carry credentials.
-const SECRET_LOOKING = /authorization|cookie|token|secret|password|api[-_]?key|signature/i;
 
 function authView(raw: unknown): WebhookView["auth"] {
   const parsed = authSchema.safeParse(raw);
@@ -362,8 +376,8 @@ const VIEW_SELECT = `s.*, h.circuit as h_circuit, h.consecutive_failures as h_co
 const HEALTH_JOIN = "left join webhooks.endpoint_health h on h.subscription_id = s.id";
 
 export function toWebhookView(row: WebhookRow): WebhookView {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(row.headers ?? {})) headers[name] = SECRET_LOOKING.test(name) ? "****" : value;
+  const secretHeaders = row.secret_headers ?? [];
+  const headers = maskHeaders(row.headers ?? {}, secretHeaders);
   return {
     id: row.id,
     tenant: row.tenant,
@@ -373,6 +387,7 @@ export function toWebhookView(row: WebhookRow): WebhookView {
     method: row.method,
     auth: authView(row.auth),
     headers,
+    secret_headers: secretHeaders,
     events: row.events,
     filter: (row.filter ?? null) as Record<string, unknown> | null,
     signature_scheme: row.signature_scheme,
@@ -437,6 +452,9 @@ function tenantFor(scope: Scope, requested: string | null | undefined): string |
   return scope.tenant;
 }
 
+/** Stored lower-cased and once each: header names are case-insensitive. */
+const secretHeaderNames = (names: string[]) => [...new Set(names.map((n) => n.toLowerCase()))];
+
 /** A jsonb parameter. (A JSON.stringify'd string cast to ::jsonb would be stored as a JSON string.) */
 const jsonb = (sql: Queryable, v: unknown) => sql.json(v as Parameters<Queryable["json"]>[0]);
 
@@ -453,12 +471,13 @@ export async function createWebhook(
   const [row] = await conn.sql<WebhookRow[]>`
     with s as (
       insert into webhooks.subscriptions (
-        tenant, name, description, url, method, auth, headers, events, filter,
+        tenant, name, description, url, method, auth, headers, secret_headers, events, filter,
         signature_scheme, signature_header, secret, retry, timeout_ms, max_in_flight, rate_limit_per_s, disable_after_s,
         is_active, disabled_at, disabled_reason)
       values (
         ${tenant}, ${input.name ?? null}, ${input.description ?? null}, ${input.url}, ${input.method},
-        ${jsonb(conn.sql, input.auth)}, ${jsonb(conn.sql, input.headers)}, ${events}::text[],
+        ${jsonb(conn.sql, input.auth)}, ${jsonb(conn.sql, input.headers)}, ${secretHeaderNames(input.secret_headers)}::text[],
+        ${events}::text[],
         ${input.filter === undefined || input.filter === null ? null : jsonb(conn.sql, input.filter)},
         ${input.signature.scheme}, ${input.signature.header ?? null}, ${secret}, ${jsonb(conn.sql, input.retry)},
         ${input.timeout_ms}, ${input.max_in_flight}, ${input.rate_limit_per_s ?? null}, ${input.disable_after_s ?? null},
@@ -541,6 +560,7 @@ export async function updateWebhook(
     if (patch.method !== undefined) sets.push(tx`method = ${patch.method}`);
     if (patch.auth !== undefined) sets.push(tx`auth = ${jsonb(tx, patch.auth)}`);
     if (patch.headers !== undefined) sets.push(tx`headers = ${jsonb(tx, patch.headers)}`);
+    if (patch.secret_headers !== undefined) sets.push(tx`secret_headers = ${secretHeaderNames(patch.secret_headers)}::text[]`);
     if (patch.events !== undefined) sets.push(tx`events = ${[...new Set(patch.events)]}::text[]`);
     if (patch.filter !== undefined) sets.push(tx`filter = ${patch.filter === null ? null : jsonb(tx, patch.filter)}`);
     if (patch.signature !== undefined) {
