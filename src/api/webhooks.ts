@@ -163,8 +163,11 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
       schema: {
         tags: TAG,
         summary: "Get a webhook's signing secret",
+        description:
+          "The newest secret. During a hex or sha256 switch-over (see secret_rotation) the previous one still signs " +
+          "until previous_secret_expires_at.",
         params: idParams,
-        response: { 200: z.object({ secret: z.string() }).describe("The current signing secret"), ...errorResponses(400, 401, 404) },
+        response: { 200: z.object({ secret: z.string() }).describe("The newest signing secret"), ...errorResponses(400, 401, 404) },
       },
     },
     async (request) => ({ secret: await getWebhookSecret(conn, scopeOf(request), request.params.id) }),
