@@ -131,7 +131,8 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
     .option("--header <'Name: value'>", `an extra static header (repeatable)${creating ? "" : "; replaces the static headers"}`, collectHeaders)
     .option(
       "--secret-header <'Name: value'>",
-      "a static header whose value is a secret: sent as given, shown as **** (repeatable; names like X-Api-Key, *token*, *secret* are masked anyway)",
+      "a static header whose value is a secret: sent as given, shown as **** (repeatable; names like X-Api-Key, *token*, *secret* " +
+        `are masked anyway)${creating ? "" : "; with --header, replaces the static headers"}`,
       collectHeaders,
     )
     .option("--filter <json>", 'only events matching this filter, e.g. \'{"data.stage": {"$eq": "won"}}\'', jsonObject)
