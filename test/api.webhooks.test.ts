@@ -2,6 +2,7 @@
 // and secret rotation, each with its main failure; endpoint health (settings, circuit, and
 // what enabling and disabling do to it).
 import { Webhook as StandardWebhook } from "standardwebhooks";
+import { createHmac } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { startApi, rowCounts, webhookBody, type Api } from "./helpers/api";
 import { startReceiver, type Receiver } from "./helpers/receiver";
@@ -461,6 +462,9 @@ describe("POST /v1/webhooks/:id/test", () => {
 });
 
 describe("POST /v1/webhooks/:id/rotate-secret", () => {
+  // Within the 30 days a switch-over may be set to, so only the hostile part is wrong.
+  const SOON = new Date(Date.now() + 3_600_000).toISOString();
+
   it("signs with the new and the old secret during the grace period", async () => {
     const w = await create();
     const res = await api.call("POST", `/v1/webhooks/${w.id}/rotate-secret`, { body: { grace_ms: 60_000 } });
@@ -478,6 +482,46 @@ describe("POST /v1/webhooks/:id/rotate-secret", () => {
     expect((await api.call("GET", `/v1/webhooks/${w.id}/secret`)).json().secret).toBe(rotated.secret);
   });
 
+  it("hex: keeps the old secret signing alone until switch_at and says what receivers see", async () => {
+    const w = await create({ signature: { scheme: "hex" }, secret: "old-hex-secret" });
+    const at = new Date(Date.now() + 2 * 3_600_000);
+    const res = await api.call("POST", `/v1/webhooks/${w.id}/rotate-secret`, { body: { switch_at: at.toISOString() } });
+    expect(res.statusCode).toBe(200);
+    const rotated = res.json();
+    expect(Math.abs(Date.parse(rotated.previous_secret_expires_at) - at.getTime())).toBeLessThan(60_000);
+    expect(rotated.receivers_see).toContain("old secret alone");
+    expect((await api.call("GET", `/v1/webhooks/${w.id}`)).json().secret_rotation).toBe(rotated.receivers_see);
+
+    await api.call("POST", `/v1/webhooks/${w.id}/test`);
+    const [req] = receiver.requests;
+    const hex = (key: string) => createHmac("sha256", key).update(req!.body, "utf8").digest("hex");
+    expect(req!.headers["x-webhook-signature"]).toBe(hex("old-hex-secret"));
+    expect(req!.headers["x-webhook-signature"]).not.toBe(hex(rotated.secret));
+  });
+
+  it.each([
+    [{ switch_at: "10000-01-01T00:00:00Z" }],
+    [{ switch_at: "+275760-09-13T00:00:00Z" }],
+    [{ switch_at: "0000-01-01T00:00:00Z" }],
+    [{ switch_at: "2024-02-30T00:00:00Z" }],
+    [{ switch_at: "2020-01-01T00:00:00Z" }],
+    [{ switch_at: new Date(Date.now() + 31 * 86_400_000).toISOString() }],
+    [{ switch_at: `${SOON}\u0000` }],
+    [{ switch_at: `${SOON.slice(0, 5)}\ud800` }],
+    [{ switch_at: `${SOON}\r\n` }],
+    [{ switch_at: SOON.replace("Z", "") }],
+    [{ switch_at: 1893456000000 }],
+    [{ switch_at: new Date(Date.now() + 3_600_000).toISOString(), grace_ms: 1000 }],
+  ])("refuses %j with a 400 naming switch_at, changing nothing", async (body) => {
+    const w = await create({ signature: { scheme: "hex" }, secret: "old-hex-secret" });
+    const before = await rowCounts(api.db);
+    const res = await api.call("POST", `/v1/webhooks/${w.id}/rotate-secret`, { body });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details[0].path).toBe("switch_at");
+    expect(await rowCounts(api.db)).toEqual(before);
+    expect((await api.call("GET", `/v1/webhooks/${w.id}/secret`)).json().secret).toBe("old-hex-secret");
+  });
+
   it("switches at once with grace_ms 0, and refuses a grace beyond 30 days", async () => {
     const w = await create();
     const res = await api.call("POST", `/v1/webhooks/${w.id}/rotate-secret`, { body: { grace_ms: 0 } });
@@ -491,5 +535,80 @@ describe("POST /v1/webhooks/:id/rotate-secret", () => {
     expect(tooLong.statusCode).toBe(400);
     expect(tooLong.json().error.details[0].path).toBe("grace_ms");
     expect((await api.call("GET", `/v1/webhooks/${w.id}/secret`)).json().secret).toBe(res.json().secret);
+  });
+});
+
+describe("secret header values", () => {
+  // The masking must not depend on what the secret looks like (quotes, a v1, prefix, 4 KB).
+  const HEADERS = {
+    "X-Auth": "s3cr3t-auth",
+    "X-Session-Id": "s3cr3t-session",
+    "X-Client-Credential": "Bearer s3cr3t-credential",
+    "X-Tenant-Pin": `s3cr3t-pin;q="1" v1,${"x".repeat(4000)}`,
+    "X-Plain": "visible",
+  };
+  const MASKED = {
+    "X-Auth": "****",
+    "X-Session-Id": "****",
+    "X-Client-Credential": "Bearer ****",
+    "X-Tenant-Pin": "****",
+    "X-Plain": "visible",
+  };
+
+  it("masks marked and credential-like headers in create, GET and list, and sends them as given", async () => {
+    const res = await api.call("POST", "/v1/webhooks", {
+      body: webhookBody(`${receiver.url}/hook`, { headers: HEADERS, secret_headers: ["x-tenant-PIN"] }),
+    });
+    expect(res.statusCode).toBe(201);
+    expect(res.json()).toMatchObject({ headers: MASKED, secret_headers: ["x-tenant-pin"] });
+    const id = res.json().id as string;
+    const got = await api.call("GET", `/v1/webhooks/${id}`);
+    expect(got.json().headers).toEqual(MASKED);
+    const listed = await api.call("GET", "/v1/webhooks?limit=1000");
+    expect(listed.json().items.find((w: { id: string }) => w.id === id).headers).toEqual(MASKED);
+    for (const body of [res.body, got.body, listed.body]) expect(body).not.toContain("s3cr3t");
+
+    const sent = await api.call("POST", `/v1/webhooks/${id}/test`);
+    const [req] = receiver.requests;
+    expect(sent.json().ok).toBe(true);
+    expect(req!.headers["x-tenant-pin"]).toBe(HEADERS["X-Tenant-Pin"]);
+    expect(req!.headers["x-auth"]).toBe("s3cr3t-auth");
+    const delivery = await api.call("GET", `/v1/deliveries/${sent.json().delivery_id}`);
+    const logged = delivery.json().attempts[0].request_headers;
+    expect(logged).toMatchObject({ "x-auth": "****", "x-session-id": "****", "x-client-credential": "Bearer ****", "x-tenant-pin": "****", "x-plain": "visible" });
+    expect(delivery.body).not.toContain("s3cr3t");
+    const [stored] = await api.db.sql<{ h: string }[]>`select request_headers::text as h from webhooks.attempts where delivery_id = ${sent.json().delivery_id}`;
+    expect(stored!.h).not.toContain("s3cr3t");
+  });
+
+  it("masks a header marked secret later in the attempts already logged", async () => {
+    const w = await create({ headers: { "X-Tenant-Pin": "s3cr3t-pin" } });
+    const sent = await api.call("POST", `/v1/webhooks/${w.id}/test`);
+    expect((await api.call("GET", `/v1/deliveries/${sent.json().delivery_id}`)).body).toContain("s3cr3t-pin");
+
+    const patched = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { secret_headers: ["X-Tenant-Pin"] } });
+    expect(patched.json()).toMatchObject({ headers: { "X-Tenant-Pin": "****" }, secret_headers: ["x-tenant-pin"] });
+    const delivery = await api.call("GET", `/v1/deliveries/${sent.json().delivery_id}`);
+    expect(delivery.json().attempts[0].request_headers["x-tenant-pin"]).toBe("****");
+    expect(delivery.body).not.toContain("s3cr3t");
+    // Changing the headers keeps the marks.
+    const again = await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { headers: { "X-Tenant-Pin": "s3cr3t-2" } } });
+    expect(again.json().headers).toEqual({ "X-Tenant-Pin": "****" });
+  });
+
+  it.each([
+    [["X-Pin\u0000"]],
+    [["\ud800"]],
+    [["X-Pin\r\nX-Other"]],
+    [["Host"]],
+    [[123]],
+    ["X-Pin"],
+    [Array.from({ length: 51 }, (_, i) => `X-H${i}`)],
+  ])("refuses secret_headers %j with a 400 naming it, writing nothing", async (value) => {
+    const before = await rowCounts(api.db);
+    const res = await api.call("POST", "/v1/webhooks", { body: webhookBody(`${receiver.url}/hook`, { secret_headers: value }) });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details[0].path).toMatch(/^secret_headers/);
+    expect(await rowCounts(api.db)).toEqual(before);
   });
 });

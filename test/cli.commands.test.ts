@@ -48,6 +48,16 @@ describe("every command", () => {
     });
   });
 
+  it("describes --secret as what update does, not what create does", async () => {
+    const [create, update] = await Promise.all([cli(["webhooks", "create", "--help"]), cli(["webhooks", "update", "--help"])]);
+    const secretLine = (help: string) => help.split("\n").find((l) => l.trimStart().startsWith("--secret <secret>")) ?? "";
+    expect(secretLine(create.stdout)).toContain("default: a new whsec_");
+    expect(secretLine(update.stdout)).not.toContain("default");
+    // Commander wraps long descriptions; compare with the line breaks folded.
+    const folded = update.stdout.replace(/\s+/g, " ");
+    expect(folded).toContain("--secret <secret> replace the signing secret at once; the old one stops working now");
+  });
+
   // [args, what the message must name]
   const usageErrors: [string[], RegExp][] = [
     [["migrate", "--database-url", "mysql://db/app"], /--database-url/],
@@ -71,6 +81,7 @@ describe("every command", () => {
     [["webhooks", "delete", "nope"], /argument 'id'/],
     [["webhooks", "test", ID, "--data", "{oops"], /--data/],
     [["webhooks", "rotate-secret", ID, "--grace", "soon"], /--grace/],
+    [["webhooks", "rotate-secret", ID, "--at", "2024-02-30T00:00:00Z"], /--at: expected an ISO timestamp/],
     [["deliveries", "list", "--status", "done"], /--status.*done/],
     [["deliveries", "show", "x"], /argument 'id'/],
     [["replay", "--since", "yesterday"], /--since/],
@@ -202,6 +213,24 @@ describe("webhooks", () => {
     expect(gone.stderr).toContain(`webhook ${id} not found`);
   });
 
+  it("rotate-secret on a hex webhook says the old secret signs alone until the switch, in its output and in show", async () => {
+    const created = await json<{ id: string }>([
+      "webhooks", "create", "--url", `${rx.url}/hex`, "--events", "a.b", "--signature", "hex", "--secret", "old-hex-secret",
+    ]);
+    const at = new Date(Date.now() + 2 * 3_600_000).toISOString();
+    const r = await cli(["webhooks", "rotate-secret", created.id, "--at", at]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`old secret signs until: +${at.replace(/\./g, "\\.")}`));
+    const notice = r.stderr.replace(/\s+/g, " ");
+    expect(notice).toContain(`until ${at} requests are signed with the old secret alone; from ${at} on with the new secret alone`);
+    expect(notice).not.toContain("grace period ends");
+
+    const shown = await cli(["webhooks", "show", created.id]);
+    expect(shown.stdout.replace(/\s+/g, " ")).toContain(`secret rotation: until ${at} requests are signed with the old secret alone`);
+    const now = await json<{ previous_secret_expires_at: string | null; receivers_see: string }>(["webhooks", "rotate-secret", created.id, "--grace", "0s"]);
+    expect(now).toMatchObject({ previous_secret_expires_at: null, receivers_see: expect.stringContaining("from now on") });
+  });
+
   it("sets endpoint settings by flag, and shows the endpoint's health in show, list and status", async () => {
     const created = await json<{ id: string }>([
       "webhooks", "create", "--url", `${rx.url}/flaky`, "--events", "*", "--name", "flaky",
@@ -326,6 +355,42 @@ describe("webhooks", () => {
     expect(failed.stdout).toMatch(/status code:\s+503/);
     expect(failed.stdout).toContain("down for maintenance");
     rx.respond({ status: 200 });
+  });
+});
+
+describe("secret header values in CLI output", () => {
+  it("never prints a marked or credential-like header's value in show, list or deliveries show", async () => {
+    const created = await cli([
+      "webhooks", "create", "--url", `${rx.url}/masked`, "--events", "*", "--header", "X-Plain: visible",
+      "--header", "X-Auth: s3cr3t-auth", "--secret-header", "X-Tenant-Pin: s3cr3t-pin",
+    ]);
+    expect(created.code).toBe(0);
+    const id = /id:\s+(\S+)/.exec(created.stdout)?.[1] ?? "";
+    // In the order jsonb keeps keys; every masked one says so.
+    expect(created.stdout).toMatch(/headers:\s+X-Auth \(secret\), X-Plain, X-Tenant-Pin \(secret\)/);
+    const test = await json<{ ok: boolean; delivery_id: string }>(["webhooks", "test", id]);
+    expect(test.ok).toBe(true);
+    expect(rx.requests.at(-1)?.headers).toMatchObject({ "x-auth": "s3cr3t-auth", "x-tenant-pin": "s3cr3t-pin", "x-plain": "visible" });
+
+    const outputs = await Promise.all([
+      cli(["webhooks", "show", id]),
+      cli(["webhooks", "show", id, "--json"]),
+      cli(["webhooks", "list", "--json"]),
+      cli(["webhooks", "list"]),
+      cli(["deliveries", "show", test.delivery_id]),
+      cli(["deliveries", "show", test.delivery_id, "--json"]),
+    ]);
+    for (const o of outputs) {
+      expect(o.code).toBe(0);
+      expect(o.stdout + o.stderr).not.toContain("s3cr3t");
+    }
+    expect(JSON.parse(outputs[1]!.stdout)).toMatchObject({ headers: { "X-Plain": "visible", "X-Auth": "****", "X-Tenant-Pin": "****" } });
+    const shown = JSON.parse(outputs[5]!.stdout) as { attempts: { request_headers: Record<string, string> }[] };
+    expect(shown.attempts[0]?.request_headers).toMatchObject({ "x-plain": "visible", "x-auth": "****", "x-tenant-pin": "****" });
+
+    // --header alone on update keeps the marks.
+    const updated = await json<{ headers: Record<string, string> }>(["webhooks", "update", id, "--header", "X-Tenant-Pin: s3cr3t-2"]);
+    expect(updated.headers).toEqual({ "X-Tenant-Pin": "****" });
   });
 });
 

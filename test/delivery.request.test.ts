@@ -17,6 +17,7 @@ const target = (over: Partial<TargetSpec> = {}): TargetSpec => ({
   method: "POST",
   auth: { type: "none" },
   headers: {},
+  secret_headers: [],
   signature_scheme: "standard",
   signature_header: null,
   secret: generateSecret(),
@@ -99,6 +100,34 @@ describe("buildRequest", () => {
     expect(sigCount(now)).toBe(1);
     expect(sigCount(new Date(now.getTime() - 1000))).toBe(1);
     expect(sigCount(null)).toBe(1);
+  });
+
+  it.each([
+    ["hex", "x-webhook-signature", ""],
+    ["sha256", "x-hub-signature-256", "sha256="],
+  ] as const)("%s: signs with the previous secret alone until it expires, then with the new one alone", (scheme, header, prefix) => {
+    const now = new Date("2024-05-01T12:00:00Z");
+    const hmac = (key: string) => prefix + createHmac("sha256", key).update(event.body, "utf8").digest("hex");
+    const sig = (expires: Date | null) =>
+      buildRequest(target({ signature_scheme: scheme, secret: "new-secret", previous_secret: "old-secret", previous_secret_expires_at: expires }), event, "d", now)
+        .request.headers[header];
+    expect(sig(new Date(now.getTime() + 1000))).toBe(hmac("old-secret"));
+    expect(sig(now)).toBe(hmac("new-secret"));
+    expect(sig(new Date(now.getTime() - 1000))).toBe(hmac("new-secret"));
+    expect(sig(null)).toBe(hmac("new-secret"));
+  });
+
+  it("masks static headers marked secret and those named like credentials in loggedHeaders, sending them as given", () => {
+    const headers = {
+      "X-Pin": "p1", "X-Auth": "a1", "X-Session-Id": "s1", "X-Sig": "g1", "Cookie": "c1", "X-Db-Password": "w1",
+      "X-Credential": "k1", "X-Plain": "visible", "X-Signal": "visible too",
+    };
+    const { request, loggedHeaders } = buildRequest(target({ headers, secret_headers: ["x-pin"] }), event, "d", new Date());
+    for (const [name, value] of Object.entries(headers)) expect(request.headers[name.toLowerCase()]).toBe(value);
+    expect(loggedHeaders).toMatchObject({
+      "x-pin": "****", "x-auth": "****", "x-session-id": "****", "x-sig": "****", cookie: "****", "x-db-password": "****",
+      "x-credential": "****", "x-plain": "visible", "x-signal": "visible too",
+    });
   });
 
   it("masks every credential and signature in loggedHeaders, and nothing else", () => {

@@ -1,7 +1,7 @@
 // Signing and rendering: what a receiver verifies and parses.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { Webhook } from "standardwebhooks";
-import { generateSecret, signatureHeaders } from "../src/delivery/sign";
+import { generateSecret, signatureHeaders, signingSecrets } from "../src/delivery/sign";
 import { renderBody } from "../src/delivery/render";
 
 const body = JSON.stringify({ id: "evt_1", type: "clients.created", data: { name: "Zoë" } });
@@ -123,5 +123,26 @@ describe("renderBody", () => {
     const text = renderBody({ ...base, previous_attributes: null });
     expect(Object.keys(JSON.parse(text) as object)).toEqual(["id", "type", "timestamp", "data"]);
     expect(text).not.toContain("acme");
+  });
+});
+
+describe("signingSecrets: which secrets sign at a given instant during a rotation", () => {
+  const at = new Date("2024-05-01T12:00:00Z");
+  const before = new Date(at.getTime() - 1);
+  const after = new Date(at.getTime() + 1);
+  const rotation = { previousSecret: "old", previousSecretExpiresAt: at };
+  // [scheme, now, rotation, expected]
+  const cases: [string, "standard" | "hex" | "sha256", Date, typeof rotation | { previousSecret: null; previousSecretExpiresAt: null }, object][] = [
+    ["standard before the switch: both", "standard", before, rotation, { secret: "new", previousSecret: "old" }],
+    ["standard at the switch: new only", "standard", at, rotation, { secret: "new", previousSecret: null }],
+    ["hex before the switch: old only", "hex", before, rotation, { secret: "old", previousSecret: null }],
+    ["hex at the switch: new only", "hex", at, rotation, { secret: "new", previousSecret: null }],
+    ["sha256 before the switch: old only", "sha256", before, rotation, { secret: "old", previousSecret: null }],
+    ["sha256 after the switch: new only", "sha256", after, rotation, { secret: "new", previousSecret: null }],
+    ["no rotation: new only", "hex", before, { previousSecret: null, previousSecretExpiresAt: null }, { secret: "new", previousSecret: null }],
+    ["extreme date +275760: still rotating", "hex", before, { previousSecret: "old", previousSecretExpiresAt: new Date(8.64e15) }, { secret: "old", previousSecret: null }],
+  ];
+  it.each(cases)("%s", (_name, scheme, when, r, expected) => {
+    expect(signingSecrets(scheme, "new", r, when)).toEqual(expected);
   });
 });

@@ -164,8 +164,11 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
       schema: {
         tags: TAG,
         summary: "Get a webhook's signing secret",
+        description:
+          "The newest secret. During a hex or sha256 switch-over (see secret_rotation) the previous one still signs " +
+          "until previous_secret_expires_at.",
         params: idParams,
-        response: { 200: z.object({ secret: z.string() }).describe("The current signing secret"), ...errorResponses(400, 401, 404) },
+        response: { 200: z.object({ secret: z.string() }).describe("The newest signing secret"), ...errorResponses(400, 401, 404) },
       },
     },
     async (request) => ({ secret: await getWebhookSecret(conn, scopeOf(request), request.params.id) }),
@@ -196,15 +199,15 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
         tags: TAG,
         summary: "Replace the signing secret",
         description:
-          "With the standard scheme, requests carry signatures from both the new and the old secret until " +
-          "previous_secret_expires_at (grace_ms, default 24 h). hex and sha256 switch at once.",
+          "The old secret keeps signing until previous_secret_expires_at (grace_ms, default 24 h, or switch_at). " +
+          "standard: requests carry signatures from both the new and the old secret until then. hex and sha256 carry " +
+          "one signature: the old secret signs alone until then and the new one alone from then on. receivers_see says which.",
         params: idParams,
         body: rotateSecretSchema.prefault({}),
         response: { 200: rotatedSecretSchema.describe("The new secret"), ...errorResponses(400, 401, 404, 413, 415) },
       },
     },
-    async (request) =>
-      rotateSecret(conn, scopeOf(request), request.params.id, request.body.grace_ms !== undefined ? { grace_ms: request.body.grace_ms } : {}),
+    async (request) => rotateSecret(conn, scopeOf(request), request.params.id, request.body),
   );
 
   app.get(

@@ -1,6 +1,7 @@
 // `pg-webhooks webhooks …`: create, inspect, change, test and delete webhooks. Flags map
 // onto the HTTP API's fields and go through the same zod schemas and service functions.
 import { InvalidArgumentError, type Command } from "commander";
+import { isSecretHeader } from "../delivery/mask";
 import { DomainError } from "../errors";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
@@ -40,7 +41,8 @@ const FLAGS: Record<string, string> = {
   events: "--events",
   method: "--method",
   auth: "--auth-bearer/--auth-basic/--auth-header",
-  headers: "--header",
+  headers: "--header/--secret-header",
+  secret_headers: "--secret-header",
   filter: "--filter",
   signature: "--signature/--signature-header",
   secret: "--secret",
@@ -67,6 +69,7 @@ interface FieldOptions extends CommonOptions {
   authHeader?: [string, string];
   auth?: false;
   header?: [string, string][];
+  secretHeader?: [string, string][];
   filter?: Record<string, unknown> | false;
   signature?: (typeof SIGNATURE_SCHEMES)[number];
   signatureHeader?: string;
@@ -125,11 +128,22 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
     .option("--auth-bearer <token>", "send Authorization: Bearer <token>")
     .option("--auth-basic <user:pass>", "send HTTP basic auth")
     .option("--auth-header <'Name: value'>", "send an API-key header, e.g. 'X-API-Key: abc'", (v) => collectHeaders(v)[0] as [string, string])
-    .option("--header <'Name: value'>", "an extra static header (repeatable)", collectHeaders)
+    .option("--header <'Name: value'>", `an extra static header (repeatable)${creating ? "" : "; replaces the static headers"}`, collectHeaders)
+    .option(
+      "--secret-header <'Name: value'>",
+      "a static header whose value is a secret: sent as given, shown as **** (repeatable; names like X-Api-Key, *token*, *secret* " +
+        `are masked anyway)${creating ? "" : "; with --header, replaces the static headers"}`,
+      collectHeaders,
+    )
     .option("--filter <json>", 'only events matching this filter, e.g. \'{"data.stage": {"$eq": "won"}}\'', jsonObject)
     .option("--signature <scheme>", "standard (Standard Webhooks, default), hex (X-Webhook-Signature) or sha256 (sha256=<hex>)", oneOf(SIGNATURE_SCHEMES))
     .option("--signature-header <name>", "with --signature sha256: the header carrying it (default X-Hub-Signature-256)")
-    .option("--secret <secret>", "signing secret (default: a new whsec_… secret)")
+    .option(
+      "--secret <secret>",
+      creating
+        ? "signing secret (default: a new whsec_… secret)"
+        : "replace the signing secret at once; the old one stops working now (rotate-secret keeps it for a grace period)",
+    )
     .option("--max-attempts <n>", "attempts before a delivery fails (1-20)", integer(1, 20))
     .option("--retry-schedule <schedule>", "exponential, linear, or delays such as 30s,5m,1h")
     .option("--timeout <duration>", "per-request timeout, e.g. 15s (default 15s)", durationMs)
@@ -181,7 +195,11 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
     raw.auth = { type: "none" };
   }
 
-  if (opts.header !== undefined) raw.headers = Object.fromEntries(opts.header);
+  if (opts.header !== undefined || opts.secretHeader !== undefined) {
+    raw.headers = Object.fromEntries([...(opts.header ?? []), ...(opts.secretHeader ?? [])]);
+    // --header alone leaves the marks as they are: a header once marked secret stays masked.
+    if (opts.secretHeader !== undefined) raw.secret_headers = opts.secretHeader.map(([name]) => name);
+  }
   if (opts.filter !== undefined) raw.filter = opts.filter === false ? null : opts.filter;
   if (opts.signature !== undefined || opts.signatureHeader !== undefined) {
     const scheme = opts.signature ?? current?.signature_scheme ?? "standard";
@@ -249,8 +267,9 @@ function webhookFields(w: WebhookView, defaultDisableAfterS: number): [string, u
     ["tenant", w.tenant ?? "(all tenants)"],
     ["filter", w.filter],
     ["auth", describeAuth(w.auth)],
-    ["headers", Object.keys((w.headers ?? {}) as Record<string, string>).join(", ") || null],
+    ["headers", Object.keys(w.headers).map((h) => (isSecretHeader(h, w.secret_headers) ? `${h} (secret)` : h)).join(", ") || null],
     ["signature", `${w.signature_scheme}${w.signature_header ? ` in ${w.signature_header}` : ""}`],
+    ...(w.secret_rotation === null ? [] : [["secret rotation", w.secret_rotation] as [string, unknown]]),
     ["retry", w.retry],
     ["timeout", `${w.timeout_ms}ms`],
     ["max in flight", w.max_in_flight],
@@ -460,17 +479,36 @@ export function registerWebhooks(program: Command, cli: Cli): void {
   common(
     webhooks
       .command("rotate-secret")
-      .description("replace the signing secret; the old one keeps signing alongside for a grace period")
+      .description(
+        "replace the signing secret; the old one keeps signing until the grace period ends (standard: alongside the new one; " +
+          "hex and sha256: alone, then the new one takes over at that instant)",
+      )
       .argument("<id>", "webhook id", uuid)
-      .option("--grace <duration>", "how long the old secret stays valid, e.g. 24h (default: the service's)", durationMs),
+      .option("--grace <duration>", "how long the old secret keeps signing, e.g. 24h; 0s: switch now (default 24h)", durationMs)
+      .option("--at <time>", "instead of --grace: the instant the old secret stops signing, an ISO timestamp such as 2026-01-31T22:00:00Z"),
     "pg-webhooks webhooks rotate-secret 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --grace 24h",
-  ).action((id: string, opts: CommonOptions & { grace?: number }) =>
+    "pg-webhooks webhooks rotate-secret 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --at 2026-01-31T22:00:00Z",
+  ).action((id: string, opts: CommonOptions & { grace?: number; at?: string }) =>
     cli.run(opts, async ({ conn, out }) => {
       const { rotateSecret } = await service();
-      const r = await rotateSecret(conn, ADMIN, id, opts.grace !== undefined ? { grace_ms: opts.grace } : {});
+      let r: Awaited<ReturnType<typeof rotateSecret>>;
+      try {
+        r = await rotateSecret(conn, ADMIN, id, {
+          ...(opts.grace !== undefined ? { grace_ms: opts.grace } : {}),
+          ...(opts.at !== undefined ? { switch_at: opts.at } : {}),
+        });
+      } catch (e) {
+        throw withFlagNames(e, { grace_ms: "--grace", switch_at: "--at" });
+      }
       out.result(r, () => {
-        out.say(renderFields(Object.entries(r as Record<string, unknown>)));
-        out.notice("Give receivers the new secret; the old one stops working when its grace period ends.");
+        out.say(
+          renderFields([
+            ["id", r.id],
+            ["secret", r.secret],
+            ["old secret signs until", r.previous_secret_expires_at ?? "(no longer)"],
+          ]),
+        );
+        out.notice(`Receivers: ${r.receivers_see}`);
       });
     }),
   );

@@ -27,6 +27,8 @@ export interface SubscriptionTable {
   method: "POST" | "PUT" | "PATCH";
   auth: Json;
   headers: Json<Record<string, string>>;
+  /** Lower-cased names of static headers marked secret. */
+  secret_headers: Generated<string[]>;
   events: string[];
   filter: Json | null;
   signature_scheme: "standard" | "hex" | "sha256";

@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { OutgoingRequest } from "./client";
-import { signatureHeaders, type SignatureScheme } from "./sign";
+import { maskValue, isSecretHeader } from "./mask";
+import { signatureHeaders, signingSecrets, type SignatureScheme } from "./sign";
 
 export type Auth =
   | { type: "none" }
@@ -17,6 +18,8 @@ export interface TargetSpec {
   method: "POST" | "PUT" | "PATCH";
   auth: Auth;
   headers: Record<string, string>;
+  /** Static headers the user marked secret: masked in the attempt log. */
+  secret_headers: string[];
   signature_scheme: SignatureScheme;
   signature_header: string | null;
   secret: string;
@@ -31,18 +34,6 @@ const { version } = z
   .parse(JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")));
 
 export const USER_AGENT = `pg-webhooks/${version}`;
-
-const MASK = "****";
-// Static headers are user-typed; names like these carry credentials far more often than not.
-const SECRET_LOOKING = /authorization|cookie|token|secret|password|api[-_]?key|signature/i;
-
-/** Keeps a recognisable prefix (`Bearer `, `v1,`, `sha256=`) so the log still says what was sent. */
-function mask(value: string): string {
-  const m = /^(Bearer |Basic |sha256=)/i.exec(value);
-  if (m) return m[1] + MASK;
-  if (value.startsWith("v1,")) return value.split(" ").map(() => "v1," + MASK).join(" ");
-  return MASK;
-}
 
 function authHeader(auth: Auth): [string, string] | null {
   switch (auth.type) {
@@ -69,7 +60,7 @@ export function buildRequest(
   for (const [name, value] of Object.entries(target.headers)) {
     const lower = name.toLowerCase();
     headers[lower] = value;
-    if (SECRET_LOOKING.test(lower)) secretNames.add(lower);
+    if (isSecretHeader(lower, target.secret_headers)) secretNames.add(lower);
   }
 
   const auth = authHeader(target.auth);
@@ -78,15 +69,16 @@ export function buildRequest(
     secretNames.add(auth[0]);
   }
 
-  // Old receivers keep verifying with the previous secret until its grace period ends.
-  const rotating =
-    target.previous_secret !== null &&
-    target.previous_secret_expires_at !== null &&
-    target.previous_secret_expires_at.getTime() > now.getTime();
+  const signing = signingSecrets(
+    target.signature_scheme,
+    target.secret,
+    { previousSecret: target.previous_secret, previousSecretExpiresAt: target.previous_secret_expires_at },
+    now,
+  );
   const signed = signatureHeaders({
     scheme: target.signature_scheme,
-    secret: target.secret,
-    previousSecret: rotating ? target.previous_secret : null,
+    secret: signing.secret,
+    previousSecret: signing.previousSecret,
     headerName: target.signature_header,
     // The event id, not the delivery id: stable across retries and replays, for dedup.
     id: e.event_id,
@@ -104,7 +96,7 @@ export function buildRequest(
 
   const loggedHeaders: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
-    loggedHeaders[name] = secretNames.has(name) ? mask(value) : value;
+    loggedHeaders[name] = secretNames.has(name) ? maskValue(value) : value;
   }
 
   return {

@@ -11,10 +11,34 @@ export function generateSecret(): string {
   return SECRET_PREFIX + randomBytes(24).toString("base64");
 }
 
+/** A secret rotation in progress: the secret being replaced, and the instant it stops signing. */
+export interface Rotation {
+  previousSecret: string | null;
+  previousSecretExpiresAt: Date | null;
+}
+
+/**
+ * Which secrets sign a request sent at `now`. Standard Webhooks carries several signatures in
+ * one header, so during a rotation it signs with both (new first). hex and sha256 carry one
+ * signature: the old secret keeps signing alone until the switch-over instant
+ * (previous_secret_expires_at), and from that instant the new one signs alone.
+ */
+export function signingSecrets(
+  scheme: SignatureScheme,
+  secret: string,
+  rotation: Rotation,
+  now: Date,
+): { secret: string; previousSecret: string | null } {
+  const { previousSecret, previousSecretExpiresAt } = rotation;
+  const rotating = previousSecret !== null && previousSecretExpiresAt !== null && previousSecretExpiresAt.getTime() > now.getTime();
+  if (!rotating) return { secret, previousSecret: null };
+  return scheme === "standard" ? { secret, previousSecret } : { secret: previousSecret, previousSecret: null };
+}
+
 export interface SignatureInput {
   scheme: SignatureScheme;
   secret: string;
-  /** Standard scheme only: during rotation receivers may still hold the old secret. */
+  /** Standard scheme only: a second signature, for receivers still holding the old secret. */
   previousSecret?: string | null;
   /** sha256 scheme only; defaults to X-Hub-Signature-256. */
   headerName?: string | null;

@@ -74,7 +74,7 @@ export interface Claim {
 
 /** What a send needs from the webhook (subscriptions as `s`): claims and fanout select it. */
 export const sendColumns = (sql: Queryable) => sql`
-  s.url, s.method, s.auth, s.headers, s.signature_scheme, s.signature_header,
+  s.url, s.method, s.auth, s.headers, s.secret_headers, s.signature_scheme, s.signature_header,
   s.secret, s.previous_secret, s.previous_secret_expires_at, s.timeout_ms, s.retry, s.is_active,
   s.max_in_flight, s.rate_limit_per_s, s.disable_after_s`;
 

@@ -6,6 +6,7 @@ import type { Connection, Queryable } from "../db/connection";
 import type { DeliveryStatus } from "../db/schema";
 import { DomainError, notFound } from "../errors";
 import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/enqueue";
+import { maskHeaders } from "../delivery/mask";
 import { cursorTs, decodeCursor, isUuid, paginate } from "./cursor";
 import type { Scope } from "./scope";
 
@@ -44,7 +45,9 @@ export const attemptViewSchema = z
     started_at: z.date(),
     url: z.string(),
     method: z.string(),
-    request_headers: z.record(z.string(), z.string()).meta({ description: "As sent, with auth and signature values masked." }),
+    request_headers: z.record(z.string(), z.string()).meta({
+      description: "As sent, with the values of auth, signature, secret_headers and credential-like headers masked.",
+    }),
     request_body: z.string(),
     response_status: z.number().int().nullable(),
     response_headers: z.record(z.string(), z.string()).nullable(),
@@ -141,8 +144,8 @@ function unwrapJson(sql: Queryable, column: "request_headers" | "response_header
 export async function getDelivery(conn: Connection, scope: Scope, id: string): Promise<DeliveryDetail> {
   const { sql } = conn;
   if (!isUuid(id)) throw deliveryNotFound(id);
-  const [delivery] = await sql<DeliveryView[]>`
-    select ${sql.unsafe(VIEW_COLUMNS)}
+  const [delivery] = await sql<(DeliveryView & { secret_headers: string[] })[]>`
+    select ${sql.unsafe(VIEW_COLUMNS)}, s.secret_headers
       from webhooks.deliveries d
       join webhooks.subscriptions s on s.id = d.subscription_id
      where d.id = ${id} and ${visibleTo(sql, scope)}`;
@@ -153,8 +156,9 @@ export async function getDelivery(conn: Connection, scope: Scope, id: string): P
       from webhooks.attempts
      where delivery_id = ${id}
      order by attempt_number, id`;
-  const { attempts: _, ...rest } = delivery;
-  return { ...rest, attempts };
+  const { attempts: _, secret_headers: secretHeaders, ...rest } = delivery;
+  // Masked at recording too; masked again here for headers marked secret after the attempt.
+  return { ...rest, attempts: attempts.map((a) => ({ ...a, request_headers: maskHeaders(a.request_headers, secretHeaders) })) };
 }
 
 /**

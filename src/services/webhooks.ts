@@ -5,7 +5,8 @@ import { z } from "zod";
 import type { Connection, Queryable } from "../db/connection";
 import type { Subscription } from "../db/schema";
 import { DomainError, notFound } from "../errors";
-import { generateSecret } from "../delivery/sign";
+import { maskHeaders } from "../delivery/mask";
+import { generateSecret, signingSecrets } from "../delivery/sign";
 import { assertUrlAllowed } from "../delivery/ssrf";
 import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/enqueue";
 import { eventPatternSchema, filterSchema } from "../dispatch/filter";
@@ -65,6 +66,16 @@ const headersSchema = z
     }
   })
   .meta({ description: "Static headers sent with every request.", examples: [{ "X-Source": "crm" }] });
+
+const secretHeadersSchema = z
+  .array(headerName, { error: 'expected an array of header names, such as ["X-Auth"]' })
+  .max(50, { error: "expected at most 50 header names" })
+  .meta({
+    description:
+      "Names of static headers whose values are secrets: shown as **** in views, listings and attempt logs. " +
+      "Names that look like credentials (auth, token, key, secret, password, signature, cookie, session, credential, …) are masked anyway.",
+    examples: [["X-Tenant-Pass"]],
+  });
 
 export const authSchema = z
   .discriminatedUnion(
@@ -168,6 +179,7 @@ const base = {
   method: z.enum(METHODS, { error: 'expected method "POST", "PUT" or "PATCH"' }),
   auth: authSchema,
   headers: headersSchema,
+  secret_headers: secretHeadersSchema,
   events: z
     .array(eventPatternSchema, { error: 'expected an array of event types such as ["clients.created", "invoices.*"]' })
     .min(1, { error: "expected at least one event type or pattern (use * for every event)" })
@@ -215,6 +227,7 @@ export const webhookCreateSchema = strictObject({
   method: base.method.default("POST"),
   auth: base.auth.default({ type: "none" }),
   headers: base.headers.default({}),
+  secret_headers: base.secret_headers.default([]),
   events: base.events,
   filter: base.filter.optional(),
   signature: base.signature.default({ scheme: "standard" }),
@@ -239,6 +252,7 @@ export const webhookPatchSchema = strictObject({
   method: base.method.optional(),
   auth: base.auth.optional(),
   headers: base.headers.optional(),
+  secret_headers: base.secret_headers.optional(),
   events: base.events.optional(),
   filter: base.filter.optional(),
   signature: base.signature.optional(),
@@ -310,12 +324,20 @@ export const webhookViewSchema = z
     url: z.string(),
     method: z.enum(METHODS),
     auth: authViewSchema,
-    headers: z.record(z.string(), z.string()).meta({ description: "Static headers; values of credential-like names show as ****." }),
+    headers: z.record(z.string(), z.string()).meta({
+      description: "Static headers; the values of those in secret_headers and of credential-like names show as ****.",
+    }),
+    secret_headers: z.array(z.string()).meta({ description: "Static headers marked secret (lower case)." }),
     events: z.array(z.string()),
     filter: z.record(z.string(), z.unknown()).nullable(),
     signature_scheme: z.enum(SIGNATURE_SCHEMES),
     signature_header: z.string().nullable(),
-    previous_secret_expires_at: z.date().nullable().meta({ description: "Until then requests also carry a signature made with the previous secret." }),
+    previous_secret_expires_at: z.date().nullable().meta({
+      description:
+        "While a secret rotation runs: when the previous secret stops signing (standard: alongside the new one until then; " +
+        "hex and sha256: alone until then, the new one from then on). See secret_rotation.",
+    }),
+    secret_rotation: z.string().nullable().meta({ description: "While a rotation runs, what receivers holding the old or the new secret get; else null." }),
     retry: z.record(z.string(), z.unknown()),
     timeout_ms: z.number().int(),
     max_in_flight: z.number().int(),
@@ -331,9 +353,6 @@ export const webhookViewSchema = z
   .meta({ id: "Webhook" });
 
 export type WebhookView = z.output<typeof webhookViewSchema>;
-
-// The same names request.ts masks in attempt logs: static headers like these carry credentials.
-const SECRET_LOOKING = /authorization|cookie|token|secret|password|api[-_]?key|signature/i;
 
 function authView(raw: unknown): WebhookView["auth"] {
   const parsed = authSchema.safeParse(raw);
@@ -367,8 +386,8 @@ const VIEW_SELECT = `s.*, h.circuit as h_circuit, h.consecutive_failures as h_co
 const HEALTH_JOIN = "left join webhooks.endpoint_health h on h.subscription_id = s.id";
 
 export function toWebhookView(row: WebhookRow): WebhookView {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(row.headers ?? {})) headers[name] = SECRET_LOOKING.test(name) ? "****" : value;
+  const secretHeaders = row.secret_headers ?? [];
+  const headers = maskHeaders(row.headers ?? {}, secretHeaders);
   return {
     id: row.id,
     tenant: row.tenant,
@@ -378,11 +397,13 @@ export function toWebhookView(row: WebhookRow): WebhookView {
     method: row.method,
     auth: authView(row.auth),
     headers,
+    secret_headers: secretHeaders,
     events: row.events,
     filter: (row.filter ?? null) as Record<string, unknown> | null,
     signature_scheme: row.signature_scheme,
     signature_header: row.signature_header,
     previous_secret_expires_at: row.previous_secret_expires_at,
+    secret_rotation: rotationSummary(row.signature_scheme, row.previous_secret_expires_at),
     retry: (row.retry ?? {}) as Record<string, unknown>,
     timeout_ms: row.timeout_ms,
     max_in_flight: row.max_in_flight,
@@ -441,6 +462,9 @@ function tenantFor(scope: Scope, requested: string | null | undefined): string |
   return scope.tenant;
 }
 
+/** Stored lower-cased and once each: header names are case-insensitive. */
+const secretHeaderNames = (names: string[]) => [...new Set(names.map((n) => n.toLowerCase()))];
+
 /** A jsonb parameter. (A JSON.stringify'd string cast to ::jsonb would be stored as a JSON string.) */
 const jsonb = (sql: Queryable, v: unknown) => sql.json(v as Parameters<Queryable["json"]>[0]);
 
@@ -457,12 +481,13 @@ export async function createWebhook(
   const [row] = await conn.sql<WebhookRow[]>`
     with s as (
       insert into webhooks.subscriptions (
-        tenant, name, description, url, method, auth, headers, events, filter,
+        tenant, name, description, url, method, auth, headers, secret_headers, events, filter,
         signature_scheme, signature_header, secret, retry, timeout_ms, max_in_flight, rate_limit_per_s, disable_after_s,
         is_active, disabled_at, disabled_reason)
       values (
         ${tenant}, ${input.name ?? null}, ${input.description ?? null}, ${input.url}, ${input.method},
-        ${jsonb(conn.sql, input.auth)}, ${jsonb(conn.sql, input.headers)}, ${events}::text[],
+        ${jsonb(conn.sql, input.auth)}, ${jsonb(conn.sql, input.headers)}, ${secretHeaderNames(input.secret_headers)}::text[],
+        ${events}::text[],
         ${input.filter === undefined || input.filter === null ? null : jsonb(conn.sql, input.filter)},
         ${input.signature.scheme}, ${input.signature.header ?? null}, ${secret}, ${jsonb(conn.sql, input.retry)},
         ${input.timeout_ms}, ${input.max_in_flight}, ${input.rate_limit_per_s ?? null}, ${input.disable_after_s ?? null},
@@ -545,6 +570,7 @@ export async function updateWebhook(
     if (patch.method !== undefined) sets.push(tx`method = ${patch.method}`);
     if (patch.auth !== undefined) sets.push(tx`auth = ${jsonb(tx, patch.auth)}`);
     if (patch.headers !== undefined) sets.push(tx`headers = ${jsonb(tx, patch.headers)}`);
+    if (patch.secret_headers !== undefined) sets.push(tx`secret_headers = ${secretHeaderNames(patch.secret_headers)}::text[]`);
     if (patch.events !== undefined) sets.push(tx`events = ${[...new Set(patch.events)]}::text[]`);
     if (patch.filter !== undefined) sets.push(tx`filter = ${patch.filter === null ? null : jsonb(tx, patch.filter)}`);
     if (patch.signature !== undefined) {
@@ -653,15 +679,41 @@ export async function getWebhookSecret(conn: Connection, scope: Scope, id: strin
 export const DEFAULT_ROTATION_GRACE_MS = 24 * 60 * 60 * 1000;
 export const MAX_ROTATION_GRACE_MS = 30 * 24 * 60 * 60 * 1000;
 
+const GRACE_MESSAGE = `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)`;
+const SWITCH_AT_MESSAGE = "expected an ISO timestamp with a time zone within the next 30 days, such as 2026-01-31T22:00:00Z";
+
+/** Date.parse rolls 2024-02-30 over to March 1; a switch-over instant must name a real day. */
+function isCalendarDate(iso: string): boolean {
+  const [y, m, d] = iso.slice(0, 10).split("-").map(Number) as [number, number, number];
+  const day = new Date(Date.UTC(y, m - 1, d));
+  return day.getUTCFullYear() === y && day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
+}
+
 export const rotateSecretSchema = strictObject({
   grace_ms: z
-    .number({ error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
-    .int({ error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
-    .min(0, { error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
-    .max(MAX_ROTATION_GRACE_MS, { error: `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)` })
+    .number({ error: GRACE_MESSAGE })
+    .int({ error: GRACE_MESSAGE })
+    .min(0, { error: GRACE_MESSAGE })
+    .max(MAX_ROTATION_GRACE_MS, { error: GRACE_MESSAGE })
     .optional()
-    .meta({ description: "How long requests also carry a signature made with the old secret (default 24 h)." }),
-});
+    .meta({
+      description:
+        "How long the old secret keeps signing (default 24 h): standard alongside the new one; hex and sha256 alone, " +
+        "until the new one takes over when it ends. 0: the new secret signs alone from now on.",
+    }),
+  switch_at: z
+    .string({ error: SWITCH_AT_MESSAGE })
+    .max(64, { error: SWITCH_AT_MESSAGE })
+    .pipe(z.iso.datetime({ offset: true, error: SWITCH_AT_MESSAGE }))
+    .refine(isCalendarDate, { error: SWITCH_AT_MESSAGE })
+    .optional()
+    .meta({ description: "Instead of grace_ms: the instant the old secret stops signing (within the next 30 days)." }),
+})
+  .refine((r) => r.grace_ms === undefined || r.switch_at === undefined, {
+    path: ["switch_at"],
+    error: "give grace_ms or switch_at, not both",
+  })
+  .meta({ id: "RotateSecret" });
 
 export const rotatedSecretSchema = z.object({
   id: z.uuid(),
@@ -669,36 +721,70 @@ export const rotatedSecretSchema = z.object({
   previous_secret_expires_at: z
     .date()
     .nullable()
-    .meta({ description: "Until then requests carry both signatures (standard scheme only; null for hex and sha256)." }),
+    .meta({ description: "When the old secret stops signing (null: it already has). See receivers_see." }),
+  receivers_see: z.string().meta({ description: "What a receiver holding the old secret, and one holding the new, gets and when." }),
 });
 
 export type RotatedSecret = z.output<typeof rotatedSecretSchema>;
 
 /**
- * A new secret. With the standard scheme the old one keeps signing alongside (the spec allows
- * several signatures) until the grace period ends; hex and sha256 carry one signature, so there
- * the new secret takes over at once.
+ * What receivers see while the old secret still signs (until `until`), for the webhook's scheme;
+ * the rule itself is signingSecrets() in delivery/sign.ts. Null when no rotation is in progress.
+ */
+export function rotationSummary(scheme: (typeof SIGNATURE_SCHEMES)[number], until: Date | null, now = new Date()): string | null {
+  if (until === null || until.getTime() <= now.getTime()) return null;
+  const at = until.toISOString();
+  return scheme === "standard"
+    ? `until ${at} every request carries two signatures, one made with the new secret and one with the old: ` +
+        "receivers holding either verify. From then on only the new secret signs."
+    : `until ${at} requests are signed with the old secret alone; from ${at} on with the new secret alone ` +
+        `(${scheme} carries one signature). A receiver holding only the old secret rejects requests from then on; ` +
+        "one holding only the new secret rejects them until then. Switch receivers at that instant, or let them accept either meanwhile.";
+}
+
+const SWITCHED_NOW = "the new secret signs every request from now on: receivers still holding the old secret reject them.";
+
+/**
+ * A new secret. The old one keeps signing until the grace period ends (or switch_at): with the
+ * standard scheme alongside the new one (the spec allows several signatures); with hex and
+ * sha256, which carry one signature, alone, so the new secret takes over at that instant.
  */
 export async function rotateSecret(
   conn: Connection,
   scope: Scope,
   id: string,
-  opts: { grace_ms?: number } = {},
+  opts: { grace_ms?: number; switch_at?: string } = {},
 ): Promise<RotatedSecret> {
-  const grace = parseInput(rotateSecretSchema, opts).grace_ms ?? DEFAULT_ROTATION_GRACE_MS;
+  const input = parseInput(rotateSecretSchema, opts);
+  let switchAt: Date | null = null;
+  if (input.switch_at !== undefined) {
+    switchAt = new Date(input.switch_at);
+    const ahead = switchAt.getTime() - Date.now();
+    if (!(ahead > 0 && ahead <= MAX_ROTATION_GRACE_MS)) throw invalid("switch_at", SWITCH_AT_MESSAGE);
+  }
+  const graceMs = input.grace_ms ?? DEFAULT_ROTATION_GRACE_MS;
   const secret = generateSecret();
   return conn.sql.begin(async (tx) => {
     const current = await findRow(tx, scope, id, true);
-    const keepOld = current.signature_scheme === "standard" && grace > 0;
+    // The secret signing right now is the one receivers hold; during a hex/sha256 switch-over
+    // that is still the previous one, which keeps signing until the new switch.
+    const inEffect = signingSecrets(
+      current.signature_scheme,
+      current.secret,
+      { previousSecret: current.previous_secret, previousSecretExpiresAt: current.previous_secret_expires_at },
+      new Date(),
+    ).secret;
+    const keepOld = switchAt !== null || graceMs > 0;
+    const until = switchAt === null ? tx`now() + ${graceMs} * interval '1 millisecond'` : tx`${switchAt}::timestamptz`;
     const [row] = await tx<{ id: string; secret: string; previous_secret_expires_at: Date | null }[]>`
       update webhooks.subscriptions
-         set previous_secret = ${keepOld ? current.secret : null},
-             previous_secret_expires_at = ${keepOld ? tx`now() + ${grace} * interval '1 millisecond'` : null},
+         set previous_secret = ${keepOld ? inEffect : null},
+             previous_secret_expires_at = ${keepOld ? until : null},
              secret = ${secret}, updated_at = now()
        where id = ${current.id}
       returning id, secret, previous_secret_expires_at`;
     if (!row) throw webhookNotFound(id);
-    return row;
+    const receivers_see = rotationSummary(current.signature_scheme, row.previous_secret_expires_at) ?? SWITCHED_NOW;
+    return { ...row, receivers_see };
   });
 }
-
