@@ -1,6 +1,7 @@
 // `pg-webhooks webhooks …`: create, inspect, change, test and delete webhooks. Flags map
 // onto the HTTP API's fields and go through the same zod schemas and service functions.
 import { InvalidArgumentError, type Command } from "commander";
+import type { Config } from "../config";
 import { DomainError } from "../errors";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
@@ -49,6 +50,7 @@ const FLAGS: Record<string, string> = {
   max_in_flight: "--max-in-flight",
   rate_limit_per_s: "--rate-limit",
   disable_after_s: "--disable-after",
+  breaker_threshold: "--breaker-threshold",
   name: "--name",
   description: "--description",
   tenant: "--tenant",
@@ -79,6 +81,8 @@ interface FieldOptions extends CommonOptions {
   rateLimit?: number | false;
   /** Seconds; false: --no-disable-after */
   disableAfter?: number | false;
+  /** null: back to the dispatcher default */
+  breakerThreshold?: number | null;
   disabled?: boolean;
 }
 
@@ -110,6 +114,17 @@ function ratePerSecond(text: string): number {
   return n;
 }
 
+/** "off" (never open the circuit: 0), "default" (null) or consecutive failures from 1 to 1000. */
+function breakerThreshold(text: string): number | null {
+  const t = text.trim().toLowerCase();
+  if (t === "off") return 0;
+  if (t === "default") return null;
+  if (/^\d{1,4}$/.test(t) && Number(t) >= 1 && Number(t) <= 1000) return Number(t);
+  throw new InvalidArgumentError(
+    `expected consecutive failures from 1 to 1000, off (never open the circuit) or default (WEBHOOKS_BREAKER_THRESHOLD), got ${JSON.stringify(text)}`,
+  );
+}
+
 function addFieldOptions(cmd: Command, creating: boolean): Command {
   if (creating) {
     cmd
@@ -139,6 +154,12 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
       "--disable-after <duration>",
       "disable it once every attempt has failed this long: 5d, 12h, 90m, 3600s or plain seconds (default: WEBHOOKS_DISABLE_AFTER_S, 5d)",
       disableAfterSeconds,
+    )
+    .option(
+      "--breaker-threshold <n|off|default>",
+      "consecutive failures that open its circuit (deliveries then wait for a probe, whatever the retry schedule says); " +
+        "off: never, so the schedule keeps its timing (default: WEBHOOKS_BREAKER_THRESHOLD, 10)",
+      breakerThreshold,
     );
   if (creating) {
     cmd.option("--disabled", "create it inactive (enable later with webhooks enable)");
@@ -195,6 +216,7 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
   if (opts.maxInFlight !== undefined) raw.max_in_flight = opts.maxInFlight;
   if (opts.rateLimit !== undefined) raw.rate_limit_per_s = opts.rateLimit === false ? null : opts.rateLimit;
   if (opts.disableAfter !== undefined) raw.disable_after_s = opts.disableAfter === false ? null : opts.disableAfter;
+  if (opts.breakerThreshold !== undefined) raw.breaker_threshold = opts.breakerThreshold;
   if (opts.disabled) raw.is_active = false;
 
   if (opts.retrySchedule !== undefined) {
@@ -238,8 +260,12 @@ function healthFields(h: WebhookView["health"]): [string, unknown][] {
   ];
 }
 
-/** `defaultDisableAfterS`: WEBHOOKS_DISABLE_AFTER_S, shown when the webhook has no disable_after_s of its own. */
-function webhookFields(w: WebhookView, defaultDisableAfterS: number): [string, unknown][] {
+/** `defaults`: the dispatcher's, shown when the webhook has no disable_after_s or breaker_threshold of its own. */
+function webhookFields(
+  w: WebhookView,
+  defaults: Pick<Config, "WEBHOOKS_DISABLE_AFTER_S" | "WEBHOOKS_BREAKER_THRESHOLD">,
+): [string, unknown][] {
+  const defaultDisableAfterS = defaults.WEBHOOKS_DISABLE_AFTER_S;
   return [
     ["id", w.id],
     ["name", w.name],
@@ -260,6 +286,14 @@ function webhookFields(w: WebhookView, defaultDisableAfterS: number): [string, u
       w.disable_after_s === null
         ? `${formatDuration(defaultDisableAfterS * 1000)} (default)`
         : formatDuration(w.disable_after_s * 1000),
+    ],
+    [
+      "breaker",
+      w.breaker_threshold === null
+        ? `opens after ${defaults.WEBHOOKS_BREAKER_THRESHOLD} failures in a row (default)`
+        : w.breaker_threshold === 0
+          ? "off (never opens)"
+          : `opens after ${w.breaker_threshold} failures in a row`,
     ],
     ...healthFields(w.health),
     ["created", w.created_at],
@@ -298,7 +332,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       }
       const { webhook, secret } = result;
       out.result({ ...webhook, secret }, () => {
-        out.say(renderFields([...webhookFields(webhook, config.WEBHOOKS_DISABLE_AFTER_S), ["secret", secret]]));
+        out.say(renderFields([...webhookFields(webhook, config), ["secret", secret]]));
         out.notice("Keep the secret: receivers verify signatures with it (webhooks show --show-secret prints it again).");
       });
     }),
@@ -344,7 +378,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       out.result(secret === undefined ? w : { ...w, secret }, () =>
         out.say(
           renderFields([
-            ...webhookFields(w, config.WEBHOOKS_DISABLE_AFTER_S),
+            ...webhookFields(w, config),
             ...(secret === undefined ? [] : [["secret", secret] as [string, unknown]]),
           ]),
         ),
@@ -376,7 +410,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       } catch (e) {
         throw withFlagNames(e, FLAGS);
       }
-      out.result(w, () => out.say(renderFields(webhookFields(w, config.WEBHOOKS_DISABLE_AFTER_S))));
+      out.result(w, () => out.say(renderFields(webhookFields(w, config))));
     }),
   );
 
