@@ -81,8 +81,8 @@ interface FieldOptions extends CommonOptions {
   rateLimit?: number | false;
   /** Seconds; false: --no-disable-after */
   disableAfter?: number | false;
-  /** null: back to the dispatcher default */
-  breakerThreshold?: number | null;
+  /** "default": back to the dispatcher's (a parser returning null would read as no value) */
+  breakerThreshold?: number | "default";
   disabled?: boolean;
 }
 
@@ -114,12 +114,12 @@ function ratePerSecond(text: string): number {
   return n;
 }
 
-/** "off" (never open the circuit: 0), "default" (null) or consecutive failures from 1 to 1000. */
-function breakerThreshold(text: string): number | null {
-  const t = text.trim().toLowerCase();
-  if (t === "off") return 0;
-  if (t === "default") return null;
-  if (/^\d{1,4}$/.test(t) && Number(t) >= 1 && Number(t) <= 1000) return Number(t);
+/** "off" or 0 (never open the circuit), "default" or consecutive failures from 1 to 1000. */
+function breakerThreshold(text: string): number | "default" {
+  const t = text.toLowerCase();
+  if (t === "off" || t === "0") return 0;
+  if (t === "default") return "default";
+  if (/^[1-9]\d{0,3}$/.test(t) && Number(t) <= 1000) return Number(t);
   throw new InvalidArgumentError(
     `expected consecutive failures from 1 to 1000, off (never open the circuit) or default (WEBHOOKS_BREAKER_THRESHOLD), got ${JSON.stringify(text)}`,
   );
@@ -216,7 +216,7 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
   if (opts.maxInFlight !== undefined) raw.max_in_flight = opts.maxInFlight;
   if (opts.rateLimit !== undefined) raw.rate_limit_per_s = opts.rateLimit === false ? null : opts.rateLimit;
   if (opts.disableAfter !== undefined) raw.disable_after_s = opts.disableAfter === false ? null : opts.disableAfter;
-  if (opts.breakerThreshold !== undefined) raw.breaker_threshold = opts.breakerThreshold;
+  if (opts.breakerThreshold !== undefined) raw.breaker_threshold = opts.breakerThreshold === "default" ? null : opts.breakerThreshold;
   if (opts.disabled) raw.is_active = false;
 
   if (opts.retrySchedule !== undefined) {
