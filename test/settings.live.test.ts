@@ -2,7 +2,7 @@
 // the next attempt on every one of them, including deliveries already queued in their lanes.
 import type { Api } from "./helpers/api";
 import { startApi } from "./helpers/api";
-import { runJson } from "./helpers/cli";
+import { runJson, spawnCli, type RunningCli } from "./helpers/cli";
 import { createTestDatabase, emptyWebhookTables, type TestDatabase } from "./helpers/db";
 import { runDispatcher, settled, waitUntil, type RunningDispatcher } from "./helpers/pipeline";
 import { startReceiver, type Receiver } from "./helpers/receiver";
@@ -176,4 +176,34 @@ it("applies a retry policy and filter changed with the CLI on two running dispat
   await settled(t.sql, 9);
   for (const n of [8, 10, 12]) expect(await deliveryOf(n)).toEqual({ status: "succeeded", attempts: 3 });
   for (const n of [7, 9, 11]) expect(await deliveryOf(n)).toBeUndefined();
+});
+
+it("applies a retry policy and url changed with the CLI in two running `pg-webhooks start` processes", async () => {
+  rx.respond((req) => ({ status: req.path === "/up" ? 200 : 500 }));
+  const env = {
+    DATABASE_URL: t.url,
+    WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true",
+    WEBHOOKS_POLL_INTERVAL_MS: "200",
+    WEBHOOKS_BREAKER_THRESHOLD: "1000",
+  };
+  const { id } = await runJson<{ id: string }>(["webhooks", "create", "--url", `${rx.url}/down`, "--events", "*", "--max-attempts", "1"], { env });
+  const daemons: RunningCli[] = [spawnCli(["start", "--no-api"], { env }), spawnCli(["start", "--no-api"], { env })];
+  try {
+    await Promise.all(daemons.map((d) => d.waitForOutput("pg-webhooks running: dispatcher")));
+    // One at a time, so both processes get a share (and each reads the old policy).
+    for (let n = 1; n <= 8; n++) {
+      await emit(n);
+      expect(await finished(n)).toEqual({ status: "failed", attempts: 1 });
+    }
+    await runJson(["webhooks", "update", id, "--retry-schedule", "200ms,200ms"], { env });
+    for (let n = 9; n <= 16; n++) await emit(n);
+    for (let n = 9; n <= 16; n++) expect(await finished(n)).toEqual({ status: "failed", attempts: 3 });
+
+    await runJson(["webhooks", "update", id, "--url", `${rx.url}/up`, "--max-attempts", "1"], { env });
+    for (let n = 17; n <= 20; n++) await emit(n);
+    for (let n = 17; n <= 20; n++) expect(await finished(n)).toEqual({ status: "succeeded", attempts: 1 });
+    expect(rx.requests.filter((r) => r.path === "/up")).toHaveLength(4);
+  } finally {
+    await Promise.all(daemons.map((d) => d.stop()));
+  }
 });
