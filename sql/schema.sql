@@ -160,7 +160,10 @@ create table webhooks.subscriptions (
   max_in_flight integer not null default 10,
   rate_limit_per_s double precision,
   disable_after_s integer,
+  breaker_threshold integer,
+  settings_version bigint not null default 0,
   secret_headers text[] not null default '{}'::text[],
+  constraint subscriptions_breaker_threshold_check CHECK (((breaker_threshold >= 0) AND (breaker_threshold <= 1000))),
   constraint subscriptions_disable_after_s_check CHECK (((disable_after_s >= 1) AND (disable_after_s <= 31536000))),
   constraint subscriptions_max_in_flight_check CHECK (((max_in_flight >= 1) AND (max_in_flight <= 1000))),
   constraint subscriptions_method_check CHECK ((method = ANY (ARRAY['POST'::text, 'PUT'::text, 'PATCH'::text]))),
@@ -186,6 +189,17 @@ create table webhooks.tracked_tables (
   constraint tracked_tables_pkey PRIMARY KEY (table_name)
 );
 comment on table webhooks.tracked_tables is 'A row is a table whose changes become events, with the options track_table() was given.';
+
+CREATE OR REPLACE FUNCTION webhooks.bump_settings_version()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+begin
+  new.settings_version := old.settings_version + 1;
+  return new;
+end;
+$function$;
+comment on function webhooks.bump_settings_version() is 'Trigger function: raises settings_version on every update of a webhooks.subscriptions row.';
 
 CREATE OR REPLACE FUNCTION webhooks.capture()
  RETURNS trigger
@@ -534,6 +548,17 @@ AS $function$
        and not o.rolsuper)
 $function$;
 comment on function webhooks.json_casts_trusted() is 'Internal to capture: false while a cast to json or jsonb has a function not owned by a superuser (capture then calls no cast).';
+
+CREATE OR REPLACE FUNCTION webhooks.notify_settings_changed()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+begin
+  perform pg_notify('pg_webhooks_settings', new.id::text);
+  return null;
+end;
+$function$;
+comment on function webhooks.notify_settings_changed() is 'Trigger function: tells running dispatchers (NOTIFY pg_webhooks_settings, payload the webhook id) that a webhook changed.';
 
 CREATE OR REPLACE FUNCTION webhooks.plain_columns(tbl regclass)
  RETURNS boolean

@@ -204,9 +204,9 @@ describe("POST /v1/webhooks/:id/replay", () => {
     ]);
     const first = await api.call("POST", `/v1/webhooks/${w}/replay`, { body: { event: "clients.*" } });
     expect(first.statusCode).toBe(202);
-    expect(first.json()).toEqual({ matched: 2, queued: 2 });
-    expect((await api.call("POST", `/v1/webhooks/${w}/replay`, { body: { event: "clients.*" } })).json()).toEqual({ matched: 0, queued: 0 });
-    expect((await api.call("POST", `/v1/webhooks/${w}/replay`, { body: { status: "succeeded" } })).json()).toEqual({ matched: 1, queued: 1 });
+    expect(first.json()).toEqual({ matched: 2, queued: 2, circuit: null });
+    expect((await api.call("POST", `/v1/webhooks/${w}/replay`, { body: { event: "clients.*" } })).json()).toEqual({ matched: 0, queued: 0, circuit: null });
+    expect((await api.call("POST", `/v1/webhooks/${w}/replay`, { body: { status: "succeeded" } })).json()).toEqual({ matched: 1, queued: 1, circuit: null });
     const statuses = await api.db.sql<{ id: string; status: string }[]>`
       select id, status from webhooks.deliveries where subscription_id = ${w}`;
     const byId = Object.fromEntries(statuses.map((s) => [s.id, s.status]));
@@ -229,7 +229,7 @@ describe("POST /v1/webhooks/:id/replay", () => {
     const failed = await seed(w, [{ status: "failed" }, { status: "failed" }]);
     const dispatcher = await runDispatcher(api.db.url);
     try {
-      expect((await api.call("POST", `/v1/webhooks/${w}/replay`)).json()).toEqual({ matched: 2, queued: 2 });
+      expect((await api.call("POST", `/v1/webhooks/${w}/replay`)).json()).toEqual({ matched: 2, queued: 2, circuit: null });
       const replayed = await waitUntil(async () => {
         const got = receiver.requests.filter((r) => r.path === "/replayed");
         return got.length >= 2 ? got : null;

@@ -345,7 +345,7 @@ describe("PATCH /v1/webhooks/:id", () => {
     await api.call("PATCH", `/v1/webhooks/${w.id}`, { body: { is_active: true } });
     const replay = await api.call("POST", `/v1/webhooks/${w.id}/replay`, { body: {} });
     expect(replay.statusCode).toBe(202);
-    expect(replay.json()).toEqual({ matched: 2, queued: 2 });
+    expect(replay.json()).toEqual({ matched: 2, queued: 2, circuit: null });
   });
 
   it("queues, on enabling, a delivery parked after the webhook was disabled (no health row would probe for it)", async () => {

@@ -4,7 +4,15 @@ import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { DomainError } from "../errors";
 import { eventPatternSchema } from "../dispatch/filter";
-import { DELIVERY_STATUSES, REPLAYABLE_STATUSES, deliveryViewSchema, listDeliveries, replayDeliveries } from "../services/deliveries";
+import {
+  DELIVERY_STATUSES,
+  REPLAYABLE_STATUSES,
+  circuitNoticeSchema,
+  circuitNotices,
+  deliveryViewSchema,
+  listDeliveries,
+  replayDeliveries,
+} from "../services/deliveries";
 import { sendTest, testResultSchema, testSendSchema } from "../services/test-send";
 import { storable, strictObject } from "../services/validation";
 import {
@@ -218,22 +226,35 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
         summary: "A webhook's deliveries, newest first",
         params: idParams,
         querystring: deliveryListQuery,
-        response: { 200: pageOf(deliveryViewSchema).describe("A page of deliveries"), ...errorResponses(400, 401, 404) },
+        response: {
+          200: pageOf(deliveryViewSchema)
+            .extend({
+              circuit: circuitNoticeSchema
+                .nullable()
+                .meta({ description: "Set while the webhook's circuit is open: why its deliveries stay pending, and when it probes next." }),
+            })
+            .describe("A page of deliveries"),
+          ...errorResponses(400, 401, 404),
+        },
       },
     },
     async (request) => {
       const scope = scopeOf(request);
       const webhook = await getWebhook(conn, scope, request.params.id);
       const q = request.query;
-      return listDeliveries(conn, scope, {
-        webhook_id: webhook.id,
-        limit: q.limit,
-        ...(q.status !== undefined ? { status: q.status } : {}),
-        ...(q.event !== undefined ? { event: q.event } : {}),
-        ...(q.since !== undefined ? { since: q.since } : {}),
-        ...(q.until !== undefined ? { until: q.until } : {}),
-        ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
-      });
+      const [page, circuits] = await Promise.all([
+        listDeliveries(conn, scope, {
+          webhook_id: webhook.id,
+          limit: q.limit,
+          ...(q.status !== undefined ? { status: q.status } : {}),
+          ...(q.event !== undefined ? { event: q.event } : {}),
+          ...(q.since !== undefined ? { since: q.since } : {}),
+          ...(q.until !== undefined ? { until: q.until } : {}),
+          ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+        }),
+        circuitNotices(conn, scope, { webhookIds: [webhook.id] }),
+      ]);
+      return { ...page, circuit: circuits[0] ?? null };
     },
   );
 
@@ -252,6 +273,9 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
           202: z.object({
             matched: z.number().int().meta({ description: "Deliveries that matched." }),
             queued: z.number().int().meta({ description: "Deliveries queued now (matched ones queued meanwhile by someone else are skipped)." }),
+            circuit: circuitNoticeSchema
+              .nullable()
+              .meta({ description: "Set when the webhook's circuit is open: the queued deliveries wait (pending) for its next probe." }),
           }).describe("How many deliveries were queued"),
           ...errorResponses(400, 401, 404, 409, 413, 415),
         },
@@ -271,7 +295,8 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
         ...(b.since !== undefined ? { since: b.since } : {}),
         ...(b.until !== undefined ? { until: b.until } : {}),
       });
-      return reply.code(202).send(result);
+      const { circuits, ...counts } = result;
+      return reply.code(202).send({ ...counts, circuit: circuits[0] ?? null });
     },
   );
 };

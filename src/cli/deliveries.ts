@@ -66,7 +66,7 @@ export function registerDeliveries(program: Command, cli: Cli): void {
     "pg-webhooks deliveries list --status failed --webhook 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --since 2h",
   ).action((opts: ListOptions) =>
     cli.run(opts, async ({ conn, out }) => {
-      const { listDeliveries } = await service();
+      const { circuitNotices, listDeliveries } = await service();
       const page = await listDeliveries(conn, ADMIN, {
         ...(opts.status !== undefined ? { status: opts.status } : {}),
         ...(opts.webhook !== undefined ? { webhook_id: opts.webhook } : {}),
@@ -78,6 +78,9 @@ export function registerDeliveries(program: Command, cli: Cli): void {
       });
       out.list(page.items, deliveryColumns, { empty: "No deliveries match." });
       if (page.next_cursor) out.notice(`More deliveries: add --cursor ${page.next_cursor}`);
+      // Pending deliveries behind an open circuit are not stuck: say why they wait, and until when.
+      const webhookIds = opts.webhook !== undefined ? [opts.webhook] : [...new Set(page.items.map((d) => d.webhook_id))];
+      for (const c of await circuitNotices(conn, ADMIN, { webhookIds })) out.notice(c.message);
     }),
   );
 

@@ -4,7 +4,7 @@
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { DomainError } from "../errors";
-import type { DeliveryView } from "../services/deliveries";
+import type { CircuitNotice, DeliveryView } from "../services/deliveries";
 import { listDispatchers } from "../services/status";
 import { ADMIN } from "../services/scope";
 import type { Cli } from "./context";
@@ -35,6 +35,8 @@ export interface ReplaySummary {
   skipped: number;
   dry_run: boolean;
   duration_ms: number;
+  /** Webhooks whose open circuit holds the replayed deliveries back until a probe succeeds. */
+  circuits: CircuitNotice[];
 }
 
 type Sample = Omit<DeliveryView, "attempts">;
@@ -78,7 +80,7 @@ export function registerReplay(program: Command, cli: Cli): void {
     "pg-webhooks replay --status failed --since 2h --rate 20 --yes",
   ).action((opts: ReplayOptions) =>
     cli.run(opts, async ({ conn, out }) => {
-      const { findReplayable, getDelivery, queueReplay } = await import("../services/deliveries.js");
+      const { circuitNotices, findReplayable, getDelivery, queueReplay } = await import("../services/deliveries.js");
       const started = Date.now();
       const ids = await findReplayable(conn, ADMIN, {
         status: opts.status,
@@ -88,9 +90,22 @@ export function registerReplay(program: Command, cli: Cli): void {
         ...(opts.until !== undefined ? { until: opts.until } : {}),
         ...(opts.delivery !== undefined ? { delivery_ids: opts.delivery } : {}),
       });
-      const summary: ReplaySummary = { matched: ids.length, queued: 0, skipped: 0, dry_run: opts.dryRun === true, duration_ms: 0 };
-      const finish = () => {
+      const summary: ReplaySummary = {
+        matched: ids.length,
+        queued: 0,
+        skipped: 0,
+        dry_run: opts.dryRun === true,
+        duration_ms: 0,
+        circuits: [],
+      };
+      const circuits = async () =>
+        ids.length === 0
+          ? []
+          : circuitNotices(conn, ADMIN, opts.webhook !== undefined ? { webhookIds: [opts.webhook] } : { deliveryIds: ids });
+      const finish = async () => {
         summary.duration_ms = Date.now() - started;
+        summary.circuits = summary.queued > 0 ? await circuits() : [];
+        for (const c of summary.circuits) out.notice(c.message);
         out.result(summary, () => {
           if (summary.dry_run || summary.matched === 0) return;
           out.say(
@@ -103,7 +118,7 @@ export function registerReplay(program: Command, cli: Cli): void {
 
       if (ids.length === 0) {
         out.notice(`No ${opts.status} deliveries match; nothing to replay.`);
-        finish();
+        await finish();
         return;
       }
 
@@ -113,6 +128,8 @@ export function registerReplay(program: Command, cli: Cli): void {
           const { attempts: _, ...d } = await getDelivery(conn, ADMIN, id);
           sample.push(d);
         }
+        summary.circuits = await circuits();
+        for (const c of summary.circuits) out.notice(c.message);
         out.result({ ...summary, sample }, () => {
           out.say(`${ids.length} ${opts.status} deliveries would be replayed${ids.length > SAMPLE_SIZE ? `; the first ${SAMPLE_SIZE}` : ""}:`);
           out.say(renderTable(sample, sampleColumns));
@@ -160,7 +177,7 @@ export function registerReplay(program: Command, cli: Cli): void {
         bar?.stop();
         summary.skipped = done - summary.queued;
       }
-      finish();
+      await finish();
     }),
   );
 }

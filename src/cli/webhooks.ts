@@ -2,6 +2,7 @@
 // onto the HTTP API's fields and go through the same zod schemas and service functions.
 import { InvalidArgumentError, type Command } from "commander";
 import { isSecretHeader } from "../delivery/mask";
+import type { Config } from "../config";
 import { DomainError } from "../errors";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
@@ -51,6 +52,7 @@ const FLAGS: Record<string, string> = {
   max_in_flight: "--max-in-flight",
   rate_limit_per_s: "--rate-limit",
   disable_after_s: "--disable-after",
+  breaker_threshold: "--breaker-threshold",
   name: "--name",
   description: "--description",
   tenant: "--tenant",
@@ -82,6 +84,8 @@ interface FieldOptions extends CommonOptions {
   rateLimit?: number | false;
   /** Seconds; false: --no-disable-after */
   disableAfter?: number | false;
+  /** "default": back to the dispatcher's (a parser returning null would read as no value) */
+  breakerThreshold?: number | "default";
   disabled?: boolean;
 }
 
@@ -111,6 +115,17 @@ function ratePerSecond(text: string): number {
     throw new InvalidArgumentError(`expected requests per second above 0 and at most 10000, such as 5 or 0.5, got ${JSON.stringify(text)}`);
   }
   return n;
+}
+
+/** "off" or 0 (never open the circuit), "default" or consecutive failures from 1 to 1000. */
+function breakerThreshold(text: string): number | "default" {
+  const t = text.toLowerCase();
+  if (t === "off" || t === "0") return 0;
+  if (t === "default") return "default";
+  if (/^[1-9]\d{0,3}$/.test(t) && Number(t) <= 1000) return Number(t);
+  throw new InvalidArgumentError(
+    `expected consecutive failures from 1 to 1000, off (never open the circuit) or default (WEBHOOKS_BREAKER_THRESHOLD), got ${JSON.stringify(text)}`,
+  );
 }
 
 function addFieldOptions(cmd: Command, creating: boolean): Command {
@@ -153,6 +168,12 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
       "--disable-after <duration>",
       "disable it once every attempt has failed this long: 5d, 12h, 90m, 3600s or plain seconds (default: WEBHOOKS_DISABLE_AFTER_S, 5d)",
       disableAfterSeconds,
+    )
+    .option(
+      "--breaker-threshold <n|off|default>",
+      "consecutive failures that open its circuit (deliveries then wait for a probe, whatever the retry schedule says); " +
+        "off: never, so the schedule keeps its timing (default: WEBHOOKS_BREAKER_THRESHOLD, 10)",
+      breakerThreshold,
     );
   if (creating) {
     cmd.option("--disabled", "create it inactive (enable later with webhooks enable)");
@@ -213,6 +234,7 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
   if (opts.maxInFlight !== undefined) raw.max_in_flight = opts.maxInFlight;
   if (opts.rateLimit !== undefined) raw.rate_limit_per_s = opts.rateLimit === false ? null : opts.rateLimit;
   if (opts.disableAfter !== undefined) raw.disable_after_s = opts.disableAfter === false ? null : opts.disableAfter;
+  if (opts.breakerThreshold !== undefined) raw.breaker_threshold = opts.breakerThreshold === "default" ? null : opts.breakerThreshold;
   if (opts.disabled) raw.is_active = false;
 
   if (opts.retrySchedule !== undefined) {
@@ -256,8 +278,12 @@ function healthFields(h: WebhookView["health"]): [string, unknown][] {
   ];
 }
 
-/** `defaultDisableAfterS`: WEBHOOKS_DISABLE_AFTER_S, shown when the webhook has no disable_after_s of its own. */
-function webhookFields(w: WebhookView, defaultDisableAfterS: number): [string, unknown][] {
+/** `defaults`: the dispatcher's, shown when the webhook has no disable_after_s or breaker_threshold of its own. */
+function webhookFields(
+  w: WebhookView,
+  defaults: Pick<Config, "WEBHOOKS_DISABLE_AFTER_S" | "WEBHOOKS_BREAKER_THRESHOLD">,
+): [string, unknown][] {
+  const defaultDisableAfterS = defaults.WEBHOOKS_DISABLE_AFTER_S;
   return [
     ["id", w.id],
     ["name", w.name],
@@ -279,6 +305,14 @@ function webhookFields(w: WebhookView, defaultDisableAfterS: number): [string, u
       w.disable_after_s === null
         ? `${formatDuration(defaultDisableAfterS * 1000)} (default)`
         : formatDuration(w.disable_after_s * 1000),
+    ],
+    [
+      "breaker",
+      w.breaker_threshold === null
+        ? `opens after ${defaults.WEBHOOKS_BREAKER_THRESHOLD} failures in a row (default)`
+        : w.breaker_threshold === 0
+          ? "off (never opens)"
+          : `opens after ${w.breaker_threshold} failures in a row`,
     ],
     ...healthFields(w.health),
     ["created", w.created_at],
@@ -317,7 +351,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       }
       const { webhook, secret } = result;
       out.result({ ...webhook, secret }, () => {
-        out.say(renderFields([...webhookFields(webhook, config.WEBHOOKS_DISABLE_AFTER_S), ["secret", secret]]));
+        out.say(renderFields([...webhookFields(webhook, config), ["secret", secret]]));
         out.notice("Keep the secret: receivers verify signatures with it (webhooks show --show-secret prints it again).");
       });
     }),
@@ -363,7 +397,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       out.result(secret === undefined ? w : { ...w, secret }, () =>
         out.say(
           renderFields([
-            ...webhookFields(w, config.WEBHOOKS_DISABLE_AFTER_S),
+            ...webhookFields(w, config),
             ...(secret === undefined ? [] : [["secret", secret] as [string, unknown]]),
           ]),
         ),
@@ -395,7 +429,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       } catch (e) {
         throw withFlagNames(e, FLAGS);
       }
-      out.result(w, () => out.say(renderFields(webhookFields(w, config.WEBHOOKS_DISABLE_AFTER_S))));
+      out.result(w, () => out.say(renderFields(webhookFields(w, config))));
     }),
   );
 

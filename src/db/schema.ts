@@ -41,6 +41,10 @@ export interface SubscriptionTable {
   max_in_flight: Generated<number>;
   rate_limit_per_s: number | null;
   disable_after_s: number | null;
+  /** 0: the circuit never opens; null: WEBHOOKS_BREAKER_THRESHOLD. */
+  breaker_threshold: number | null;
+  /** Raised by a trigger on every update (bigint, read as a string). */
+  settings_version: Generated<string>;
   is_active: boolean;
   disabled_reason: string | null;
   disabled_at: NullableTimestamp;

@@ -38,6 +38,10 @@ export interface ClaimedDelivery extends TargetSpec {
   max_in_flight: number;
   rate_limit_per_s: number | null;
   disable_after_s: number | null;
+  /** 0: never open the circuit; null: the dispatcher's threshold. */
+  breaker_threshold: number | null;
+  /** Counts updates of the webhook row: a higher one is a newer copy of its settings. */
+  settings_version: number;
   event_id: string;
   type: string;
   occurred_at: Date;
@@ -72,11 +76,29 @@ export interface Claim {
   disabled: number;
 }
 
-/** What a send needs from the webhook (subscriptions as `s`): claims and fanout select it. */
-export const sendColumns = (sql: Queryable) => sql`
-  s.url, s.method, s.auth, s.headers, s.secret_headers, s.signature_scheme, s.signature_header,
-  s.secret, s.previous_secret, s.previous_secret_expires_at, s.timeout_ms, s.retry, s.is_active,
-  s.max_in_flight, s.rate_limit_per_s, s.disable_after_s`;
+/**
+ * What a send needs from the webhook: claims, fanout and the lanes' settings refresh select
+ * these columns, so a delivery always carries one consistent copy of its webhook's settings.
+ */
+export const SEND_COLUMNS = [
+  "url", "method", "auth", "headers", "secret_headers", "signature_scheme", "signature_header", "secret", "previous_secret",
+  "previous_secret_expires_at", "timeout_ms", "retry", "is_active", "max_in_flight", "rate_limit_per_s",
+  "disable_after_s", "breaker_threshold", "settings_version",
+] as const;
+
+/** A webhook's settings as a delivery carries them (the SEND_COLUMNS of its row). */
+export type SendSettings = Pick<ClaimedDelivery, (typeof SEND_COLUMNS)[number]>;
+
+/** SEND_COLUMNS of the subscriptions row `s`; settings_version read as a number (it counts updates). */
+export const sendColumns = (sql: Queryable) =>
+  sql.unsafe(SEND_COLUMNS.map((c) => (c === "settings_version" ? `s.${c}::float8 as ${c}` : `s.${c}`)).join(", "));
+
+/** The settings part of a delivery, to copy onto deliveries that carry an older version. */
+export function settingsOf(d: SendSettings): SendSettings {
+  const out: Record<string, unknown> = {};
+  for (const c of SEND_COLUMNS) out[c] = d[c];
+  return out as unknown as SendSettings;
+}
 
 /** The error a delivery to a disabled webhook ends with (no request is made). */
 const DISABLED_ERROR = "webhook is disabled; replay the delivery after enabling it";
@@ -183,21 +205,45 @@ export async function claim(
   return result;
 }
 
-/** Parses each webhook's stored policy once; an unreadable one is logged, not hidden. */
-export function policyReader(logger: DeliverContext["logger"]): (d: ClaimedDelivery) => RetryPolicy {
+/**
+ * Parses stored retry policies, each distinct one once (keyed by its JSON text, so a changed
+ * policy is parsed again); an unreadable one is logged once, not hidden.
+ */
+export function policyReader(logger: DeliverContext["logger"]): (retryText: string) => RetryPolicy {
   const cache = new Map<string, RetryPolicy>();
-  return (d) => {
-    let policy = cache.get(d.subscription_id);
+  return (text) => {
+    let policy = cache.get(text);
     if (policy === undefined) {
-      const parsed = retryPolicySchema.safeParse(d.retry);
+      let raw: unknown;
+      try {
+        raw = JSON.parse(text);
+      } catch {
+        raw = undefined;
+      }
+      const parsed = retryPolicySchema.safeParse(raw);
       if (!parsed.success) {
-        logger.warn({ webhook: d.subscription_id, issues: parsed.error.issues }, "stored retry policy is invalid; using the default");
+        logger.warn({ retry: text.slice(0, 200), issues: parsed.error.issues }, "stored retry policy is invalid; using the default");
       }
       policy = parsed.success ? parsed.data : DEFAULT_RETRY_POLICY;
-      cache.set(d.subscription_id, policy);
+      if (cache.size >= 1000) cache.clear();
+      cache.set(text, policy);
     }
     return policy;
   };
+}
+
+/** The webhook settings a result is settled by, read in the recording transaction. */
+interface LiveSettings {
+  id: string;
+  retry: string;
+  is_active: boolean;
+  disable_after_s: number | null;
+  breaker_threshold: number | null;
+}
+
+/** The breaker settings for one webhook: its own threshold when it has one (0: never opens). */
+export function breakerFor(settings: BreakerSettings, threshold: number | null | undefined): BreakerSettings {
+  return threshold === null || threshold === undefined ? settings : { ...settings, threshold };
 }
 
 /** Renders (once per event), signs and sends one delivery. Never throws. */
@@ -232,7 +278,7 @@ export async function record(
   tx: Queryable,
   results: Recorded[],
   opts: AttemptOptions,
-  policyOf: (d: ClaimedDelivery) => RetryPolicy,
+  policyOf: (retryText: string) => RetryPolicy,
   settings: BreakerSettings = DEFAULT_BREAKER,
 ): Promise<RecordSummary> {
   const summary: RecordSummary = { statuses: [], disabled: [], opened: [], closed: [] };
@@ -240,14 +286,19 @@ export async function record(
   const now = new Date();
   // A delivery can vanish while in flight (its webhook pruned); its attempt has no row to
   // belong to. Locking the rest keeps a concurrent replay from reading a half-settled row.
-  const alive = new Set(
+  // The webhook's settings are read here, not taken from the copy the send used: a retry
+  // policy, threshold or disable changed meanwhile applies to this result.
+  const live = new Map(
     (
-      await tx<{ id: string }[]>`
-        select id from webhooks.deliveries where id = any(${results.map((r) => r.d.id)}::uuid[]) order by id for update`
-    ).map((r) => r.id),
+      await tx<LiveSettings[]>`
+        select d.id, s.retry::text as retry, s.is_active, s.disable_after_s, s.breaker_threshold
+          from webhooks.deliveries d join webhooks.subscriptions s on s.id = d.subscription_id
+         where d.id = any(${results.map((r) => r.d.id)}::uuid[]) order by d.id for update of d`
+    ).map((r) => [r.id, r]),
   );
-  if (alive.size < results.length) results = results.filter((r) => alive.has(r.d.id));
+  if (live.size < results.length) results = results.filter((r) => live.has(r.d.id));
   if (results.length === 0) return summary;
+  const settingsOfResult = (r: Recorded): LiveSettings => live.get(r.d.id) as LiveSettings;
 
   // Health first: a webhook disabled by this batch retries nothing.
   const byWebhook = new Map<string, Recorded[]>();
@@ -263,20 +314,21 @@ export async function record(
   const closedAgain: string[] = [];
   for (const w of webhookIds) {
     const list = byWebhook.get(w) ?? [];
+    const first = list[0];
+    const current = first ? settingsOfResult(first) : undefined;
     const prev = health.get(w) ?? healthyRow(w);
     const { row, closedAgain: closed } = nextHealth(
       prev,
       list.map((r) => ({ ok: r.outcome.ok, startedAt: r.outcome.startedAt })),
-      settings,
+      breakerFor(settings, current?.breaker_threshold),
       now,
     );
     changed.push(row);
     if (closed) closedAgain.push(w);
     if (prev.circuit === "closed" && row.circuit === "open") summary.opened.push(w);
     const gone = list.map((r) => disablingResponse(r.outcome)).find((x) => x !== null);
-    const first = list[0];
     if (gone) disabling.set(w, gone);
-    else if (first && first.d.is_active && failingTooLong(row, first.d.disable_after_s ?? settings.disableAfterS, now)) {
+    else if (current && current.is_active && failingTooLong(row, current.disable_after_s ?? settings.disableAfterS, now)) {
       disabling.set(w, `every attempt has failed since ${row.failing_since?.toISOString()}`);
     }
   }
@@ -304,9 +356,10 @@ export async function record(
     let status: "succeeded" | "failed" | "retrying";
     let next: Date | null = null;
     if (r.outcome.ok) status = "succeeded";
-    else if (opts.retry === false || !r.d.is_active || disabling.has(r.d.subscription_id)) status = "failed";
-    else {
-      const delay = nextDelay(policyOf(r.d), attempt, r.outcome.retryAfterMs);
+    else if (opts.retry === false || !settingsOfResult(r).is_active || disabling.has(r.d.subscription_id)) {
+      status = "failed";
+    } else {
+      const delay = nextDelay(policyOf(settingsOfResult(r).retry), attempt, r.outcome.retryAfterMs);
       if (delay === null) status = "failed";
       else {
         status = "retrying";

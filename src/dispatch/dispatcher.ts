@@ -1,5 +1,6 @@
 // The dispatcher: graphile-worker runs the fanout and deliver tasks; a LISTEN on
-// `pg_webhooks` (re-established after reconnects) plus a poll wakes fanout up.
+// `pg_webhooks` (re-established after reconnects) plus a poll wakes fanout up, and a LISTEN
+// on `pg_webhooks_settings` makes the lanes re-read a webhook changed by the API or the CLI.
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { run, Logger as GraphileLogger, type Runner, type Task, type WorkerEvents } from "graphile-worker";
@@ -173,6 +174,47 @@ export async function startDispatcher(opts: {
     () => void wake(),
   );
 
+  // A changed webhook (sql/0005's trigger NOTIFYs its id at commit): the lanes re-read it.
+  // Ids arriving together are read in one query; after a reconnect every lane is re-read,
+  // since notifications sent while disconnected are gone.
+  const changed = new Set<string>();
+  let everyLane = false;
+  let refreshing: Promise<void> | null = null;
+  const refreshSettings = (): void => {
+    refreshing ??= (async () => {
+      // Yield first: a loop with nothing to do would otherwise clear `refreshing` before it is set.
+      await null;
+      try {
+        while ((changed.size > 0 || everyLane) && !stopping) {
+          const ids = everyLane ? undefined : [...changed];
+          everyLane = false;
+          changed.clear();
+          await engine.refresh(ids);
+        }
+      } catch (e) {
+        logger.warn({ err: e }, "could not re-read changed webhook settings; reading every lane's again shortly");
+        everyLane = true;
+        setTimeout(refreshSettings, 1000).unref();
+      } finally {
+        refreshing = null;
+      }
+    })();
+  };
+  let settingsListening = false;
+  const settingsListener = await conn.sql.listen(
+    "pg_webhooks_settings",
+    (id) => {
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return; // not ours
+      changed.add(id);
+      refreshSettings();
+    },
+    () => {
+      if (settingsListening) everyLane = true;
+      settingsListening = true;
+      refreshSettings();
+    },
+  );
+
   const poll = setInterval(() => {
     conn.sql`select exists (select 1 from webhooks.outbox where dispatched_at is null) as pending`
       .then(([row]) => {
@@ -200,6 +242,7 @@ export async function startDispatcher(opts: {
       closing ??= (async () => {
         clearInterval(poll);
         clearInterval(probes);
+        await settledBy(settingsListener.unlisten().catch(() => {}), Math.min(deadline, Date.now() + 1000));
         stopping = true;
         // Each step is bounded: on a database that is away, unlisten, graphile-worker's stop
         // (its workers may sleep in back-offs of up to minutes) and our last writes would

@@ -10,7 +10,7 @@ import type { Connection, Queryable } from "../db/connection";
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
 
 export interface BreakerSettings {
-  /** Consecutive failed attempts that open a circuit. */
+  /** Consecutive failed attempts that open a circuit; 0: it never opens. */
   threshold: number;
   /** First interval between probes; doubles up to probeMaxMs. */
   probeMinMs: number;
@@ -105,7 +105,7 @@ export function nextHealth(
   }
   if (results.length === 0 || anySuccess) {
     // Failures after a success: the run starts again; open only past the threshold.
-    if (!wasOpen && row.consecutive_failures >= settings.threshold) openCircuit(row, settings, now);
+    if (!wasOpen && tripped(row.consecutive_failures, settings.threshold)) openCircuit(row, settings, now);
     return { row, closedAgain: false };
   }
   if (wasOpen) {
@@ -115,10 +115,15 @@ export function nextHealth(
     row.next_probe_at = new Date(now.getTime() + interval);
     row.probe_interval_ms = Math.min(settings.probeMaxMs, interval * 2);
     row.probe_delivery_id = null;
-  } else if (row.consecutive_failures >= settings.threshold) {
+  } else if (tripped(row.consecutive_failures, settings.threshold)) {
     openCircuit(row, settings, now);
   }
   return { row, closedAgain: false };
+}
+
+/** True when this run of failures opens a circuit with this threshold (0: never). */
+export function tripped(consecutiveFailures: number, threshold: number): boolean {
+  return threshold > 0 && consecutiveFailures >= threshold;
 }
 
 function openCircuit(row: HealthRow, settings: BreakerSettings, now: Date): void {

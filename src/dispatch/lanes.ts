@@ -5,6 +5,10 @@
 // requests open (starting at one and doubling on success, halving on failure), spaces
 // requests by `rate_limit_per_s`, and stops at once on a 410 or a run of failures. Results
 // from all lanes are recorded together in bulk by one recorder.
+//
+// Settings are live: every delivery carries its webhook's settings with their version
+// (settings_version), a lane keeps the newest copy it has seen and puts it on everything it
+// holds, and a NOTIFY from the database on each change makes the lanes re-read it (refresh).
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DeliverContext } from "./context";
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
@@ -15,10 +19,13 @@ import {
   record,
   report,
   send,
+  sendColumns,
+  settingsOf,
   type ClaimedDelivery,
   type Recorded,
+  type SendSettings,
 } from "./deliver";
-import { DEFAULT_BREAKER, park, type BreakerSettings } from "./health";
+import { DEFAULT_BREAKER, park, tripped, type BreakerSettings } from "./health";
 
 /** Deliveries held in memory for all lanes together. */
 const TOTAL_QUEUE_CAP = 5000;
@@ -47,10 +54,12 @@ class Lane {
   inFlight = 0;
   window = 1;
   failures = 0;
-  stop: { cause: StopCause; flushed: Promise<void> } | null = null;
+  stop: { cause: StopCause; flushed: Promise<void>; done: boolean } | null = null;
   maxInFlight = 10;
   ratePerS: number | null = null;
-  nextStartAt = 0;
+  /** The newest copy of the webhook's settings seen (a claim, fanout or refresh). */
+  settings: SendSettings | null = null;
+  lastStartAt = -Infinity;
   timer: NodeJS.Timeout | null = null;
   avgMs = 50;
   lastActive = Date.now();
@@ -92,6 +101,8 @@ export interface Engine {
   take(deliveries: ClaimedDelivery[]): void;
   /** Deliveries held in memory (queued or in flight). */
   held(): number;
+  /** Re-reads these webhooks' settings (every lane's when absent) and applies them to what is queued. */
+  refresh(webhookIds?: string[]): Promise<void>;
   /** Stops sending: queued deliveries are released to other dispatchers, in-flight ones finish within the grace. */
   close(graceMs: number): Promise<void>;
 }
@@ -99,6 +110,7 @@ export interface Engine {
 export function createEngine(ctx: DeliverContext, owner: string, settings: BreakerSettings = ctx.breaker ?? DEFAULT_BREAKER): Engine {
   const lanes = new Map<string, Lane>();
   const policyOf = policyReader(ctx.logger);
+  const thresholdOf = (l: Lane): number => l.settings?.breaker_threshold ?? settings.threshold;
   const bodies = new Map<string, string>();
   let pending: Recorded[] = [];
   let toPark: string[] = [];
@@ -192,8 +204,9 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     total -= queued.length;
     if (cause === "circuit") toPark.push(...queued.map((i) => i.d.id));
     else toRelease.push(...queued.map((i) => ({ id: i.d.id, subscription_id: i.d.subscription_id })));
-    const flushed = flush();
-    l.stop = { cause, flushed };
+    const stop = { cause, flushed: flush(), done: false };
+    void stop.flushed.then(() => (stop.done = true));
+    l.stop = stop;
     wakeTotal();
   };
 
@@ -210,7 +223,7 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       l.failures++;
       l.window = Math.max(1, Math.floor(l.window / 2));
       if (disablingResponse(r.outcome)) stopLane(l, "disabled");
-      else if (l.failures >= settings.threshold && !item.probe) stopLane(l, "circuit");
+      else if (tripped(l.failures, thresholdOf(l)) && !item.probe) stopLane(l, "circuit");
     }
     scheduleFlush();
     pump(l);
@@ -223,14 +236,15 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       if (idx < 0) return;
       if (l.ratePerS !== null) {
         const now = Date.now();
-        if (now < l.nextStartAt) {
+        const due = l.lastStartAt + 1000 / l.ratePerS;
+        if (now < due) {
           l.timer ??= setTimeout(() => {
             l.timer = null;
             pump(l);
-          }, l.nextStartAt - now);
+          }, due - now);
           return;
         }
-        l.nextStartAt = Math.max(now, l.nextStartAt) + 1000 / l.ratePerS;
+        l.lastStartAt = now;
       }
       const [item] = l.queue.splice(idx, 1);
       if (!item) return;
@@ -306,11 +320,28 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     queueClaimed(c.send, c.probeIds);
   };
 
+  /** Takes a newer copy of a webhook's settings: the lane's limits and every queued delivery follow it. */
+  const adopt = (l: Lane, s: SendSettings): void => {
+    if (l.settings !== null && s.settings_version <= l.settings.settings_version) return;
+    const first = l.settings === null;
+    l.settings = settingsOf(s);
+    l.maxInFlight = s.max_in_flight;
+    if (l.ratePerS !== s.rate_limit_per_s && l.timer) {
+      // The wait was timed for the old rate; pump again times it for the new one.
+      clearTimeout(l.timer);
+      l.timer = null;
+    }
+    l.ratePerS = s.rate_limit_per_s;
+    if (first) return;
+    for (const item of l.queue) item.d = { ...item.d, ...l.settings };
+  };
+
   const queueClaimed = (send: ClaimedDelivery[], probeIds: ReadonlySet<string>): void => {
-    for (const d of send) {
-      const l = lane(d.subscription_id);
-      l.maxInFlight = d.max_in_flight;
-      l.ratePerS = d.rate_limit_per_s;
+    for (const raw of send) {
+      const l = lane(raw.subscription_id);
+      adopt(l, raw);
+      // Read before a change this lane has already heard of: send with the newer settings.
+      const d = l.settings && raw.settings_version < l.settings.settings_version ? { ...raw, ...l.settings } : raw;
       const probe = probeIds.has(d.id);
       if (!probe && l.stop) {
         // The database says the circuit is closed and the webhook active: go again.
@@ -347,6 +378,42 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     queueClaimed(deliveries, new Set());
   };
 
+  // ---- live settings -------------------------------------------------------------------
+  const refresh = async (webhookIds?: string[]): Promise<void> => {
+    if (closed) return;
+    const ids = webhookIds ?? [...lanes.keys()];
+    if (ids.length === 0) return;
+    // A stop whose flush has landed is visible to the query below; a later one is not yet.
+    const settledStops = new Set(ids.filter((id) => lanes.get(id)?.stop?.done));
+    const rows = await ctx.conn.sql<(SendSettings & { id: string; circuit_closed: boolean })[]>`
+      select s.id, ${sendColumns(ctx.conn.sql)}, coalesce(h.circuit, 'closed') = 'closed' as circuit_closed
+        from webhooks.subscriptions s
+        left join webhooks.endpoint_health h on h.subscription_id = s.id
+       where s.id = any(${ids}::uuid[]) and s.deleted_at is null`;
+    const found = new Map(rows.map((r) => [r.id, r]));
+    for (const id of ids) {
+      const row = found.get(id);
+      if (!row) {
+        // Deleted: its deliveries are cancelled; what is queued here goes back, and no job sends it.
+        const l = lanes.get(id);
+        if (l) stopLane(l, "disabled");
+        continue;
+      }
+      // A lane is made even when none is held yet: deliveries read before this change (a
+      // fanout or claim still in its transaction) are queued with these settings instead.
+      const l = lane(id);
+      const { id: _id, circuit_closed, ...s } = row;
+      adopt(l, s);
+      if (!s.is_active) stopLane(l, "disabled");
+      else if (l.stop && circuit_closed && settledStops.has(id)) {
+        // Enabled again, or a circuit reset (a new URL, auth, headers or signature).
+        l.stop = null;
+        l.failures = 0;
+      }
+      pump(l);
+    }
+  };
+
   const gc = setInterval(() => {
     const now = Date.now();
     for (const [id, l] of lanes) {
@@ -360,6 +427,7 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     capacity,
     room,
     take,
+    refresh,
     held: () => total + [...lanes.values()].reduce((n, l) => n + l.inFlight, 0),
     async close(graceMs) {
       if (closed) return;

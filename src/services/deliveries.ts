@@ -65,6 +65,24 @@ export const deliveryDetailSchema = z
 
 export type DeliveryDetail = z.output<typeof deliveryDetailSchema>;
 
+export const circuitNoticeSchema = z
+  .object({
+    webhook_id: z.uuid(),
+    circuit: z.enum(["open", "half_open"]),
+    opened_at: z.date().nullable(),
+    consecutive_failures: z.number().int(),
+    next_probe_at: z.date().nullable().meta({ description: "When the next probe may go out (one waiting delivery is sent to test the endpoint)." }),
+    waiting: z.number().int().meta({ description: "Deliveries parked behind the circuit: pending, using up no attempts." }),
+    message: z.string().meta({ description: "The same, in a sentence, with what to do." }),
+  })
+  .meta({
+    id: "CircuitNotice",
+    description:
+      "The webhook's circuit is not closed: its deliveries stay pending until a probe succeeds, whatever their retry schedule says.",
+  });
+
+export type CircuitNotice = z.output<typeof circuitNoticeSchema>;
+
 // ── Queries ─────────────────────────────────────────────────────────────────────────────
 
 const deliveryNotFound = (id: string) => notFound("delivery_not_found", "delivery", id);
@@ -238,17 +256,64 @@ export async function queueReplay(conn: Connection, ids: string[]): Promise<numb
   });
 }
 
+function circuitMessage(n: Omit<CircuitNotice, "message">): string {
+  const state =
+    n.circuit === "half_open"
+      ? "is half-open: one probe delivery is on its way"
+      : `is open${n.opened_at ? ` since ${n.opened_at.toISOString()}` : ""} after ${n.consecutive_failures} failed attempts in a row`;
+  const probe =
+    n.circuit === "half_open" || n.next_probe_at === null
+      ? ""
+      : n.next_probe_at.getTime() <= Date.now()
+        ? "; a probe goes out within seconds"
+        : `; the next probe goes out at ${n.next_probe_at.toISOString()}`;
+  return (
+    `webhook ${n.webhook_id}: circuit ${state}; ${n.waiting > 0 ? `${n.waiting} deliveries` : "its deliveries"} ` +
+    `wait (pending) until a probe succeeds${probe}. ` +
+    "Fix the endpoint, or change its url, auth, headers or signature (that resets the circuit and sends them at once)."
+  );
+}
+
+/**
+ * The webhooks among these (or owning these deliveries) whose circuit is not closed, visible to
+ * `scope`: the faces show them so waiting deliveries are not silently pending.
+ */
+export async function circuitNotices(
+  conn: Connection,
+  scope: Scope,
+  of: { webhookIds?: string[]; deliveryIds?: string[] },
+): Promise<CircuitNotice[]> {
+  const { sql } = conn;
+  const webhookIds = (of.webhookIds ?? []).filter(isUuid);
+  const deliveryIds = (of.deliveryIds ?? []).filter(isUuid);
+  if (webhookIds.length === 0 && deliveryIds.length === 0) return [];
+  const rows = await sql<Omit<CircuitNotice, "message">[]>`
+    select s.id as webhook_id, h.circuit, h.opened_at, h.consecutive_failures, h.next_probe_at,
+           (select count(*)::int from webhooks.deliveries p where p.subscription_id = s.id and p.parked_at is not null) as waiting
+      from webhooks.subscriptions s
+      join webhooks.endpoint_health h on h.subscription_id = s.id and h.circuit <> 'closed'
+     where ${visibleTo(sql, scope)} and s.deleted_at is null
+       and (s.id = any(${webhookIds}::uuid[])
+            or s.id in (select d.subscription_id from webhooks.deliveries d where d.id = any(${deliveryIds}::uuid[])))
+     order by s.id`;
+  return rows.map((r) => ({ ...r, message: circuitMessage(r) }));
+}
+
 /** Deliveries per queueReplay transaction: keeps each one short. */
 export const REPLAY_CHUNK = 500;
 
-/** findReplayable then queueReplay in chunks: how many matched and how many were queued. */
+/**
+ * findReplayable then queueReplay in chunks: how many matched and how many were queued, and the
+ * circuits that will hold the queued ones back.
+ */
 export async function replayDeliveries(
   conn: Connection,
   scope: Scope,
   q: ReplayQuery,
-): Promise<{ matched: number; queued: number }> {
+): Promise<{ matched: number; queued: number; circuits: CircuitNotice[] }> {
   const ids = await findReplayable(conn, scope, q);
   let queued = 0;
   for (let i = 0; i < ids.length; i += REPLAY_CHUNK) queued += await queueReplay(conn, ids.slice(i, i + REPLAY_CHUNK));
-  return { matched: ids.length, queued };
+  const circuits = queued === 0 ? [] : await circuitNotices(conn, scope, q.webhook_id !== undefined ? { webhookIds: [q.webhook_id] } : { deliveryIds: ids });
+  return { matched: ids.length, queued, circuits };
 }

@@ -1,6 +1,7 @@
 // Webhooks (rows of webhooks.subscriptions): the input shapes the API and the CLI accept, the
 // view they show (with the endpoint's health), and the tenant-scoped operations on them (CRUD,
 // enabling and disabling, secrets, rotation).
+import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import type { Connection, Queryable } from "../db/connection";
 import type { Subscription } from "../db/schema";
@@ -170,6 +171,8 @@ const tenantSchema = z
 export const DEFAULT_MAX_IN_FLIGHT = 10;
 const MAX_IN_FLIGHT_MESSAGE = "expected a whole number of requests from 1 to 1000";
 const RATE_LIMIT_MESSAGE = "expected requests per second above 0 and at most 10000, or null for no limit";
+const BREAKER_THRESHOLD_MESSAGE =
+  "expected a whole number of consecutive failures from 1 to 1000, 0 to never open the circuit, or null for the dispatcher default";
 const DISABLE_AFTER_MESSAGE = "expected whole seconds from 1 to 31536000 (a year), or null for the dispatcher default";
 
 const base = {
@@ -216,6 +219,18 @@ const base = {
       description:
         "Disable the webhook once every attempt has failed for this many seconds; null: the dispatcher default (WEBHOOKS_DISABLE_AFTER_S, 5 days).",
     }),
+  breaker_threshold: z
+    .number({ error: BREAKER_THRESHOLD_MESSAGE })
+    .int({ error: BREAKER_THRESHOLD_MESSAGE })
+    .min(0, { error: BREAKER_THRESHOLD_MESSAGE })
+    .max(1000, { error: BREAKER_THRESHOLD_MESSAGE })
+    .nullable()
+    .meta({
+      description:
+        "Consecutive failed attempts (across this webhook's deliveries) that open its circuit: deliveries then wait for a probe, " +
+        "whatever their retry schedule says. 0: the circuit never opens, so retry schedules keep their timing. " +
+        "null: the dispatcher default (WEBHOOKS_BREAKER_THRESHOLD, 10).",
+    }),
   is_active: z.boolean({ error: "expected true or false" }),
   tenant: tenantSchema.nullable().meta({ description: "Admin keys only: the tenant whose events the webhook receives (null: every tenant)." }),
 };
@@ -237,6 +252,7 @@ export const webhookCreateSchema = strictObject({
   max_in_flight: base.max_in_flight.default(DEFAULT_MAX_IN_FLIGHT),
   rate_limit_per_s: base.rate_limit_per_s.optional(),
   disable_after_s: base.disable_after_s.optional(),
+  breaker_threshold: base.breaker_threshold.optional(),
   is_active: base.is_active.default(true),
   tenant: base.tenant.optional(),
 }).superRefine((w, ctx) => {
@@ -262,13 +278,16 @@ export const webhookPatchSchema = strictObject({
   max_in_flight: base.max_in_flight.optional(),
   rate_limit_per_s: base.rate_limit_per_s.optional(),
   disable_after_s: base.disable_after_s.optional(),
+  breaker_threshold: base.breaker_threshold.optional(),
   is_active: base.is_active.optional(),
   tenant: base.tenant.optional(),
 }).meta({
   id: "WebhookPatch",
   description:
-    "Only the fields given change; null clears name, description, filter and tenant, removes the rate limit and " +
-    "returns disable_after_s to the dispatcher default.",
+    "Only the fields given change, and the next attempt on every running dispatcher uses them; null clears name, " +
+    "description, filter and tenant, removes the rate limit and returns disable_after_s and breaker_threshold to the " +
+    "dispatcher defaults. A new url, auth, headers, signature or secret is a new endpoint: its circuit closes and " +
+    "the deliveries waiting behind it go out at once.",
 });
 
 export type WebhookCreateInput = z.output<typeof webhookCreateSchema>;
@@ -343,6 +362,11 @@ export const webhookViewSchema = z
     max_in_flight: z.number().int(),
     rate_limit_per_s: z.number().nullable(),
     disable_after_s: z.number().int().nullable().meta({ description: "null: the dispatcher default (WEBHOOKS_DISABLE_AFTER_S)." }),
+    breaker_threshold: z
+      .number()
+      .int()
+      .nullable()
+      .meta({ description: "Consecutive failures that open the circuit; 0: never; null: the dispatcher default (WEBHOOKS_BREAKER_THRESHOLD)." }),
     is_active: z.boolean(),
     disabled_reason: z.string().nullable(),
     disabled_at: z.date().nullable(),
@@ -409,6 +433,7 @@ export function toWebhookView(row: WebhookRow): WebhookView {
     max_in_flight: row.max_in_flight,
     rate_limit_per_s: row.rate_limit_per_s,
     disable_after_s: row.disable_after_s,
+    breaker_threshold: row.breaker_threshold,
     is_active: row.is_active,
     disabled_reason: row.disabled_reason,
     disabled_at: row.disabled_at,
@@ -483,7 +508,7 @@ export async function createWebhook(
       insert into webhooks.subscriptions (
         tenant, name, description, url, method, auth, headers, secret_headers, events, filter,
         signature_scheme, signature_header, secret, retry, timeout_ms, max_in_flight, rate_limit_per_s, disable_after_s,
-        is_active, disabled_at, disabled_reason)
+        breaker_threshold, is_active, disabled_at, disabled_reason)
       values (
         ${tenant}, ${input.name ?? null}, ${input.description ?? null}, ${input.url}, ${input.method},
         ${jsonb(conn.sql, input.auth)}, ${jsonb(conn.sql, input.headers)}, ${secretHeaderNames(input.secret_headers)}::text[],
@@ -491,7 +516,7 @@ export async function createWebhook(
         ${input.filter === undefined || input.filter === null ? null : jsonb(conn.sql, input.filter)},
         ${input.signature.scheme}, ${input.signature.header ?? null}, ${secret}, ${jsonb(conn.sql, input.retry)},
         ${input.timeout_ms}, ${input.max_in_flight}, ${input.rate_limit_per_s ?? null}, ${input.disable_after_s ?? null},
-        ${input.is_active}, ${input.is_active ? null : new Date()}, ${input.is_active ? null : "created disabled"})
+        ${input.breaker_threshold ?? null}, ${input.is_active}, ${input.is_active ? null : new Date()}, ${input.is_active ? null : "created disabled"})
       returning *)
     select ${conn.sql.unsafe(VIEW_SELECT)} from s ${conn.sql.unsafe(HEALTH_JOIN)}`;
   if (!row) throw new Error("insert into webhooks.subscriptions returned no row");
@@ -585,9 +610,13 @@ export async function updateWebhook(
     if (patch.max_in_flight !== undefined) sets.push(tx`max_in_flight = ${patch.max_in_flight}`);
     if (patch.rate_limit_per_s !== undefined) sets.push(tx`rate_limit_per_s = ${patch.rate_limit_per_s}`);
     if (patch.disable_after_s !== undefined) sets.push(tx`disable_after_s = ${patch.disable_after_s}`);
+    if (patch.breaker_threshold !== undefined) sets.push(tx`breaker_threshold = ${patch.breaker_threshold}`);
     if (patch.is_active !== undefined && patch.is_active !== current.is_active) {
       sets.push(activeSets(tx, patch.is_active));
       await onActiveChange(tx, current.id, patch.is_active);
+    } else if (current.is_active && (patch.is_active ?? true)) {
+      if (isNewEndpoint(current, patch)) await resetHealth(tx, current.id, "forget");
+      else if (patch.breaker_threshold === 0 && current.breaker_threshold !== 0) await resetHealth(tx, current.id, "close");
     }
     if (tenant !== undefined) sets.push(tx`tenant = ${tenant}`);
     const assignments = sets.reduce((acc, s) => tx`${acc}, ${s}`);
@@ -608,6 +637,45 @@ function activeSets(sql: Queryable, active: boolean) {
 }
 
 /**
+ * True when the patch points the webhook at a different endpoint as far as health goes: another
+ * URL, credentials, static headers, signature or secret. The old endpoint's failures say nothing
+ * about the new one.
+ */
+function isNewEndpoint(current: WebhookRow, patch: WebhookPatch): boolean {
+  const differs = <T>(next: T | undefined, now: T) => next !== undefined && !isDeepStrictEqual(next, now);
+  return (
+    differs(patch.url, current.url) ||
+    differs(patch.auth, current.auth) ||
+    differs(patch.headers, current.headers ?? {}) ||
+    differs(patch.signature?.scheme, current.signature_scheme) ||
+    differs(patch.signature === undefined ? undefined : (patch.signature.header ?? null), current.signature_header) ||
+    differs(patch.secret, current.secret)
+  );
+}
+
+/**
+ * Closes the webhook's circuit and gives the deliveries parked behind it a job now, in the
+ * caller's transaction. "forget" also drops the run of failures and the auto-disable clock (a
+ * new endpoint, or a user enabling the webhook); "close" keeps them (the breaker turned off).
+ */
+async function resetHealth(tx: Queryable, webhookId: string, how: "forget" | "close"): Promise<void> {
+  if (how === "forget") await tx`delete from webhooks.endpoint_health where subscription_id = ${webhookId}`;
+  else {
+    await tx`
+      update webhooks.endpoint_health
+         set circuit = 'closed', opened_at = null, next_probe_at = null, probe_interval_ms = null,
+             probe_delivery_id = null, updated_at = now()
+       where subscription_id = ${webhookId}`;
+  }
+  const unparked = await tx<QueuedDelivery[]>`
+    update webhooks.deliveries
+       set parked_at = null, next_attempt_at = now(), updated_at = now()
+     where subscription_id = ${webhookId} and parked_at is not null and status in ('pending', 'retrying')
+    returning id, subscription_id`;
+  await enqueueDeliveries(tx, unparked);
+}
+
+/**
  * What goes with a user's change of is_active, in its transaction. Enabling resets the endpoint's
  * health: a closed circuit, no run of failures, a fresh auto-disable clock. Disabling fails the
  * deliveries parked behind an open circuit, which no job would ever finish otherwise.
@@ -617,15 +685,9 @@ async function onActiveChange(tx: Queryable, webhookId: string, active: boolean)
     await failParkedDeliveries(tx, webhookId, USER_DISABLED_REASON);
     return;
   }
-  await tx`delete from webhooks.endpoint_health where subscription_id = ${webhookId}`;
   // Disabling failed the parked ones, but one parked since (a job that raced the disable) would
-  // now wait for a probe that no health row will schedule: queue it instead.
-  const unparked = await tx<QueuedDelivery[]>`
-    update webhooks.deliveries
-       set parked_at = null, next_attempt_at = now(), updated_at = now()
-     where subscription_id = ${webhookId} and parked_at is not null and status in ('pending', 'retrying')
-    returning id, subscription_id`;
-  await enqueueDeliveries(tx, unparked);
+  // now wait for a probe that no health row will schedule: resetHealth queues it instead.
+  await resetHealth(tx, webhookId, "forget");
 }
 
 /**
