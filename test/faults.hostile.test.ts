@@ -261,7 +261,14 @@ describe("a tiny rate limit", () => {
       await insertWebhook(db.sql, { url: `${healthy.url}/slow`, rate_limit_per_s: 0.0000001, retry: ONE_TRY });
       await db.sql`select webhooks.emit('invoice.paid', '{"n": 1}'::jsonb)`;
       await db.sql`select webhooks.emit('invoice.paid', '{"n": 2}'::jsonb)`;
-      Object.assign(daemon, spawnCli(["start", "--no-api"], { env: { DATABASE_URL: db.url, WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true" } }));
+      // Intervals from the environment reach timers too: longer than a timer can wait.
+      const env = {
+        DATABASE_URL: db.url,
+        WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true",
+        WEBHOOKS_POLL_INTERVAL_MS: "9999999999",
+        WEBHOOKS_DISPATCHER_TIMEOUT_MS: "99999999999",
+      };
+      Object.assign(daemon, spawnCli(["start", "--no-api"], { env }));
       await healthy.waitFor(1);
       // The second waits in its lane; an overflowed timer would wake it every millisecond.
       await waitUntil(async () => {

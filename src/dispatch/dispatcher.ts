@@ -11,6 +11,7 @@ import { fanout, FANOUT_BATCH, type LocalLanes } from "./fanout";
 import { createEngine } from "./lanes";
 import { releaseAbandonedJobs, startHeartbeat } from "./heartbeat";
 import { breakerFromConfig, releaseProbes, type BreakerSettings } from "./health";
+import { timerMs } from "../util/timer";
 
 export interface Dispatcher {
   id: string;
@@ -124,7 +125,7 @@ export async function startDispatcher(opts: {
   const runner: Runner = await run({
     connectionString: databaseUrl,
     concurrency: config.WEBHOOKS_CONCURRENCY,
-    pollInterval: config.WEBHOOKS_POLL_INTERVAL_MS,
+    pollInterval: timerMs(config.WEBHOOKS_POLL_INTERVAL_MS),
     noHandleSignals: true,
     logger: graphileLogger(logger),
     events,
@@ -145,7 +146,7 @@ export async function startDispatcher(opts: {
         if (row?.pending) void wake();
       })
       .catch((e: unknown) => logger.debug({ err: e }, "poll failed"));
-  }, config.WEBHOOKS_POLL_INTERVAL_MS);
+  }, timerMs(config.WEBHOOKS_POLL_INTERVAL_MS));
   poll.unref();
 
   // Probes for open circuits, and deliveries parked behind circuits that have closed.
@@ -155,7 +156,7 @@ export async function startDispatcher(opts: {
         if (r.probes > 0 || r.unparked > 0) logger.info(r, "circuit probes released");
       })
       .catch((e: unknown) => logger.debug({ err: e }, "probe check failed"));
-  }, config.WEBHOOKS_POLL_INTERVAL_MS);
+  }, timerMs(config.WEBHOOKS_POLL_INTERVAL_MS));
   probes.unref();
   logger.info({ dispatcher: id, concurrency: config.WEBHOOKS_CONCURRENCY }, "dispatcher started");
 
@@ -169,7 +170,7 @@ export async function startDispatcher(opts: {
         await listener.unlisten().catch(() => {});
         // Graceful: no new jobs; queued deliveries go back to the job queue; requests in
         // flight get the grace period to finish and be recorded.
-        const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), config.WEBHOOKS_SHUTDOWN_GRACE_MS).unref());
+        const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), timerMs(config.WEBHOOKS_SHUTDOWN_GRACE_MS)).unref());
         stopping = true;
         const stopped = Promise.all([runner.stop(), fanning]);
         if ((await Promise.race([stopped.then(() => "ok" as const), grace])) === "timeout") {

@@ -30,9 +30,11 @@ export interface BatchWriter {
 }
 
 // SQLSTATE classes that say nothing about the data: connection exceptions, insufficient
-// resources, operator intervention (shutdown, cancel), system errors, transaction rollback
-// (deadlock, serialization) and lock not available.
+// resources, operator intervention (shutdown, crash recovery), system errors, transaction
+// rollback (deadlock, serialization) and lock not available. Within them, a statement timeout
+// (57014) and a configured limit (53400) would fail the same batch again: a smaller batch may pass.
 const TRANSIENT_SQLSTATE_CLASSES = new Set(["08", "40", "53", "55", "57", "58"]);
+const DETERMINISTIC_SQLSTATES = new Set(["57014", "53400"]);
 
 /** Whether a failed write may succeed if tried again unchanged. */
 export function isTransient(e: unknown): boolean {
@@ -40,7 +42,7 @@ export function isTransient(e: unknown): boolean {
   const { code, severity } = e as { code?: unknown; severity?: unknown };
   if (typeof code !== "string") return false;
   // A server error (postgres.js PostgresError): its class says.
-  if (typeof severity === "string") return TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2));
+  if (typeof severity === "string") return TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2)) && !DETERMINISTIC_SQLSTATES.has(code);
   // postgres.js connection errors (CONNECTION_CLOSED, CONNECT_TIMEOUT, …) and socket errors.
   return /^CONNECT/.test(code) || /^E[A-Z]+$/.test(code);
 }
