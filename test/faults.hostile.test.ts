@@ -124,8 +124,11 @@ describe("a receiver's answer", () => {
         expect([name, row.status, row.response_status]).toEqual([name, "failed", null]);
         expect(row.error).toEqual(expect.any(String));
       }
-      // Whatever the parser made of the rest, it was recorded and settled.
-      for (const name of ["nulReason", "status999"]) expect(["succeeded", "failed"]).toContain((await first(name)).status);
+      // The reason phrase is not kept, so a NUL in it harms nothing; a status beyond 5xx is not a success.
+      expect(await first("nulReason")).toMatchObject({ status: "succeeded", response_status: 200, response_body: "ok" });
+      expect(await first("status999")).toMatchObject({ status: "failed", response_status: 999, error: null });
+      expect((await first("hugeHeader")).error).toMatch(/Headers Overflow/);
+      expect((await first("nulHeader")).error).toMatch(/Invalid header value char/);
     } finally {
       await nulBody.close();
     }
@@ -299,5 +302,16 @@ describe("the address connected to", () => {
       { webhook: w.id, address: "127.0.0.1" },
       { webhook: gone.id, address: null },
     ]);
+
+    // The API's attempt listing shows it (and the note, null here).
+    const api = await startApi({}, t);
+    try {
+      const [d] = await t.sql<{ id: string }[]>`select id from webhooks.deliveries where subscription_id = ${w.id}`;
+      const res = await api.call("GET", `/v1/deliveries/${d?.id}`);
+      expect(res.statusCode).toBe(200);
+      expect(res.json().attempts).toEqual([expect.objectContaining({ remote_address: "127.0.0.1", note: null, response_status: 200 })]);
+    } finally {
+      await api.close();
+    }
   });
 });
