@@ -9,8 +9,12 @@ export const REPLACEMENT_CHAR = "\uFFFD";
 // NUL, a high surrogate not followed by a low one, a low surrogate not preceded by a high one.
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
+// Any NUL or surrogate at all: the quick test that lets ordinary text through untouched.
+const SUSPECT = /[\u0000\uD800-\uDFFF]/;
+
 /** `s` with NUL and lone surrogates replaced by U+FFFD; `replaced` counts them. */
 export function storableText(s: string): { text: string; replaced: number } {
+  if (!SUSPECT.test(s)) return { text: s, replaced: 0 };
   let replaced = 0;
   const text = s.replace(UNSTORABLE, () => {
     replaced++;
@@ -39,6 +43,9 @@ export class StorableRow {
   /** Header names and values made storable, as JSON text for a jsonb column. */
   headers(what: string, h: Record<string, string> | null): string | null {
     if (h === null) return null;
+    let suspect = false;
+    for (const name in h) if (SUSPECT.test(name) || SUSPECT.test(h[name] ?? "")) suspect = true;
+    if (!suspect) return JSON.stringify(h);
     let replaced = 0;
     const out: Record<string, string> = {};
     for (const [name, value] of Object.entries(h)) {

@@ -75,13 +75,17 @@ function withoutContents(r: Recorded, e: unknown): Recorded {
 
 async function writeOrFailure(w: BatchWriter, b: Batch): Promise<{ failed: unknown } | null> {
   for (let tries = 1; ; tries++) {
+    let summary: RecordSummary;
     try {
-      w.written(b, await w.write(b));
-      return null;
+      summary = await w.write(b);
     } catch (e) {
       if (!isTransient(e)) return { failed: e };
       if (!(await w.transient(e, b, tries))) return null;
+      continue;
     }
+    // Outside the try: once committed, the batch is never written again, whatever happens here.
+    w.written(b, summary);
+    return null;
   }
 }
 
