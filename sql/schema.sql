@@ -28,6 +28,8 @@ create table webhooks.attempts (
   response_body text,
   duration_ms integer not null,
   error text,
+  remote_address inet,
+  note text,
   constraint attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES webhooks.deliveries(id) ON DELETE CASCADE,
   constraint attempts_pkey PRIMARY KEY (id)
 );
@@ -168,6 +170,7 @@ create table webhooks.subscriptions (
   constraint subscriptions_max_in_flight_check CHECK (((max_in_flight >= 1) AND (max_in_flight <= 1000))),
   constraint subscriptions_method_check CHECK ((method = ANY (ARRAY['POST'::text, 'PUT'::text, 'PATCH'::text]))),
   constraint subscriptions_pkey PRIMARY KEY (id),
+  constraint subscriptions_rate_limit_floor CHECK ((rate_limit_per_s >= (0.001)::double precision)),
   constraint subscriptions_rate_limit_per_s_check CHECK (((rate_limit_per_s > (0)::double precision) AND (rate_limit_per_s <= (10000)::double precision))),
   constraint subscriptions_signature_scheme_check CHECK ((signature_scheme = ANY (ARRAY['standard'::text, 'hex'::text, 'sha256'::text]))),
   constraint subscriptions_timeout_ms_check CHECK (((timeout_ms >= 100) AND (timeout_ms <= 300000)))

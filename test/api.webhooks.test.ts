@@ -124,7 +124,7 @@ describe("POST /v1/webhooks", () => {
     expect(res.json().error.code).toBe("invalid_input");
     expect(res.json().error.details).toEqual([
       { path: "max_in_flight", message: "expected a whole number of requests from 1 to 1000" },
-      { path: "rate_limit_per_s", message: "expected requests per second above 0 and at most 10000, or null for no limit" },
+      { path: "rate_limit_per_s", message: "expected requests per second from 0.001 (one every 1000 s) to 10000, or null for no limit" },
       { path: "disable_after_s", message: "expected whole seconds from 1 to 31536000 (a year), or null for the dispatcher default" },
     ]);
     expect(res.json().error.message).toMatch(/^max_in_flight: expected a whole number of requests from 1 to 1000 \(and 2 more problems\)$/);

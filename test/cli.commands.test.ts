@@ -71,8 +71,8 @@ describe("every command", () => {
     [["webhooks", "show", "not-an-id"], /argument 'id'/],
     [["webhooks", "update", ID, "--max-attempts", "50"], /--max-attempts/],
     [["webhooks", "create", "--url", "https://example.com/x", "--events", "a.b", "--max-in-flight", "0"], /--max-in-flight.*1 to 1000/],
-    [["webhooks", "update", ID, "--rate-limit", "0"], /--rate-limit.*above 0/],
-    [["webhooks", "update", ID, "--rate-limit", "20000"], /--rate-limit.*at most 10000/],
+    [["webhooks", "update", ID, "--rate-limit", "0"], /--rate-limit.*from 0\.001/],
+    [["webhooks", "update", ID, "--rate-limit", "20000"], /--rate-limit.*to 10000/],
     [["webhooks", "update", ID, "--disable-after", "500ms"], /--disable-after.*whole seconds.*"500ms"/],
     [["webhooks", "update", ID, "--disable-after", "400d"], /--disable-after.*1s to 365d/],
     [["webhooks", "update", ID, "--disable-after", "soon"], /--disable-after.*5d, 12h, 90m, 3600s or 3600/],
@@ -411,7 +411,7 @@ describe("deliveries and replay", () => {
     expect(shown.attempts).toEqual([expect.objectContaining({ response_status: 500, response_body: "boom" })]);
     const human = await cli(["deliveries", "show", delivery_id]);
     expect(human.stdout).toMatch(/status:\s+failed/);
-    expect(human.stdout).toMatch(/1\s+\S+\s+500\s+\d+ms\s+-\s+boom/);
+    expect(human.stdout).toMatch(/1\s+\S+\s+500\s+\d+ms\s+127\.0\.0\.1\s+-\s+boom/);
 
     const dry = await json<{ matched: number; queued: number; sample: { id: string }[] }>(["replay", "--webhook", webhook, "--dry-run"]);
     expect(dry).toMatchObject({ matched: 1, queued: 0, dry_run: true, sample: [expect.objectContaining({ id: delivery_id })] });

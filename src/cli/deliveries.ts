@@ -44,8 +44,10 @@ const attemptColumns: Column<AttemptView>[] = [
   { header: "started", value: (a) => a.started_at },
   { header: "code", value: (a) => a.response_status },
   { header: "duration", value: (a) => `${a.duration_ms}ms` },
+  { header: "address", value: (a) => a.remote_address },
   { header: "error", value: (a) => a.error, max: 40 },
   { header: "response", value: (a) => a.response_body, max: 60 },
+  { header: "note", value: (a) => a.note, max: 40 },
 ];
 
 export function registerDeliveries(program: Command, cli: Cli): void {

@@ -8,6 +8,7 @@ import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
 import type * as WebhooksService from "../services/webhooks";
 import type { WebhookView } from "../services/webhooks";
+import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../dispatch/rate-limit";
 import { formatDuration, parseDuration } from "../util/duration";
 import type { Cli } from "./context";
 import {
@@ -108,11 +109,13 @@ function disableAfterSeconds(text: string): number {
   return ms / 1000;
 }
 
-/** Requests per second: above 0, at most 10000 (fractions allowed). */
+/** Requests per second: 0.001 (one every 1000 s) to 10000, fractions allowed. */
 function ratePerSecond(text: string): number {
   const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || n <= 0 || n > 10_000) {
-    throw new InvalidArgumentError(`expected requests per second above 0 and at most 10000, such as 5 or 0.5, got ${JSON.stringify(text)}`);
+  if (text.trim() === "" || !Number.isFinite(n) || n < MIN_RATE_LIMIT_PER_S || n > MAX_RATE_LIMIT_PER_S) {
+    throw new InvalidArgumentError(
+      `expected requests per second from ${MIN_RATE_LIMIT_PER_S} (one every 1000 s) to ${MAX_RATE_LIMIT_PER_S}, such as 5 or 0.5, got ${JSON.stringify(text)}`,
+    );
   }
   return n;
 }
@@ -163,7 +166,7 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
     .option("--retry-schedule <schedule>", "exponential, linear, or delays such as 30s,5m,1h")
     .option("--timeout <duration>", "per-request timeout, e.g. 15s (default 15s)", durationMs)
     .option("--max-in-flight <n>", "requests to it in flight at once, per dispatcher (1-1000, default 10)", integer(1, 1000))
-    .option("--rate-limit <per-second>", "at most this many requests per second, per dispatcher, e.g. 5 or 0.5 (default: no limit)", ratePerSecond)
+    .option("--rate-limit <per-second>", "at most this many requests per second, per dispatcher, 0.001-10000, e.g. 5 or 0.5 (default: no limit)", ratePerSecond)
     .option(
       "--disable-after <duration>",
       "disable it once every attempt has failed this long: 5d, 12h, 90m, 3600s or plain seconds (default: WEBHOOKS_DISABLE_AFTER_S, 5d)",

@@ -91,6 +91,10 @@ export interface AttemptTable {
   response_body: string | null;
   duration_ms: number;
   error: string | null;
+  /** The IP address the request was sent to. */
+  remote_address: string | null;
+  /** What was replaced or left out to store this attempt. */
+  note: string | null;
 }
 
 export interface TrackedTable {

@@ -1,5 +1,7 @@
 // The HTTP sender: one keep-alive undici Agent, an SSRF-guarded DNS lookup, a hard time limit
 // per attempt and a capped read of the response. It reports outcomes; it never throws.
+import { subscribe } from "node:diagnostics_channel";
+import { TextDecoder } from "node:util";
 import { lookup as dnsLookup } from "node:dns";
 import type { LookupFunction } from "node:net";
 import { performance } from "node:perf_hooks";
@@ -7,6 +9,7 @@ import { Agent, request } from "undici";
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { assertUrlAllowed, guardedLookup } from "./ssrf";
+import { timerMs } from "../util/timer";
 
 export interface OutgoingRequest {
   url: string;
@@ -28,6 +31,10 @@ export interface AttemptOutcome {
   /** From Retry-After (seconds or HTTP date), whatever the status. */
   retryAfterMs: number | null;
   startedAt: Date;
+  /** The IP address the request went to (the socket's remote address); null when none was reached. */
+  remoteAddress: string | null;
+  /** What was changed to turn the response into text (invalid bytes for its charset). */
+  notes: string[];
 }
 
 export interface Sender {
@@ -101,6 +108,47 @@ async function readCapped(body: Readable, maxBytes: number): Promise<Buffer> {
   return Buffer.concat(chunks, size);
 }
 
+/** The charset a content-type names, if TextDecoder knows it; else UTF-8. */
+function decoderFor(contentType: string | undefined): TextDecoder {
+  const label = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType ?? "")?.[1];
+  if (label) {
+    try {
+      return new TextDecoder(label, { fatal: true });
+    } catch {
+      // An unknown label: UTF-8, as for no label.
+    }
+  }
+  return new TextDecoder("utf-8", { fatal: true });
+}
+
+/**
+ * The body as text in its declared charset (UTF-8 by default). Bytes that are invalid in it
+ * become U+FFFD, and the returned note says so. A body cut at the byte cap may end inside a
+ * character; that is not counted as invalid.
+ */
+export function decodeBody(bytes: Buffer, contentType: string | undefined, truncated: boolean): { text: string; note: string | null } {
+  const strict = decoderFor(contentType);
+  try {
+    return { text: strict.decode(bytes, { stream: truncated }), note: null };
+  } catch {
+    const lenient = new TextDecoder(strict.encoding, { fatal: false });
+    return {
+      text: lenient.decode(bytes, { stream: truncated }),
+      note: `response body: bytes that are not valid ${strict.encoding} replaced with U+FFFD`,
+    };
+  }
+}
+
+// The address each request's socket is connected to. undici announces every request it
+// writes on this channel with its socket; our requests are told apart by their body Buffer,
+// which undici keeps as the request's body.
+const addressOf = new WeakMap<object, string | null>();
+subscribe("undici:client:sendHeaders", (message) => {
+  const { request, socket } = message as { request?: { body?: unknown }; socket?: { remoteAddress?: string } };
+  const body = request?.body;
+  if (typeof body === "object" && body !== null && addressOf.has(body)) addressOf.set(body, socket?.remoteAddress ?? null);
+});
+
 function truncateChars(s: string, max: number): string {
   if (s.length <= max) return s;
   let cut = s.slice(0, max);
@@ -129,6 +177,10 @@ export function createSender(opts: SenderOptions): Sender {
     let status: number | null = null;
     let headers: Record<string, string> | null = null;
     let retryAfterMs: number | null = null;
+    const notes: string[] = [];
+    // A Buffer, which undici keeps as the request's body: the key of the address watch.
+    const payload = Buffer.from(req.body, "utf8");
+    addressOf.set(payload, null);
     const finish = (body: string | null, error: string | null): AttemptOutcome => ({
       ok: error === null && status !== null && status >= 200 && status < 300,
       status,
@@ -138,6 +190,8 @@ export function createSender(opts: SenderOptions): Sender {
       error,
       retryAfterMs,
       startedAt,
+      remoteAddress: addressOf.get(payload) ?? null,
+      notes,
     });
 
     try {
@@ -150,7 +204,7 @@ export function createSender(opts: SenderOptions): Sender {
     const controller = new AbortController();
     const timer = setTimeout(
       () => controller.abort(new TimeoutError(`timeout after ${req.timeoutMs} ms`)),
-      req.timeoutMs,
+      timerMs(req.timeoutMs),
     );
     let responseBody: Readable | null = null;
     try {
@@ -159,7 +213,7 @@ export function createSender(opts: SenderOptions): Sender {
         dispatcher: agent,
         method: req.method,
         headers: req.headers,
-        body: req.body,
+        body: payload,
         signal: controller.signal,
       });
       responseBody = res.body;
@@ -167,7 +221,9 @@ export function createSender(opts: SenderOptions): Sender {
       headers = flattenHeaders(res.headers);
       retryAfterMs = parseRetryAfter(headers["retry-after"]);
       const bytes = await readCapped(res.body, maxBytes);
-      return finish(truncateChars(bytes.toString("utf8"), RESPONSE_BODY_CHARS), null);
+      const { text, note } = decodeBody(bytes, headers["content-type"], bytes.length >= maxBytes);
+      if (note) notes.push(note);
+      return finish(truncateChars(text, RESPONSE_BODY_CHARS), null);
     } catch (e) {
       const reason: unknown = controller.signal.reason;
       const error = controller.signal.aborted && reason instanceof TimeoutError ? reason.message : describeError(e);

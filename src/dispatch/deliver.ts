@@ -9,7 +9,9 @@ import { nextDelay, retryPolicySchema, DEFAULT_RETRY_POLICY } from "./retry-poli
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
 import { renderBody } from "../delivery/render";
 import { buildRequest, type TargetSpec } from "../delivery/request";
-import type { AttemptOutcome } from "../delivery/client";
+import type { AttemptOutcome, OutgoingRequest } from "../delivery/client";
+import { StorableRow } from "./storable";
+import { storeBatch } from "./store-batch";
 import {
   DEFAULT_BREAKER,
   disableWebhook,
@@ -58,6 +60,11 @@ export interface Recorded {
   url: string;
   method: string;
   outcome: AttemptOutcome;
+  /**
+   * No request was made: the delivery could not be rendered or signed (outcome.error says
+   * why). Such an attempt fails its delivery at once and says nothing about the endpoint.
+   */
+  unsent?: boolean;
 }
 
 export interface AttemptOptions {
@@ -246,15 +253,41 @@ export function breakerFor(settings: BreakerSettings, threshold: number | null |
   return threshold === null || threshold === undefined ? settings : { ...settings, threshold };
 }
 
-/** Renders (once per event), signs and sends one delivery. Never throws. */
+function errorText(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+/** An attempt that ended with `error` and no response. */
+function noResponse(startedAt: Date, error: string): AttemptOutcome {
+  return { ok: false, status: null, headers: null, body: null, durationMs: 0, error, retryAfterMs: null, startedAt, remoteAddress: null, notes: [] };
+}
+
+/**
+ * Renders (once per event), signs and sends one delivery. Never throws: a delivery that
+ * cannot be rendered or signed (an event nested too deep for the renderer, say) comes back
+ * as an unsent attempt carrying the error, so it is recorded and never holds its lane.
+ */
 export async function send(ctx: DeliverContext, d: ClaimedDelivery, bodies?: Map<string, string>): Promise<Recorded> {
-  let body = bodies?.get(d.event_id);
-  if (body === undefined) {
-    body = renderBody(d);
+  const startedAt = new Date();
+  let body = "";
+  let built: { request: OutgoingRequest; loggedHeaders: Record<string, string> };
+  try {
+    body = bodies?.get(d.event_id) ?? renderBody(d);
     bodies?.set(d.event_id, body);
+    built = buildRequest(d, { event_id: d.event_id, type: d.type, body }, d.id, startedAt);
+  } catch (e) {
+    const error = `could not build the request, so none was sent: ${errorText(e)}`;
+    ctx.logger.warn({ delivery: d.id, webhook: d.subscription_id, error }, "delivery cannot be sent; failing it");
+    return { d, requestHeaders: {}, requestBody: body, url: d.url, method: d.method, outcome: noResponse(startedAt, error), unsent: true };
   }
-  const { request, loggedHeaders } = buildRequest(d, { event_id: d.event_id, type: d.type, body }, d.id, new Date());
-  const outcome = await ctx.sender.send(request);
+  const { request, loggedHeaders } = built;
+  let outcome: AttemptOutcome;
+  try {
+    outcome = await ctx.sender.send(request);
+  } catch (e) {
+    // The sender reports instead of throwing; should it throw, the attempt is still a row.
+    outcome = noResponse(startedAt, errorText(e));
+  }
   return { d, requestHeaders: loggedHeaders, requestBody: body, url: request.url, method: request.method, outcome };
 }
 
@@ -303,6 +336,8 @@ export async function record(
   // Health first: a webhook disabled by this batch retries nothing.
   const byWebhook = new Map<string, Recorded[]>();
   for (const r of results) {
+    // An unsent attempt never reached the endpoint: it moves no circuit.
+    if (r.unsent) continue;
     const list = byWebhook.get(r.d.subscription_id) ?? [];
     list.push(r);
     byWebhook.set(r.d.subscription_id, list);
@@ -349,6 +384,8 @@ export async function record(
     reqBody: [] as string[],
     resHeaders: [] as (string | null)[],
     resBody: [] as (string | null)[],
+    address: [] as (string | null)[],
+    note: [] as (string | null)[],
   };
   const retries = new Map<number, QueuedDelivery[]>();
   for (const r of results) {
@@ -356,7 +393,7 @@ export async function record(
     let status: "succeeded" | "failed" | "retrying";
     let next: Date | null = null;
     if (r.outcome.ok) status = "succeeded";
-    else if (opts.retry === false || !settingsOfResult(r).is_active || disabling.has(r.d.subscription_id)) {
+    else if (r.unsent || opts.retry === false || !settingsOfResult(r).is_active || disabling.has(r.d.subscription_id)) {
       status = "failed";
     } else {
       const delay = nextDelay(policyOf(settingsOfResult(r).retry), attempt, r.outcome.retryAfterMs);
@@ -372,29 +409,36 @@ export async function record(
       }
     }
     summary.statuses.push({ webhookId: r.d.subscription_id, status });
+    // Whatever the receiver sent, every text is made storable here, with a note of what changed.
+    const row = new StorableRow(r.outcome.notes);
     cols.id.push(r.d.id);
     cols.attempt.push(attempt);
     cols.status.push(status);
     cols.next.push(next?.toISOString() ?? null);
     cols.code.push(r.outcome.status);
     cols.duration.push(Math.round(r.outcome.durationMs));
-    cols.error.push(r.outcome.error);
+    cols.error.push(row.text("error", r.outcome.error));
     cols.started.push(r.outcome.startedAt.toISOString());
-    cols.url.push(r.url);
+    cols.url.push(row.text("url", r.url));
     cols.method.push(r.method);
-    cols.reqHeaders.push(JSON.stringify(r.requestHeaders));
-    cols.reqBody.push(r.requestBody);
-    cols.resHeaders.push(r.outcome.headers === null ? null : JSON.stringify(r.outcome.headers));
-    cols.resBody.push(r.outcome.body);
+    cols.reqHeaders.push(row.headers("request headers", r.requestHeaders) ?? "{}");
+    cols.reqBody.push(row.text("request body", r.requestBody));
+    cols.resHeaders.push(row.headers("response headers", r.outcome.headers));
+    cols.resBody.push(row.text("response body", r.outcome.body));
+    cols.address.push(row.address(r.outcome.remoteAddress));
+    cols.note.push(row.note());
   }
   await tx`
-    insert into webhooks.attempts (delivery_id, attempt_number, started_at, url, method, request_headers,
-                                   request_body, response_status, response_headers, response_body, duration_ms, error)
-    select id, attempt, started, url, method, req_headers::jsonb, req_body, code, res_headers::jsonb, res_body, duration, error
+    insert into webhooks.attempts (delivery_id, attempt_number, started_at, url, method, request_headers, request_body,
+                                   response_status, response_headers, response_body, duration_ms, error, remote_address, note)
+    select id, attempt, started, url, method, req_headers::jsonb, req_body, code, res_headers::jsonb, res_body, duration, error,
+           address, note
       from unnest(${cols.id}::uuid[], ${cols.attempt}::int[], ${cols.started}::timestamptz[], ${cols.url}::text[],
                   ${cols.method}::text[], ${cols.reqHeaders}::text[], ${cols.reqBody}::text[], ${cols.code}::int[],
-                  ${cols.resHeaders}::text[], ${cols.resBody}::text[], ${cols.duration}::int[], ${cols.error}::text[])
-           as u(id, attempt, started, url, method, req_headers, req_body, code, res_headers, res_body, duration, error)`;
+                  ${cols.resHeaders}::text[], ${cols.resBody}::text[], ${cols.duration}::int[], ${cols.error}::text[],
+                  ${cols.address}::inet[], ${cols.note}::text[])
+           as u(id, attempt, started, url, method, req_headers, req_body, code, res_headers, res_body, duration, error,
+                address, note)`;
   await tx`
     update webhooks.deliveries d
        set status = u.status,
@@ -442,8 +486,21 @@ export async function attemptDeliveries(ctx: DeliverContext, ids: string[], opts
   const bodies = new Map<string, string>();
   const results = await mapLimit(c.send, DIRECT_CONCURRENCY, (d) => send(ctx, d, bodies));
   const policyOf = policyReader(ctx.logger);
-  const summary = await ctx.conn.sql.begin((tx) => record(tx, results, opts, policyOf, settings));
-  report(ctx, results, summary);
+  // Split around what cannot be stored, like the dispatcher's recorder; an outage is the caller's.
+  await storeBatch(
+    {
+      write: (b) =>
+        ctx.conn.sql.begin(async (tx) => {
+          const s = await record(tx, b.results, opts, policyOf, settings);
+          await enqueueDeliveries(tx, b.release);
+          return s;
+        }),
+      written: (b, summary) => report(ctx, b.results, summary),
+      transient: (e) => Promise.reject(e),
+      logger: ctx.logger,
+    },
+    { results, park: [], release: [] },
+  );
 }
 
 /** Logs and counts what a recorded batch did. */

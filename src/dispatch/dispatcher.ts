@@ -16,6 +16,7 @@ import { createEngine } from "./lanes";
 import { releaseAbandonedJobs, startHeartbeat } from "./heartbeat";
 import { breakerFromConfig, releaseProbes, type BreakerSettings } from "./health";
 import { settledBy } from "../util/deadline";
+import { timerMs } from "../util/timer";
 
 export interface Dispatcher {
   id: string;
@@ -159,7 +160,7 @@ export async function startDispatcher(opts: {
     connectionString: databaseUrl,
     concurrency: config.WEBHOOKS_CONCURRENCY,
     maxPoolSize: opts.workerPoolSize ?? connectionBudget(config.WEBHOOKS_DB_POOL_SIZE, config.WEBHOOKS_CONCURRENCY, true).worker,
-    pollInterval: config.WEBHOOKS_POLL_INTERVAL_MS,
+    pollInterval: timerMs(config.WEBHOOKS_POLL_INTERVAL_MS),
     noHandleSignals: true,
     logger: graphileLogger(logger, config.WEBHOOKS_DB_POOL_SIZE),
     events,
@@ -221,7 +222,7 @@ export async function startDispatcher(opts: {
         if (row?.pending) void wake();
       })
       .catch((e: unknown) => logger.debug({ err: e }, "poll failed"));
-  }, config.WEBHOOKS_POLL_INTERVAL_MS);
+  }, timerMs(config.WEBHOOKS_POLL_INTERVAL_MS));
   poll.unref();
 
   // Probes for open circuits, and deliveries parked behind circuits that have closed.
@@ -231,7 +232,7 @@ export async function startDispatcher(opts: {
         if (r.probes > 0 || r.unparked > 0) logger.info(r, "circuit probes released");
       })
       .catch((e: unknown) => logger.debug({ err: e }, "probe check failed"));
-  }, config.WEBHOOKS_POLL_INTERVAL_MS);
+  }, timerMs(config.WEBHOOKS_POLL_INTERVAL_MS));
   probes.unref();
   logger.info({ dispatcher: id, concurrency: config.WEBHOOKS_CONCURRENCY }, "dispatcher started");
 

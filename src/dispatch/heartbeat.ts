@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import type { Connection } from "../db/connection";
 import type { Logger } from "../logger";
 import { FANOUT_TASK, DELIVER_TASK, enqueueDeliveries, type QueuedDelivery } from "./enqueue";
+import { timerMs } from "../util/timer";
 
 export interface Heartbeat {
   close(): Promise<void>;
@@ -99,7 +100,7 @@ export async function startHeartbeat(opts: {
       logger.warn({ err: e, ...(hint ? { hint } : {}) }, "heartbeat failed; will retry");
     }
   };
-  const timer = setInterval(() => void beat(), Math.max(200, Math.floor(timeoutMs / 4)));
+  const timer = setInterval(() => void beat(), timerMs(Math.max(200, Math.floor(timeoutMs / 4))));
   timer.unref();
   void beat();
   return {

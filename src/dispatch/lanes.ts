@@ -26,6 +26,9 @@ import {
   type SendSettings,
 } from "./deliver";
 import { DEFAULT_BREAKER, park, tripped, type BreakerSettings } from "./health";
+import { requestSpacingMs } from "./rate-limit";
+import { storeBatch, type Batch } from "./store-batch";
+import { timerMs } from "../util/timer";
 
 /** Deliveries held in memory for all lanes together. */
 const TOTAL_QUEUE_CAP = 5000;
@@ -132,40 +135,44 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
   };
 
   // ---- recording ---------------------------------------------------------------------
+  const writeBatch = (b: Batch) =>
+    ctx.conn.sql.begin(async (tx) => {
+      const s = await record(tx, b.results, {}, policyOf, settings);
+      await park(tx, b.park);
+      if (b.release.length > 0) {
+        await tx`
+          update webhooks.deliveries set lease_owner = null, next_attempt_at = null, updated_at = now()
+           where id = any(${b.release.map((r) => r.id)}::uuid[]) and lease_owner = ${owner}`;
+        await enqueueDeliveries(tx, b.release);
+      }
+      return s;
+    });
+
   const flushOnce = async (): Promise<void> => {
-    const results = pending;
-    const parkIds = toPark;
-    const release = toRelease;
+    const batch: Batch = { results: pending, park: toPark, release: toRelease };
     pending = [];
     toPark = [];
     toRelease = [];
-    if (results.length === 0 && parkIds.length === 0 && release.length === 0) return;
-    for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
-      try {
-        const summary = await ctx.conn.sql.begin(async (tx) => {
-          const s = await record(tx, results, {}, policyOf, settings);
-          await park(tx, parkIds);
-          if (release.length > 0) {
-            await tx`
-              update webhooks.deliveries set lease_owner = null, next_attempt_at = null, updated_at = now()
-               where id = any(${release.map((r) => r.id)}::uuid[]) and lease_owner = ${owner}`;
-            await enqueueDeliveries(tx, release);
+    await storeBatch(
+      {
+        write: writeBatch,
+        written: (b, summary) => report(ctx, b.results, summary),
+        async transient(e, b, tries) {
+          // The database is away (restart, failover): keep the results and try again. Sent
+          // requests are never forgotten while this process lives.
+          if (closed && Date.now() > giveUpAt) {
+            ctx.logger.error({ err: e, results: b.results.length }, "could not record attempts before stopping; those deliveries will be sent again");
+            return false;
           }
-          return s;
-        });
-        report(ctx, results, summary);
-        return;
-      } catch (e) {
-        // The database is away (restart, failover): keep the results and try again. Sent
-        // requests are never forgotten while this process lives.
-        if (closed && Date.now() > giveUpAt) {
-          ctx.logger.error({ err: e, results: results.length }, "could not record attempts before stopping; those deliveries will be sent again");
-          return;
-        }
-        ctx.logger.warn({ err: e, results: results.length, retryInMs: delay }, "could not record attempts; retrying");
-        await sleep(delay);
-      }
-    }
+          const delay = Math.min(100 * 2 ** Math.min(tries - 1, 6), 5000);
+          ctx.logger.warn({ err: e, results: b.results.length, retryInMs: delay }, "could not record attempts; retrying");
+          await sleep(delay);
+          return true;
+        },
+        logger: ctx.logger,
+      },
+      batch,
+    );
   };
 
   const flush = (): Promise<void> => {
@@ -219,7 +226,8 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     if (r.outcome.ok) {
       l.failures = 0;
       l.window = Math.min(l.maxInFlight, l.window * 2);
-    } else {
+    } else if (!r.unsent) {
+      // (An unsent delivery could not even be built: it says nothing about the endpoint.)
       l.failures++;
       l.window = Math.max(1, Math.floor(l.window / 2));
       if (disablingResponse(r.outcome)) stopLane(l, "disabled");
@@ -236,12 +244,12 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       if (idx < 0) return;
       if (l.ratePerS !== null) {
         const now = Date.now();
-        const due = l.lastStartAt + 1000 / l.ratePerS;
+        const due = l.lastStartAt + requestSpacingMs(l.ratePerS);
         if (now < due) {
           l.timer ??= setTimeout(() => {
             l.timer = null;
             pump(l);
-          }, due - now);
+          }, timerMs(due - now));
           return;
         }
         l.lastStartAt = now;
@@ -276,7 +284,7 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
 
   const waitFor = (register: (resolve: () => void) => void, ms: number): Promise<boolean> =>
     new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), ms);
+      const t = setTimeout(() => resolve(false), timerMs(ms));
       register(() => {
         clearTimeout(t);
         resolve(true);
@@ -445,7 +453,7 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       while ([...lanes.values()].some((l) => l.inFlight > 0) && Date.now() < deadline) await sleep(20);
       const left = [...lanes.values()].reduce((n, l) => n + l.inFlight, 0);
       if (left > 0) ctx.logger.warn({ inFlight: left }, "in-flight deliveries did not finish within the grace period; they will be retried");
-      await Promise.race([flush(), sleep(Math.max(1000, deadline - Date.now()))]);
+      await Promise.race([flush(), sleep(timerMs(Math.max(1000, deadline - Date.now())))]);
     },
   };
 }

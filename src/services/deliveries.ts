@@ -54,6 +54,14 @@ export const attemptViewSchema = z
     response_body: z.string().nullable().meta({ description: "At most 5,000 characters." }),
     duration_ms: z.number().int(),
     error: z.string().nullable(),
+    remote_address: z
+      .string()
+      .nullable()
+      .meta({ description: "The IP address the request was sent to; null when no connection got as far as sending." }),
+    note: z.string().nullable().meta({
+      description:
+        "What was changed to store this attempt: NUL bytes, unpaired surrogates and bytes invalid in the response's charset become U+FFFD, and an attempt that still cannot be stored is kept without its request and response contents. Null when stored as it was.",
+    }),
   })
   .meta({ id: "Attempt" });
 
@@ -170,7 +178,8 @@ export async function getDelivery(conn: Connection, scope: Scope, id: string): P
   if (!delivery) throw deliveryNotFound(id);
   const attempts = await sql<AttemptView[]>`
     select attempt_number, started_at, url, method, ${unwrapJson(sql, "request_headers")} as request_headers, request_body,
-           response_status, ${unwrapJson(sql, "response_headers")} as response_headers, response_body, duration_ms, error
+           response_status, ${unwrapJson(sql, "response_headers")} as response_headers, response_body, duration_ms, error,
+           host(remote_address) as remote_address, note
       from webhooks.attempts
      where delivery_id = ${id}
      order by attempt_number, id`;

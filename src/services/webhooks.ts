@@ -11,6 +11,7 @@ import { generateSecret, signingSecrets } from "../delivery/sign";
 import { assertUrlAllowed } from "../delivery/ssrf";
 import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/enqueue";
 import { eventPatternSchema, filterSchema } from "../dispatch/filter";
+import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../dispatch/rate-limit";
 import { DEFAULT_RETRY_POLICY, retryPolicySchema } from "../dispatch/retry-policy";
 import { cursorTs, decodeCursor, isUuid, paginate } from "./cursor";
 import type { Scope } from "./scope";
@@ -170,7 +171,7 @@ const tenantSchema = z
 
 export const DEFAULT_MAX_IN_FLIGHT = 10;
 const MAX_IN_FLIGHT_MESSAGE = "expected a whole number of requests from 1 to 1000";
-const RATE_LIMIT_MESSAGE = "expected requests per second above 0 and at most 10000, or null for no limit";
+const RATE_LIMIT_MESSAGE = `expected requests per second from ${MIN_RATE_LIMIT_PER_S} (one every 1000 s) to ${MAX_RATE_LIMIT_PER_S}, or null for no limit`;
 const BREAKER_THRESHOLD_MESSAGE =
   "expected a whole number of consecutive failures from 1 to 1000, 0 to never open the circuit, or null for the dispatcher default";
 const DISABLE_AFTER_MESSAGE = "expected whole seconds from 1 to 31536000 (a year), or null for the dispatcher default";
@@ -205,10 +206,13 @@ const base = {
     .meta({ description: "Requests to this webhook in flight at once, per dispatcher (1-1000, default 10). More wait their turn." }),
   rate_limit_per_s: z
     .number({ error: RATE_LIMIT_MESSAGE })
-    .gt(0, { error: RATE_LIMIT_MESSAGE })
-    .max(10000, { error: RATE_LIMIT_MESSAGE })
+    .min(MIN_RATE_LIMIT_PER_S, { error: RATE_LIMIT_MESSAGE })
+    .max(MAX_RATE_LIMIT_PER_S, { error: RATE_LIMIT_MESSAGE })
     .nullable()
-    .meta({ description: "At most this many requests per second, per dispatcher (fractions allowed: 0.5 is one every 2 s); null: no limit." }),
+    .meta({
+      description:
+        "At most this many requests per second, per dispatcher, from 0.001 (one every 1000 s) to 10000 (fractions allowed: 0.5 is one every 2 s); null: no limit.",
+    }),
   disable_after_s: z
     .number({ error: DISABLE_AFTER_MESSAGE })
     .int({ error: DISABLE_AFTER_MESSAGE })

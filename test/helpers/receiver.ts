@@ -1,7 +1,7 @@
 // A real HTTP receiver on 127.0.0.1 that records every request and answers as told: any
 // status and headers, late, never, with a broken connection, or with an endless body.
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 
 /** What the receiver did with one request's response, filled in as it happens. */
 export interface ResponseLog {
@@ -214,4 +214,44 @@ export async function refusedUrl(path = "/"): Promise<string> {
   const port = (server.address() as AddressInfo).port;
   await new Promise<void>((r) => server.close(() => r()));
   return `http://127.0.0.1:${port}${path}`;
+}
+
+export interface RawReceiver {
+  url: string;
+  /** Requests answered so far. */
+  count: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP server that answers every HTTP request with exactly these bytes and then closes the
+ * connection: for answers node:http refuses to send (NUL bytes, invalid UTF-8, odd status lines).
+ */
+export async function startRawReceiver(answer: Buffer | string): Promise<RawReceiver> {
+  const bytes = Buffer.isBuffer(answer) ? answer : Buffer.from(answer, "latin1");
+  const sockets = new Set<Socket>();
+  const rx: RawReceiver = { url: "", count: 0, close: async () => {} };
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    let received = Buffer.alloc(0);
+    socket.on("data", (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      const end = received.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const length = Number(/content-length:\s*(\d+)/i.exec(received.subarray(0, end).toString("latin1"))?.[1] ?? 0);
+      if (received.length < end + 4 + length) return;
+      received = Buffer.alloc(0);
+      rx.count++;
+      socket.end(bytes);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  rx.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  rx.close = async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  };
+  return rx;
 }
