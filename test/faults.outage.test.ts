@@ -103,7 +103,9 @@ afterAll(async () => {
 
 async function reset(): Promise<void> {
   await withSql(async ({ sql }) => {
-    await sql`truncate webhooks.deliveries, webhooks.attempts, webhooks.subscriptions, webhooks.outbox, public.items cascade`;
+    // items first: truncating a tracked table emits items.truncated, which the outbox truncate then clears.
+    await sql`truncate public.items`;
+    await sql`truncate webhooks.deliveries, webhooks.attempts, webhooks.subscriptions, webhooks.outbox cascade`;
     await sql`delete from graphile_worker._private_jobs`;
   });
   rx.requests.length = 0;

@@ -179,7 +179,9 @@ it.each(["fast", "immediate"] as const)(
   "delivers every committed event when Postgres restarts (%s) mid-burst, the dispatcher recovering by itself",
   async (mode) => {
     await withSql(async ({ sql }) => {
-      await sql`truncate webhooks.deliveries, webhooks.attempts, webhooks.subscriptions, webhooks.outbox, public.items cascade`;
+      // items first: truncating a tracked table emits items.truncated, which the outbox truncate then clears.
+      await sql`truncate public.items`;
+      await sql`truncate webhooks.deliveries, webhooks.attempts, webhooks.subscriptions, webhooks.outbox cascade`;
       await insertWebhook(sql, {
         url: `${rx.url}/items`,
         events: ["items.created"],
