@@ -160,6 +160,8 @@ create table webhooks.subscriptions (
   max_in_flight integer not null default 10,
   rate_limit_per_s double precision,
   disable_after_s integer,
+  big_numbers text not null default 'string'::text,
+  constraint subscriptions_big_numbers_check CHECK ((big_numbers = ANY (ARRAY['string'::text, 'number'::text]))),
   constraint subscriptions_disable_after_s_check CHECK (((disable_after_s >= 1) AND (disable_after_s <= 31536000))),
   constraint subscriptions_max_in_flight_check CHECK (((max_in_flight >= 1) AND (max_in_flight <= 1000))),
   constraint subscriptions_method_check CHECK ((method = ANY (ARRAY['POST'::text, 'PUT'::text, 'PATCH'::text]))),

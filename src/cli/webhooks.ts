@@ -2,6 +2,7 @@
 // onto the HTTP API's fields and go through the same zod schemas and service functions.
 import { InvalidArgumentError, type Command } from "commander";
 import { DomainError } from "../errors";
+import { BIG_NUMBERS, parseExact } from "../delivery/event-json";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
 import type * as WebhooksService from "../services/webhooks";
@@ -49,6 +50,7 @@ const FLAGS: Record<string, string> = {
   max_in_flight: "--max-in-flight",
   rate_limit_per_s: "--rate-limit",
   disable_after_s: "--disable-after",
+  big_numbers: "--big-numbers",
   name: "--name",
   description: "--description",
   tenant: "--tenant",
@@ -79,6 +81,7 @@ interface FieldOptions extends CommonOptions {
   rateLimit?: number | false;
   /** Seconds; false: --no-disable-after */
   disableAfter?: number | false;
+  bigNumbers?: (typeof BIG_NUMBERS)[number];
   disabled?: boolean;
 }
 
@@ -139,6 +142,12 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
       "--disable-after <duration>",
       "disable it once every attempt has failed this long: 5d, 12h, 90m, 3600s or plain seconds (default: WEBHOOKS_DISABLE_AFTER_S, 5d)",
       disableAfterSeconds,
+    )
+    .option(
+      "--big-numbers <how>",
+      "numbers a double would change (bigint beyond 2^53, over 15 digits): string (default; exact digits in a JSON string) " +
+        "or number (exact digits as a JSON number, for parsers that keep them; breaks JSON.stringify-based signature checks)",
+      oneOf(BIG_NUMBERS),
     );
   if (creating) {
     cmd.option("--disabled", "create it inactive (enable later with webhooks enable)");
@@ -151,6 +160,12 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
       .option("--no-disable-after", "use the dispatcher default again (WEBHOOKS_DISABLE_AFTER_S)");
   }
   return cmd;
+}
+
+/** --data: JSON whose numbers a double would change stay exact (ExactNumber), as in a tracked row. */
+function exactJsonValue(text: string): unknown {
+  jsonValue(text); // the same message for bad JSON
+  return parseExact(text).value;
 }
 
 function usage(message: string): DomainError {
@@ -195,6 +210,7 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
   if (opts.maxInFlight !== undefined) raw.max_in_flight = opts.maxInFlight;
   if (opts.rateLimit !== undefined) raw.rate_limit_per_s = opts.rateLimit === false ? null : opts.rateLimit;
   if (opts.disableAfter !== undefined) raw.disable_after_s = opts.disableAfter === false ? null : opts.disableAfter;
+  if (opts.bigNumbers !== undefined) raw.big_numbers = opts.bigNumbers;
   if (opts.disabled) raw.is_active = false;
 
   if (opts.retrySchedule !== undefined) {
@@ -255,6 +271,7 @@ function webhookFields(w: WebhookView, defaultDisableAfterS: number): [string, u
     ["timeout", `${w.timeout_ms}ms`],
     ["max in flight", w.max_in_flight],
     ["rate limit", w.rate_limit_per_s === null ? "none" : `${w.rate_limit_per_s}/s`],
+    ["big numbers", w.big_numbers === "string" ? "as strings of their digits" : "as JSON numbers"],
     [
       "disable after",
       w.disable_after_s === null
@@ -420,7 +437,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       .description("send a signed test event now and print the receiver's answer (exit 1 unless it answers 2xx)")
       .argument("<id>", "webhook id", uuid)
       .option("--event-type <type>", "event type to send (default: a test event type)")
-      .option("--data <json>", "the event's data as JSON", jsonValue),
+      .option("--data <json>", "the event's data as JSON (numbers kept exactly, 2^53 + 1 too)", exactJsonValue),
     "pg-webhooks webhooks test 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --event-type clients.created --data '{\"id\": 1}'",
   ).action((id: string, opts: CommonOptions & { eventType?: string; data?: unknown }) =>
     cli.run(opts, async ({ conn, out, config }) => {

@@ -39,6 +39,8 @@ export interface SubscriptionTable {
   max_in_flight: Generated<number>;
   rate_limit_per_s: number | null;
   disable_after_s: number | null;
+  /** How bodies carry numbers a double would change: a string of the digits, or the digits as a number. */
+  big_numbers: Generated<"string" | "number">;
   is_active: boolean;
   disabled_reason: string | null;
   disabled_at: NullableTimestamp;

@@ -8,6 +8,7 @@ import type { RetryPolicy } from "./retry-policy";
 import { nextDelay, retryPolicySchema, DEFAULT_RETRY_POLICY } from "./retry-policy";
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
 import { renderBody } from "../delivery/render";
+import type { BigNumbers } from "../delivery/event-json";
 import { buildRequest, type TargetSpec } from "../delivery/request";
 import type { AttemptOutcome } from "../delivery/client";
 import {
@@ -41,8 +42,10 @@ export interface ClaimedDelivery extends TargetSpec {
   event_id: string;
   type: string;
   occurred_at: Date;
-  data: unknown;
-  previous_attributes: unknown;
+  /** The event's jsonb as text (data::text), so that no number changes before rendering. */
+  data: string;
+  previous_attributes: string | null;
+  big_numbers: BigNumbers;
   tenant: string | null;
   created_at: Date;
 }
@@ -76,7 +79,11 @@ export interface Claim {
 export const sendColumns = (sql: Queryable) => sql`
   s.url, s.method, s.auth, s.headers, s.signature_scheme, s.signature_header,
   s.secret, s.previous_secret, s.previous_secret_expires_at, s.timeout_ms, s.retry, s.is_active,
-  s.max_in_flight, s.rate_limit_per_s, s.disable_after_s`;
+  s.max_in_flight, s.rate_limit_per_s, s.disable_after_s, s.big_numbers`;
+
+/** The event columns of a send (outbox as `o`): jsonb as text, parsed exactly by render.ts. */
+export const eventColumns = (sql: Queryable) => sql`
+  o.event_id, o.type, o.occurred_at, o.data::text as data, o.previous_attributes::text as previous_attributes, o.tenant`;
 
 /** The error a delivery to a disabled webhook ends with (no request is made). */
 const DISABLED_ERROR = "webhook is disabled; replay the delivery after enabling it";
@@ -114,8 +121,7 @@ export async function claim(
        where d.id = due.id and s.id = d.subscription_id
       returning d.id, d.subscription_id, d.attempts, d.outbox_id, d.created_at
     )
-    select l.id, l.subscription_id, l.attempts, l.created_at, ${sendColumns(tx)},
-           o.event_id, o.type, o.occurred_at, o.data, o.previous_attributes, o.tenant
+    select l.id, l.subscription_id, l.attempts, l.created_at, ${sendColumns(tx)}, ${eventColumns(tx)}
       from leased l
       join webhooks.subscriptions s on s.id = l.subscription_id
       join webhooks.outbox o on o.id = l.outbox_id
@@ -200,12 +206,13 @@ export function policyReader(logger: DeliverContext["logger"]): (d: ClaimedDeliv
   };
 }
 
-/** Renders (once per event), signs and sends one delivery. Never throws. */
+/** Renders (once per event and number format), signs and sends one delivery. Never throws. */
 export async function send(ctx: DeliverContext, d: ClaimedDelivery, bodies?: Map<string, string>): Promise<Recorded> {
-  let body = bodies?.get(d.event_id);
+  const key = `${d.event_id} ${d.big_numbers}`;
+  let body = bodies?.get(key);
   if (body === undefined) {
     body = renderBody(d);
-    bodies?.set(d.event_id, body);
+    bodies?.set(key, body);
   }
   const { request, loggedHeaders } = buildRequest(d, { event_id: d.event_id, type: d.type, body }, d.id, new Date());
   const outcome = await ctx.sender.send(request);
