@@ -165,6 +165,8 @@ create table webhooks.subscriptions (
   breaker_threshold integer,
   settings_version bigint not null default 0,
   secret_headers text[] not null default '{}'::text[],
+  big_numbers text not null default 'string'::text,
+  constraint subscriptions_big_numbers_check CHECK ((big_numbers = ANY (ARRAY['string'::text, 'number'::text]))),
   constraint subscriptions_breaker_threshold_check CHECK (((breaker_threshold >= 0) AND (breaker_threshold <= 1000))),
   constraint subscriptions_disable_after_s_check CHECK (((disable_after_s >= 1) AND (disable_after_s <= 31536000))),
   constraint subscriptions_max_in_flight_check CHECK (((max_in_flight >= 1) AND (max_in_flight <= 1000))),

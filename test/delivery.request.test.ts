@@ -34,9 +34,10 @@ const event = {
     event_id: "evt_01HZX",
     type: "invoice.paid",
     occurred_at: new Date("2024-05-01T12:00:00Z"),
-    data: { amount: 4200, note: "naïve ✓" },
+    data: JSON.stringify({ amount: 4200, note: "naïve ✓" }),
     previous_attributes: null,
     tenant: null,
+    big_numbers: "string",
   }),
 };
 

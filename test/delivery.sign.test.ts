@@ -104,12 +104,13 @@ describe("renderBody", () => {
     event_id: "evt_9",
     type: "clients.updated",
     occurred_at: new Date("2024-05-01T12:00:00.123Z"),
-    data: { id: 1, name: "new" },
+    data: JSON.stringify({ id: 1, name: "new" }),
     tenant: "acme",
+    big_numbers: "string" as const,
   };
 
   it("renders id, type, ISO timestamp, data and previous_attributes", () => {
-    const parsed: unknown = JSON.parse(renderBody({ ...base, previous_attributes: { name: "old" } }));
+    const parsed: unknown = JSON.parse(renderBody({ ...base, previous_attributes: JSON.stringify({ name: "old" }) }));
     expect(parsed).toEqual({
       id: "evt_9",
       type: "clients.updated",

@@ -1,5 +1,6 @@
 // The filter language and event type patterns: pure functions, specified by tables.
 import type { Filter, FilterBody } from "../src/dispatch/filter";
+import { parseExact } from "../src/delivery/event-json";
 import {
   eventPatternSchema,
   filterSchema,
@@ -161,7 +162,7 @@ describe("filterSchema", () => {
     [
       "an unknown operator",
       { "data.x": { $regex: "a" } },
-      [{ path: "filter.data.x.$regex", message: "unknown operator $regex; expected one of $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists" }],
+      [{ path: "filter.data.x.$regex", message: "unknown operator $regex; expected one of $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $contains, $all, $exists" }],
     ],
     [
       "an unknown logical operator",
@@ -174,7 +175,7 @@ describe("filterSchema", () => {
     ["objects inside $nin", { "data.x": { $nin: [{}] } }, [{ path: "filter.data.x.$nin", message: "expected an array of strings, numbers, booleans or nulls for $nin, got an array holding other values" }]],
     ["a string for $exists", { "data.x": { $exists: "yes" } }, [{ path: "filter.data.x.$exists", message: "expected true or false for $exists, got string" }]],
     ["an array literal", { "data.x": [1, 2] }, [{ path: "filter.data.x", message: 'expected a string, number, boolean, null or an object of operators such as {"$gt": 10}, got array' }]],
-    ["an empty operator object", { "data.x": {} }, [{ path: "filter.data.x", message: "expected at least one operator: $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists" }]],
+    ["an empty operator object", { "data.x": {} }, [{ path: "filter.data.x", message: "expected at least one operator: $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $contains, $all, $exists" }]],
     ["a path without its root", { stage: "won" }, [{ path: "filter.stage", message: "unknown field stage; paths start with data, previous_attributes, type, tenant, id, timestamp (for example data.stage)" }]],
     ["an empty path segment", { "data..x": 1 }, [{ path: "filter.data..x", message: 'expected a field path such as data.stage or data.items.0.sku, got "data..x"' }]],
     [
@@ -182,7 +183,7 @@ describe("filterSchema", () => {
       { "data.a": { $gt: [] }, $or: [{ "data.b": { $foo: 1 } }] },
       [
         { path: "filter.data.a.$gt", message: "expected a number or string for $gt, got array" },
-        { path: "filter.$or.0.data.b.$foo", message: "unknown operator $foo; expected one of $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists" },
+        { path: "filter.$or.0.data.b.$foo", message: "unknown operator $foo; expected one of $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $contains, $all, $exists" },
       ],
     ],
     ["eleven levels of nesting", nest(10), [{ path: `filter${".$not".repeat(10)}`, message: "filter is nested too deeply; at most 10 levels of $and, $or and $not" }]],
@@ -205,6 +206,116 @@ describe("filterSchema", () => {
   ])("formatFilterIssues %s", (_name, prefix, path) => {
     const result = filterSchema.safeParse({ $or: 1 });
     expect(result.error && formatFilterIssues(result.error, prefix).map((i) => i.path)).toEqual([path]);
+  });
+});
+
+// Data as the dispatcher parses it from Postgres's jsonb text: numbers a double would change stay exact.
+const exact: FilterBody = {
+  type: "clients.updated",
+  data: parseExact(
+    '{"id": 9007199254740993, "small": 9007199254740991, "amount": 12345678901234567890.12, "huge": 123456789012345678901234567890, ' +
+      '"ratio": 0.1234567890123456789, "tags": ["vip", "eu", 9007199254740993], "ints": [1, 2, 3], "name": "Ada", "code": "9007199254740993"}',
+  ).value,
+};
+
+describe("matches with exact numbers", () => {
+  it.each<[string, Filter, boolean]>([
+    // a big number is given as a string of its digits and compares by exact value
+    ["2^53 + 1 equals its digits", { "data.id": "9007199254740993" }, true],
+    ["2^53 + 1 does not equal 2^53", { "data.id": "9007199254740992" }, false],
+    ["$eq with the digits", { "data.id": { $eq: "9007199254740993" } }, true],
+    ["$ne with the neighbour's digits", { "data.id": { $ne: "9007199254740992" } }, true],
+    ["$ne with its own digits", { "data.id": { $ne: "9007199254740993" } }, false],
+    ["$gt by one unit in the last place", { "data.id": { $gt: "9007199254740992" } }, true],
+    ["$gte itself", { "data.id": { $gte: "9007199254740993" } }, true],
+    ["$lt itself", { "data.id": { $lt: "9007199254740993" } }, false],
+    ["$lt the next integer", { "data.id": { $lt: "9007199254740994" } }, true],
+    ["$gt a small number", { "data.id": { $gt: 5 } }, true],
+    ["$in with its digits", { "data.id": { $in: ["1", "9007199254740993"] } }, true],
+    ["$in with only its neighbour", { "data.id": { $in: ["9007199254740992", "9007199254740994"] } }, false],
+    ["$nin with its neighbour", { "data.id": { $nin: ["9007199254740992"] } }, true],
+    ["numeric(38,2) exactly", { "data.amount": "12345678901234567890.12" }, true],
+    ["numeric(38,2) with a trailing zero", { "data.amount": "12345678901234567890.120" }, true],
+    ["numeric(38,2) one cent less", { "data.amount": "12345678901234567890.11" }, false],
+    ["numeric(38,2) above the cent below", { "data.amount": { $gt: "12345678901234567890.11" } }, true],
+    ["numeric(38,2) below the cent above", { "data.amount": { $lt: "12345678901234567890.13" } }, true],
+    ["numeric(38,2) against what a double would make of it", { "data.amount": { $lte: "12345678901234567000" } }, false],
+    ["30 digits", { "data.huge": "123456789012345678901234567890" }, true],
+    ["30 digits against their double", { "data.huge": { $eq: "123456789012345680000000000000" } }, false],
+    ["a long fraction", { "data.ratio": { $gt: "0.1234567890123456788" } }, true],
+    ["a long fraction against a short one", { "data.ratio": { $lt: 0.2 } }, true],
+    ["a safe number against a big operand", { "data.small": { $lt: "9007199254740993" } }, true],
+    ["a safe number against a big operand, reversed", { "data.small": { $gt: "9007199254740993" } }, false],
+    ["a safe number in a list of big ones", { "data.small": { $in: ["9007199254740993"] } }, false],
+    // strings stay strings
+    ["a string of digits equals the same string", { "data.code": "9007199254740993" }, true],
+    ["a short string never equals a number", { "data.small": "9007199254740991" }, false],
+    ["a string is never greater than a number", { "data.name": { $gt: 5 } }, false],
+  ])("%s", (_name, filter, expected) => {
+    expect(matches(filter, exact)).toBe(expected);
+  });
+});
+
+describe("matches arrays", () => {
+  const tags: FilterBody = { type: "clients.created", data: { tags: ["vip", "eu"], ints: [1, 2, 3], empty: [], name: "vip", none: null } };
+  it.each<[string, Filter, FilterBody, boolean]>([
+    ["$contains a member", { "data.tags": { $contains: "vip" } }, tags, true],
+    ["$contains a non-member", { "data.tags": { $contains: "us" } }, tags, false],
+    ["$contains is type-strict", { "data.ints": { $contains: "1" } }, tags, false],
+    ["$contains a number", { "data.ints": { $contains: 2 } }, tags, true],
+    ["$contains on an empty array", { "data.empty": { $contains: "vip" } }, tags, false],
+    ["$contains on a string does not match", { "data.name": { $contains: "vip" } }, tags, false],
+    ["$contains on null does not match", { "data.none": { $contains: null } }, tags, false],
+    ["$contains on a missing path", { "data.nope": { $contains: "vip" } }, tags, false],
+    ["$not $contains on a string", { $not: { "data.name": { $contains: "vip" } } }, tags, true],
+    ["$all members", { "data.tags": { $all: ["eu", "vip"] } }, tags, true],
+    ["$all with one missing", { "data.tags": { $all: ["vip", "us"] } }, tags, false],
+    ["$all with a repeat", { "data.tags": { $all: ["vip", "vip"] } }, tags, true],
+    ["$all on a string does not match", { "data.name": { $all: ["vip"] } }, tags, false],
+    ["$in on an array compares the array itself: no match", { "data.tags": { $in: ["vip"] } }, tags, false],
+    ["$eq on an array: no match", { "data.tags": { $eq: "vip" } }, tags, false],
+    ["$gt on an array: no match", { "data.ints": { $gt: 0 } }, tags, false],
+    ["$contains a big number given as digits", { "data.tags": { $contains: "9007199254740993" } }, exact, true],
+    ["$contains the neighbour of a big number", { "data.tags": { $contains: "9007199254740992" } }, exact, false],
+    ["$all with a big number", { "data.tags": { $all: ["vip", "9007199254740993"] } }, exact, true],
+    ["$contains with a NUL byte", { "data.tags": { $contains: "vip\u0000" } }, tags, false],
+  ])("%s", (_name, filter, input, expected) => {
+    expect(matches(filter, input)).toBe(expected);
+  });
+});
+
+describe("filterSchema for exact numbers and arrays", () => {
+  const big = 'is beyond 2^53 or has more than 15 significant digits, so it may already have been rounded when read; write it as a string of its exact digits, such as "9007199254740993"';
+  it.each<[string, unknown]>([
+    ["the largest safe integer", { "data.id": 9007199254740991 }],
+    ["its negative", { "data.id": { $gt: -9007199254740991 } }],
+    ["a fraction of 15 digits", { "data.x": { $lt: 0.123456789012345 } }],
+    ["a big number as digits", { "data.id": { $in: ["9007199254740993"] } }],
+    ["$contains and $all", { "data.tags": { $contains: "vip", $all: ["vip", 1, true, null] } }],
+  ])("accepts %s", (_name, input) => {
+    expect(filterSchema.safeParse(input).error?.issues ?? []).toEqual([]);
+  });
+
+  it.each<[string, unknown, { path: string; message: string }[]]>([
+    // JSON.parse read 9007199254740993 as 9007199254740992 before validation saw it
+    ["2^53 + 1 as a number", JSON.parse('{"data.id": 9007199254740993}'), [{ path: "filter.data.id", message: `9007199254740992 ${big}` }]],
+    ["2^53 for $eq", { "data.id": { $eq: 2 ** 53 } }, [{ path: "filter.data.id.$eq", message: `9007199254740992 ${big}` }]],
+    ["-2^53 for $lt", { "data.id": { $lt: -(2 ** 53) } }, [{ path: "filter.data.id.$lt", message: `-9007199254740992 ${big}` }]],
+    ["1e300 for $gt", { "data.x": { $gt: 1e300 } }, [{ path: "filter.data.x.$gt", message: `1e+300 ${big}` }]],
+    ["a long fraction in $in", JSON.parse('{"data.x": {"$in": [1, 0.1234567890123456789]}}'), [{ path: "filter.data.x.$in", message: `0.12345678901234568 ${big}` }]],
+    ["a big number for $contains", { "data.tags": { $contains: 2 ** 60 } }, [{ path: "filter.data.tags.$contains", message: `1152921504606847000 ${big}` }]],
+    ["an array for $contains", { "data.tags": { $contains: ["vip"] } }, [{ path: "filter.data.tags.$contains", message: "expected one string, number, boolean or null for $contains, got array; for several values use $all" }]],
+    ["an object for $contains", { "data.tags": { $contains: {} } }, [{ path: "filter.data.tags.$contains", message: "expected one string, number, boolean or null for $contains, got object" }]],
+    ["a scalar for $all", { "data.tags": { $all: "vip" } }, [{ path: "filter.data.tags.$all", message: "expected a non-empty array of strings, numbers, booleans or nulls for $all, got string" }]],
+    ["an empty $all", { "data.tags": { $all: [] } }, [{ path: "filter.data.tags.$all", message: "expected a non-empty array of strings, numbers, booleans or nulls for $all, got an empty array" }]],
+    ["nested arrays in $all", { "data.tags": { $all: [["vip"]] } }, [{ path: "filter.data.tags.$all", message: "expected a non-empty array of strings, numbers, booleans or nulls for $all, got an array holding other values" }]],
+    ["$contains on type", { type: { $contains: "x" } }, [{ path: "filter.type.$contains", message: "type is a string, not an array; $contains applies to arrays (use $eq or $in)" }]],
+    ["$all on tenant", { tenant: { $all: ["x"] } }, [{ path: "filter.tenant.$all", message: "tenant is a string, not an array; $all applies to arrays (use $eq or $in)" }]],
+    ["$gt with a number on timestamp", { timestamp: { $gt: 1700000000 } }, [{ path: "filter.timestamp.$gt", message: "timestamp is a string; $gt with a number never holds on it (compare with a string)" }]],
+  ])("rejects %s", (_name, input, expected) => {
+    const result = filterSchema.safeParse(input);
+    expect(result.success).toBe(false);
+    expect(result.error && formatFilterIssues(result.error)).toEqual(expected);
   });
 });
 

@@ -4,6 +4,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { isSecretHeader } from "../delivery/mask";
 import type { Config } from "../config";
 import { DomainError } from "../errors";
+import { BIG_NUMBERS, parseExact } from "../delivery/event-json";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
 import type * as WebhooksService from "../services/webhooks";
@@ -54,6 +55,7 @@ const FLAGS: Record<string, string> = {
   rate_limit_per_s: "--rate-limit",
   disable_after_s: "--disable-after",
   breaker_threshold: "--breaker-threshold",
+  big_numbers: "--big-numbers",
   name: "--name",
   description: "--description",
   tenant: "--tenant",
@@ -87,6 +89,7 @@ interface FieldOptions extends CommonOptions {
   disableAfter?: number | false;
   /** "default": back to the dispatcher's (a parser returning null would read as no value) */
   breakerThreshold?: number | "default";
+  bigNumbers?: (typeof BIG_NUMBERS)[number];
   disabled?: boolean;
 }
 
@@ -177,6 +180,12 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
       "consecutive failures that open its circuit (deliveries then wait for a probe, whatever the retry schedule says); " +
         "off: never, so the schedule keeps its timing (default: WEBHOOKS_BREAKER_THRESHOLD, 10)",
       breakerThreshold,
+    )
+    .option(
+      "--big-numbers <how>",
+      "numbers a double would change (bigint beyond 2^53, over 15 digits): string (default; exact digits in a JSON string) " +
+        "or number (exact digits as a JSON number, for parsers that keep them; breaks JSON.stringify-based signature checks)",
+      oneOf(BIG_NUMBERS),
     );
   if (creating) {
     cmd.option("--disabled", "create it inactive (enable later with webhooks enable)");
@@ -189,6 +198,12 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
       .option("--no-disable-after", "use the dispatcher default again (WEBHOOKS_DISABLE_AFTER_S)");
   }
   return cmd;
+}
+
+/** --data: JSON whose numbers a double would change stay exact (ExactNumber), as in a tracked row. */
+function exactJsonValue(text: string): unknown {
+  jsonValue(text); // the same message for bad JSON
+  return parseExact(text).value;
 }
 
 function usage(message: string): DomainError {
@@ -238,6 +253,7 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
   if (opts.rateLimit !== undefined) raw.rate_limit_per_s = opts.rateLimit === false ? null : opts.rateLimit;
   if (opts.disableAfter !== undefined) raw.disable_after_s = opts.disableAfter === false ? null : opts.disableAfter;
   if (opts.breakerThreshold !== undefined) raw.breaker_threshold = opts.breakerThreshold === "default" ? null : opts.breakerThreshold;
+  if (opts.bigNumbers !== undefined) raw.big_numbers = opts.bigNumbers;
   if (opts.disabled) raw.is_active = false;
 
   if (opts.retrySchedule !== undefined) {
@@ -303,6 +319,7 @@ function webhookFields(
     ["timeout", `${w.timeout_ms}ms`],
     ["max in flight", w.max_in_flight],
     ["rate limit", w.rate_limit_per_s === null ? "none" : `${w.rate_limit_per_s}/s`],
+    ["big numbers", w.big_numbers === "string" ? "as strings of their digits" : "as JSON numbers"],
     [
       "disable after",
       w.disable_after_s === null
@@ -476,7 +493,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       .description("send a signed test event now and print the receiver's answer (exit 1 unless it answers 2xx)")
       .argument("<id>", "webhook id", uuid)
       .option("--event-type <type>", "event type to send (default: a test event type)")
-      .option("--data <json>", "the event's data as JSON", jsonValue),
+      .option("--data <json>", "the event's data as JSON (numbers kept exactly, 2^53 + 1 too)", exactJsonValue),
     "pg-webhooks webhooks test 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --event-type clients.created --data '{\"id\": 1}'",
   ).action((id: string, opts: CommonOptions & { eventType?: string; data?: unknown }) =>
     cli.run(opts, async ({ conn, out, config }) => {

@@ -45,6 +45,8 @@ export interface SubscriptionTable {
   breaker_threshold: number | null;
   /** Raised by a trigger on every update (bigint, read as a string). */
   settings_version: Generated<string>;
+  /** How bodies carry numbers a double would change: a string of the digits, or the digits as a number. */
+  big_numbers: Generated<"string" | "number">;
   is_active: boolean;
   disabled_reason: string | null;
   disabled_at: NullableTimestamp;

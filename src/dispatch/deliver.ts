@@ -8,6 +8,7 @@ import type { RetryPolicy } from "./retry-policy";
 import { nextDelay, retryPolicySchema, DEFAULT_RETRY_POLICY } from "./retry-policy";
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
 import { renderBody } from "../delivery/render";
+import type { BigNumbers } from "../delivery/event-json";
 import { buildRequest, type TargetSpec } from "../delivery/request";
 import type { AttemptOutcome, OutgoingRequest } from "../delivery/client";
 import { StorableRow } from "./storable";
@@ -47,8 +48,10 @@ export interface ClaimedDelivery extends TargetSpec {
   event_id: string;
   type: string;
   occurred_at: Date;
-  data: unknown;
-  previous_attributes: unknown;
+  /** The event's jsonb as text (data::text), so that no number changes before rendering. */
+  data: string;
+  previous_attributes: string | null;
+  big_numbers: BigNumbers;
   tenant: string | null;
   created_at: Date;
 }
@@ -90,7 +93,7 @@ export interface Claim {
 export const SEND_COLUMNS = [
   "url", "method", "auth", "headers", "secret_headers", "signature_scheme", "signature_header", "secret", "previous_secret",
   "previous_secret_expires_at", "timeout_ms", "retry", "is_active", "max_in_flight", "rate_limit_per_s",
-  "disable_after_s", "breaker_threshold", "settings_version",
+  "disable_after_s", "breaker_threshold", "big_numbers", "settings_version",
 ] as const;
 
 /** A webhook's settings as a delivery carries them (the SEND_COLUMNS of its row). */
@@ -106,6 +109,10 @@ export function settingsOf(d: SendSettings): SendSettings {
   for (const c of SEND_COLUMNS) out[c] = d[c];
   return out as unknown as SendSettings;
 }
+
+/** The event columns of a send (outbox as `o`): jsonb as text, parsed exactly by render.ts. */
+export const eventColumns = (sql: Queryable) => sql`
+  o.event_id, o.type, o.occurred_at, o.data::text as data, o.previous_attributes::text as previous_attributes, o.tenant`;
 
 /** The error a delivery to a disabled webhook ends with (no request is made). */
 const DISABLED_ERROR = "webhook is disabled; replay the delivery after enabling it";
@@ -143,8 +150,7 @@ export async function claim(
        where d.id = due.id and s.id = d.subscription_id
       returning d.id, d.subscription_id, d.attempts, d.outbox_id, d.created_at
     )
-    select l.id, l.subscription_id, l.attempts, l.created_at, ${sendColumns(tx)},
-           o.event_id, o.type, o.occurred_at, o.data, o.previous_attributes, o.tenant
+    select l.id, l.subscription_id, l.attempts, l.created_at, ${sendColumns(tx)}, ${eventColumns(tx)}
       from leased l
       join webhooks.subscriptions s on s.id = l.subscription_id
       join webhooks.outbox o on o.id = l.outbox_id
@@ -272,8 +278,10 @@ export async function send(ctx: DeliverContext, d: ClaimedDelivery, bodies?: Map
   let body = "";
   let built: { request: OutgoingRequest; loggedHeaders: Record<string, string> };
   try {
-    body = bodies?.get(d.event_id) ?? renderBody(d);
-    bodies?.set(d.event_id, body);
+    // Once per event and number format.
+    const key = `${d.event_id} ${d.big_numbers}`;
+    body = bodies?.get(key) ?? renderBody(d);
+    bodies?.set(key, body);
     built = buildRequest(d, { event_id: d.event_id, type: d.type, body }, d.id, startedAt);
   } catch (e) {
     const error = `could not build the request, so none was sent: ${errorText(e)}`;

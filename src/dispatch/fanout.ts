@@ -8,10 +8,11 @@
 // heartbeat sweep of the others finds the lease of a dead owner and queues jobs for them.
 import { randomUUID } from "node:crypto";
 import type { Connection, Queryable } from "../db/connection";
-import type { Filter } from "./filter";
+import type { Filter, FilterBody } from "./filter";
 import { matches, typeMatches } from "./filter";
+import { parseExact } from "../delivery/event-json";
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
-import { LEASE_GRACE_MS, sendColumns, type ClaimedDelivery } from "./deliver";
+import { LEASE_GRACE_MS, eventColumns, sendColumns, type ClaimedDelivery } from "./deliver";
 
 /** A dispatcher's lanes, as fanout sees them. */
 export interface LocalLanes {
@@ -31,8 +32,9 @@ interface ClaimedEvent {
   event_id: string;
   type: string;
   tenant: string | null;
-  data: unknown;
-  previous_attributes: unknown;
+  /** jsonb as text (see eventColumns); parsed exactly, and only when a filter needs it. */
+  data: string;
+  previous_attributes: string | null;
   occurred_at: Date;
 }
 
@@ -56,19 +58,34 @@ export interface FanoutResult {
   more?: boolean;
 }
 
+/** The body filters see, its numbers exact; parsed once per event. */
+function filterBody(e: ClaimedEvent, parsed: WeakMap<ClaimedEvent, FilterBody>): FilterBody {
+  let body = parsed.get(e);
+  if (body === undefined) {
+    const previous = e.previous_attributes === null ? null : parseExact(e.previous_attributes).value;
+    body = {
+      id: e.event_id,
+      type: e.type,
+      timestamp: e.occurred_at.toISOString(),
+      data: parseExact(e.data).value,
+      ...(previous === null ? {} : { previous_attributes: previous }),
+      tenant: e.tenant,
+    };
+    parsed.set(e, body);
+  }
+  return body;
+}
+
 /** True when a webhook wants this event: type pattern, tenant and filter. */
-export function subscriptionWants(sub: LiveSubscription, e: ClaimedEvent): boolean {
+export function subscriptionWants(
+  sub: LiveSubscription,
+  e: ClaimedEvent,
+  parsed = new WeakMap<ClaimedEvent, FilterBody>(),
+): boolean {
   if (sub.tenant !== null && sub.tenant !== e.tenant) return false;
   if (!typeMatches(sub.events, e.type)) return false;
   if (sub.filter === null) return true;
-  return matches(sub.filter, {
-    id: e.event_id,
-    type: e.type,
-    timestamp: e.occurred_at.toISOString(),
-    data: e.data,
-    ...(e.previous_attributes === null ? {} : { previous_attributes: e.previous_attributes }),
-    tenant: e.tenant,
-  });
+  return matches(sub.filter, filterBody(e, parsed));
 }
 
 interface BatchResult extends FanoutResult {
@@ -78,8 +95,8 @@ interface BatchResult extends FanoutResult {
 async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Promise<BatchResult> {
   // SKIP LOCKED lets several dispatchers claim disjoint batches.
   const rows = await tx<(Omit<ClaimedEvent, "event_id"> & { event_id: string | null })[]>`
-    select id, event_id, type, tenant, data, previous_attributes, occurred_at
-      from webhooks.outbox
+    select o.id, ${eventColumns(tx)}
+      from webhooks.outbox o
      where dispatched_at is null
      order by id
      limit ${limit}
@@ -114,9 +131,10 @@ async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Pr
   let budget = local?.capacity() ?? 0;
   const now = new Date();
   const full = (s: LiveSubscription | FullSubscription): s is FullSubscription => "circuit_closed" in s;
+  const parsed = new WeakMap<ClaimedEvent, FilterBody>();
   for (const e of events) {
     for (const s of subs) {
-      if (!subscriptionWants(s, e)) continue;
+      if (!subscriptionWants(s, e, parsed)) continue;
       const id = randomUUID();
       ids.push(id);
       subIds.push(s.id);

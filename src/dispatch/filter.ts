@@ -1,6 +1,7 @@
 // Which events a webhook wants: event type patterns ("clients.*") and a small JSON filter
 // language over the delivered body. Validation and matching are pure; fanout.ts applies them.
 import { z } from "zod";
+import { ExactNumber, compareDecimals, decimalOf, fitsDouble, toDecimal, type Decimal } from "../delivery/event-json";
 
 // ── Event type patterns ─────────────────────────────────────────────────────────────────
 
@@ -36,6 +37,10 @@ export interface Operators {
   $lte?: number | string;
   $in?: Scalar[];
   $nin?: Scalar[];
+  /** The field is an array holding this value. */
+  $contains?: Scalar;
+  /** The field is an array holding every one of these values. */
+  $all?: Scalar[];
   $exists?: boolean;
 }
 
@@ -53,11 +58,13 @@ export interface Filter {
 export const FILTER_MAX_DEPTH = 10;
 export const FILTER_MAX_NODES = 100;
 
-const OPERATORS = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"] as const;
+const OPERATORS = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$contains", "$all", "$exists"] as const;
 type Operator = (typeof OPERATORS)[number];
 const LOGICAL = ["$and", "$or", "$not"] as const;
 /** The first segment of a field path: the top-level keys of the delivered body. */
 const ROOTS = ["data", "previous_attributes", "type", "tenant", "id", "timestamp"] as const;
+/** Roots that are always strings (or null): array and number operators never hold on them. */
+const STRING_ROOTS = ["type", "tenant", "id", "timestamp"] as const;
 
 type Path = (string | number)[];
 type Report = (path: Path, message: string) => void;
@@ -68,6 +75,27 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 function isScalar(v: unknown): v is Scalar {
   return v === null || typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
+}
+
+/**
+ * Null when a number operand means what it says. JSON.parse has already rounded a literal beyond
+ * 2^53 or with more than 15 significant digits (9007199254740993 arrives as ...992), so those are
+ * refused: written as a string of digits ("9007199254740993") they compare exactly.
+ */
+function numberProblem(v: unknown): string | null {
+  if (typeof v !== "number" || !Number.isFinite(v)) return null;
+  const d = toDecimal(String(v));
+  if (d !== null && fitsDouble(d)) return null;
+  return `${String(v)} is beyond 2^53 or has more than 15 significant digits, so it may already have been rounded when read; write it as a string of its exact digits, such as "9007199254740993"`;
+}
+
+/** The first inexact number among an operand (a scalar or an array of them). */
+function operandNumberProblem(operand: unknown): string | null {
+  for (const v of Array.isArray(operand) ? operand : [operand]) {
+    const problem = numberProblem(v);
+    if (problem !== null) return problem;
+  }
+  return null;
 }
 
 function describe(v: unknown): string {
@@ -111,7 +139,7 @@ class FilterChecker {
       } else if (key.startsWith("$")) {
         this.report(at, `unknown logical operator ${key}; expected one of ${LOGICAL.join(", ")} or a field path such as data.stage`);
       } else if (this.fieldPath(key, at)) {
-        this.condition(child, at);
+        this.condition(child, at, (STRING_ROOTS as readonly string[]).includes(key));
       }
     }
   }
@@ -142,8 +170,13 @@ class FilterChecker {
     return true;
   }
 
-  private condition(value: unknown, at: Path): void {
-    if (isScalar(value)) return;
+  /** `isString`: the path is one of the string roots (type, tenant, id, timestamp). */
+  private condition(value: unknown, at: Path, isString: boolean): void {
+    if (isScalar(value)) {
+      const problem = numberProblem(value);
+      if (problem !== null) this.report(at, problem);
+      return;
+    }
     if (!isPlainObject(value)) {
       this.report(at, `expected a string, number, boolean, null or an object of operators such as {"$gt": 10}, got ${describe(value)}`);
       return;
@@ -159,10 +192,21 @@ class FilterChecker {
         this.report(opAt, `unknown operator ${op}; expected one of ${OPERATORS.join(", ")}`);
         continue;
       }
-      const problem = operandProblem(op, operand);
+      const problem =
+        operandProblem(op, operand) ?? operandNumberProblem(operand) ?? (isString ? stringRootProblem(op, operand, at) : null);
       if (problem !== null) this.report(opAt, problem);
     }
   }
+}
+
+/** Null when `op` can hold on a string field (type, tenant, id, timestamp). */
+function stringRootProblem(op: Operator, operand: unknown, at: Path): string | null {
+  const field = String(at[at.length - 1]);
+  if (op === "$contains" || op === "$all") return `${field} is a string, not an array; ${op} applies to arrays (use $eq or $in)`;
+  if ((op === "$gt" || op === "$gte" || op === "$lt" || op === "$lte") && typeof operand === "number") {
+    return `${field} is a string; ${op} with a number never holds on it (compare with a string)`;
+  }
+  return null;
 }
 
 /** Null when `operand` suits `op`, otherwise the message. */
@@ -184,6 +228,16 @@ function operandProblem(op: Operator, operand: unknown): string | null {
       return Array.isArray(operand) && operand.every(isScalar)
         ? null
         : `expected an array of strings, numbers, booleans or nulls for ${op}, ${Array.isArray(operand) ? "got an array holding other values" : got}`;
+    case "$contains":
+      return isScalar(operand)
+        ? null
+        : `expected one string, number, boolean or null for $contains, ${got}${Array.isArray(operand) ? "; for several values use $all" : ""}`;
+    case "$all":
+      return Array.isArray(operand) && operand.length > 0 && operand.every(isScalar)
+        ? null
+        : `expected a non-empty array of strings, numbers, booleans or nulls for $all, ${
+            Array.isArray(operand) ? (operand.length === 0 ? "got an empty array" : "got an array holding other values") : got
+          }`;
     case "$exists":
       return typeof operand === "boolean" ? null : `expected true or false for $exists, ${got}`;
   }
@@ -202,8 +256,14 @@ export const filterSchema = z
     type: "object",
     description:
       'Matches the delivered body. Keys are field paths (data.stage, previous_attributes.value, type, tenant, data.items.0.sku) ' +
-      'mapped to a literal or to operators ($eq $ne $gt $gte $lt $lte $in $nin $exists), or $and/$or (arrays of filters) and $not.',
-    examples: [{ "data.stage": "won", "previous_attributes.stage": { $exists: true } }, { "data.value": { $gt: 10000 } }],
+      'mapped to a literal or to operators ($eq $ne $gt $gte $lt $lte $in $nin $contains $all $exists), or $and/$or (arrays of filters) and $not. ' +
+      'Numbers compare by exact decimal value; write one beyond 2^53 or with more than 15 significant digits as a string of digits ("9007199254740993"). ' +
+      '$contains and $all test array fields; any other operator on an array, or one on the wrong JSON type, does not match.',
+    examples: [
+      { "data.stage": "won", "previous_attributes.stage": { $exists: true } },
+      { "data.value": { $gt: 10000 } },
+      { "data.tags": { $contains: "vip" } },
+    ],
   });
 
 /** Zod issues as `filter.data.value.$gt` paths, ready for an API error body or a CLI message. */
@@ -245,9 +305,45 @@ function resolve(body: FilterBody, path: string): unknown {
   return current;
 }
 
+type Numeric = number | ExactNumber;
+
+function isNumeric(v: unknown): v is Numeric {
+  return typeof v === "number" || v instanceof ExactNumber;
+}
+
+/** A string of digits ("9007199254740993", "-12.50"). */
+const DECIMAL_STRING = /^-?\d+(?:\.\d+)?$/;
+
+/**
+ * An operand's decimal value when it is a number: a JSON number, or a string of digits that no
+ * JSON number could carry exactly (validation sends users there). "12000" stays a string.
+ */
+function operandDecimal(operand: unknown): Decimal | null {
+  if (isNumeric(operand)) return decimalOf(operand);
+  if (typeof operand !== "string" || !DECIMAL_STRING.test(operand)) return null;
+  const d = toDecimal(operand);
+  return d !== null && !fitsDouble(d) ? d : null;
+}
+
+/** -1/0/1 for a numeric field against a numeric operand; null when they do not compare. */
+function numericOrder(actual: Numeric, operand: unknown): -1 | 0 | 1 | null {
+  if (typeof actual === "number" && typeof operand === "number") return actual < operand ? -1 : actual > operand ? 1 : 0;
+  const right = operandDecimal(operand);
+  return right === null ? null : compareDecimals(decimalOf(actual), right);
+}
+
+/** Equality as filters see it: numbers by exact decimal value, everything else strictly. */
+function same(actual: unknown, operand: unknown): boolean {
+  if (isNumeric(actual)) return numericOrder(actual, operand) === 0;
+  return actual === operand;
+}
+
 function compare(op: "$gt" | "$gte" | "$lt" | "$lte", actual: unknown, operand: unknown): boolean {
-  // Only like with like: a string is never greater than a number.
-  if (typeof actual === "number" && typeof operand === "number") return ordered(op, actual, operand);
+  // Only like with like: a string is never greater than a number (digits given as a string for a big number are a number).
+  if (isNumeric(actual)) {
+    const order = numericOrder(actual, operand);
+    return order !== null && ordered(op, order, 0);
+  }
   if (typeof actual === "string" && typeof operand === "string") return ordered(op, actual, operand);
   return false;
 }
@@ -266,17 +362,21 @@ function ordered<T extends number | string>(op: "$gt" | "$gte" | "$lt" | "$lte",
 }
 
 function isIn(actual: unknown, list: unknown): boolean {
-  return actual !== MISSING && Array.isArray(list) && list.some((v) => v === actual);
+  return actual !== MISSING && Array.isArray(list) && list.some((v) => same(actual, v));
+}
+
+function contains(actual: unknown, value: unknown): boolean {
+  return Array.isArray(actual) && actual.some((v) => same(v, value));
 }
 
 function conditionHolds(condition: unknown, actual: unknown): boolean {
-  if (!isPlainObject(condition)) return actual !== MISSING && actual === condition;
+  if (!isPlainObject(condition)) return actual !== MISSING && same(actual, condition);
   return Object.entries(condition).every(([op, operand]) => {
     switch (op) {
       case "$eq":
-        return actual !== MISSING && actual === operand;
+        return actual !== MISSING && same(actual, operand);
       case "$ne":
-        return actual === MISSING || actual !== operand;
+        return actual === MISSING || !same(actual, operand);
       case "$gt":
       case "$gte":
       case "$lt":
@@ -286,6 +386,10 @@ function conditionHolds(condition: unknown, actual: unknown): boolean {
         return isIn(actual, operand);
       case "$nin":
         return !isIn(actual, operand);
+      case "$contains":
+        return contains(actual, operand);
+      case "$all":
+        return Array.isArray(operand) && operand.length > 0 && operand.every((v) => contains(actual, v));
       case "$exists":
         return (actual !== MISSING) === operand;
       default:
@@ -312,7 +416,10 @@ function holds(filter: unknown, body: FilterBody): boolean {
 
 /**
  * True when the body satisfies the filter; a null or absent filter matches everything.
- * A missing path fails $eq, $gt… and $in, and satisfies $ne and $nin; null is a present value.
+ * A missing path fails $eq, $gt…, $in, $contains and $all, and satisfies $ne and $nin; null is
+ * a present value. Numbers (ExactNumber too) compare by exact decimal value. An operator on the
+ * wrong JSON type does not hold: $contains/$all on a non-array, $gt on a boolean, an array
+ * compared with $eq or $in (which compare the field itself; $contains looks inside).
  */
 export function matches(filter: Filter | null | undefined, body: FilterBody): boolean {
   if (filter === null || filter === undefined) return true;

@@ -5,6 +5,8 @@ import type { Connection } from "../db/connection";
 import type { DeliveryStatus } from "../db/schema";
 import type { DeliverContext } from "../dispatch/context";
 import { attemptDeliveries } from "../dispatch/deliver";
+import { findRoundedNumber, stringifyExact } from "../delivery/event-json";
+import { DomainError } from "../errors";
 import { getWebhook, type WebhookView } from "./webhooks";
 import type { Scope } from "./scope";
 import { parseInput, storableJson, strictObject } from "./validation";
@@ -20,7 +22,11 @@ export const testSendSchema = strictObject({
     .regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, { error: "expected an exact event type such as clients.created (no wildcards)" })
     .optional()
     .meta({ description: `Default ${TEST_EVENT_TYPE}. A tracked table's type sends a sample row of that table.` }),
-  data: z.unknown().check(storableJson).optional().meta({ description: "The event's data; default a sample for the event type." }),
+  data: z.unknown().check(storableJson).optional().meta({
+    description:
+      "The event's data; default a sample for the event type. JSON numbers are read as doubles here: give one beyond 2^53 " +
+      "or with more than 15 significant digits as a string (webhooks test --data keeps them exact).",
+  }),
 });
 
 export type TestSendOptions = z.input<typeof testSendSchema>;
@@ -108,12 +114,19 @@ export async function sendTest(ctx: DeliverContext, scope: Scope, webhookId: str
   const input = parseInput(testSendSchema, opts);
   const type = input.event_type ?? TEST_EVENT_TYPE;
   const data = input.data !== undefined ? input.data : await sampleData(conn, type, webhook);
+  const rounded = findRoundedNumber(data, ["data"]);
+  if (rounded !== null) {
+    // JSON.parse has already turned 9007199254740993 into ...992: sending that would change the value.
+    const path = rounded.path.join(".");
+    const message = `${String(rounded.value)} is beyond 2^53 or has more than 15 significant digits, so it may already have been rounded when read; give it as a string of its exact digits`;
+    throw new DomainError("invalid_input", `${path}: ${message}`, [{ path, message }]);
+  }
 
   const deliveryId = await conn.sql.begin(async (tx) => {
     // dispatched_at is set so fanout never offers this event to other webhooks.
     const [event] = await tx<{ id: string; event_id: string }[]>`
       insert into webhooks.outbox (type, tenant, data, dispatched_at)
-      values (${type}, ${webhook.tenant}, ${data === null ? tx`'null'::jsonb` : tx.json(data as Parameters<typeof tx.json>[0])}, now())
+      values (${type}, ${webhook.tenant}, ${stringifyExact(data, "number", true)}::text::jsonb, now())
       returning id, event_id`;
     if (!event) throw new Error("insert into webhooks.outbox returned no row");
     const [delivery] = await tx<{ id: string }[]>`

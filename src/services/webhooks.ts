@@ -12,6 +12,7 @@ import { assertUrlAllowed } from "../delivery/ssrf";
 import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/enqueue";
 import { eventPatternSchema, filterSchema } from "../dispatch/filter";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../dispatch/rate-limit";
+import { BIG_NUMBERS } from "../delivery/event-json";
 import { DEFAULT_RETRY_POLICY, retryPolicySchema } from "../dispatch/retry-policy";
 import { cursorTs, decodeCursor, isUuid, paginate } from "./cursor";
 import type { Scope } from "./scope";
@@ -235,6 +236,13 @@ const base = {
         "whatever their retry schedule says. 0: the circuit never opens, so retry schedules keep their timing. " +
         "null: the dispatcher default (WEBHOOKS_BREAKER_THRESHOLD, 10).",
     }),
+  big_numbers: z.enum(BIG_NUMBERS, { error: 'expected big_numbers "string" or "number"' }).meta({
+    description:
+      "How the body carries a number that a double-based JSON parser would change (more than 15 significant digits: " +
+      "bigint beyond 2^53, long numeric values, such numbers inside json/jsonb). string (default): a JSON string of its exact " +
+      "digits, so JSON.stringify(JSON.parse(body)) === body still holds. number: a JSON number with Postgres's digits, for " +
+      "receivers whose parser keeps them; a hex or sha256 signature checked over JSON.stringify of the parsed body then fails.",
+  }),
   is_active: z.boolean({ error: "expected true or false" }),
   tenant: tenantSchema.nullable().meta({ description: "Admin keys only: the tenant whose events the webhook receives (null: every tenant)." }),
 };
@@ -257,6 +265,7 @@ export const webhookCreateSchema = strictObject({
   rate_limit_per_s: base.rate_limit_per_s.optional(),
   disable_after_s: base.disable_after_s.optional(),
   breaker_threshold: base.breaker_threshold.optional(),
+  big_numbers: base.big_numbers.default("string"),
   is_active: base.is_active.default(true),
   tenant: base.tenant.optional(),
 }).superRefine((w, ctx) => {
@@ -283,6 +292,7 @@ export const webhookPatchSchema = strictObject({
   rate_limit_per_s: base.rate_limit_per_s.optional(),
   disable_after_s: base.disable_after_s.optional(),
   breaker_threshold: base.breaker_threshold.optional(),
+  big_numbers: base.big_numbers.optional(),
   is_active: base.is_active.optional(),
   tenant: base.tenant.optional(),
 }).meta({
@@ -371,6 +381,7 @@ export const webhookViewSchema = z
       .int()
       .nullable()
       .meta({ description: "Consecutive failures that open the circuit; 0: never; null: the dispatcher default (WEBHOOKS_BREAKER_THRESHOLD)." }),
+    big_numbers: z.enum(BIG_NUMBERS),
     is_active: z.boolean(),
     disabled_reason: z.string().nullable(),
     disabled_at: z.date().nullable(),
@@ -438,6 +449,7 @@ export function toWebhookView(row: WebhookRow): WebhookView {
     rate_limit_per_s: row.rate_limit_per_s,
     disable_after_s: row.disable_after_s,
     breaker_threshold: row.breaker_threshold,
+    big_numbers: row.big_numbers,
     is_active: row.is_active,
     disabled_reason: row.disabled_reason,
     disabled_at: row.disabled_at,
@@ -512,7 +524,7 @@ export async function createWebhook(
       insert into webhooks.subscriptions (
         tenant, name, description, url, method, auth, headers, secret_headers, events, filter,
         signature_scheme, signature_header, secret, retry, timeout_ms, max_in_flight, rate_limit_per_s, disable_after_s,
-        breaker_threshold, is_active, disabled_at, disabled_reason)
+        breaker_threshold, big_numbers, is_active, disabled_at, disabled_reason)
       values (
         ${tenant}, ${input.name ?? null}, ${input.description ?? null}, ${input.url}, ${input.method},
         ${jsonb(conn.sql, input.auth)}, ${jsonb(conn.sql, input.headers)}, ${secretHeaderNames(input.secret_headers)}::text[],
@@ -520,7 +532,7 @@ export async function createWebhook(
         ${input.filter === undefined || input.filter === null ? null : jsonb(conn.sql, input.filter)},
         ${input.signature.scheme}, ${input.signature.header ?? null}, ${secret}, ${jsonb(conn.sql, input.retry)},
         ${input.timeout_ms}, ${input.max_in_flight}, ${input.rate_limit_per_s ?? null}, ${input.disable_after_s ?? null},
-        ${input.breaker_threshold ?? null}, ${input.is_active}, ${input.is_active ? null : new Date()}, ${input.is_active ? null : "created disabled"})
+        ${input.breaker_threshold ?? null}, ${input.big_numbers}, ${input.is_active}, ${input.is_active ? null : new Date()}, ${input.is_active ? null : "created disabled"})
       returning *)
     select ${conn.sql.unsafe(VIEW_SELECT)} from s ${conn.sql.unsafe(HEALTH_JOIN)}`;
   if (!row) throw new Error("insert into webhooks.subscriptions returned no row");
@@ -615,6 +627,7 @@ export async function updateWebhook(
     if (patch.rate_limit_per_s !== undefined) sets.push(tx`rate_limit_per_s = ${patch.rate_limit_per_s}`);
     if (patch.disable_after_s !== undefined) sets.push(tx`disable_after_s = ${patch.disable_after_s}`);
     if (patch.breaker_threshold !== undefined) sets.push(tx`breaker_threshold = ${patch.breaker_threshold}`);
+    if (patch.big_numbers !== undefined) sets.push(tx`big_numbers = ${patch.big_numbers}`);
     if (patch.is_active !== undefined && patch.is_active !== current.is_active) {
       sets.push(activeSets(tx, patch.is_active));
       await onActiveChange(tx, current.id, patch.is_active);
