@@ -6,7 +6,7 @@ import { createTestDatabase, emptyWebhookTables, type TestDatabase } from "./hel
 import { startReceiver, type Receiver, type ReceivedRequest } from "./helpers/receiver";
 import { insertWebhook, runDispatcher, settled, waitUntil, type RunningDispatcher } from "./helpers/pipeline";
 import { startApi, type Api } from "./helpers/api";
-import { runJson } from "./helpers/cli";
+import { runCli, runJson } from "./helpers/cli";
 import { replayDeliveries } from "../src/services/deliveries";
 import { ADMIN } from "../src/services/scope";
 import { parseExact, ExactNumber } from "../src/delivery/event-json";
@@ -187,21 +187,17 @@ describe("replays and test sends", () => {
     expect(body("/number")).toContain('"data":{"id":9007199254740993,"ok":1.5,"amount":12345678901234567890.12}');
   });
 
-  it("refuse a test send's number that JSON parsing may have rounded, and write nothing", async () => {
+  it("keep the exact digits of a test send's data given to the API as JSON numbers", async () => {
     const { id } = await insertWebhook(t.sql, { url: rx.url, events: ["*"] });
-    const before = await t.sql`select count(*)::int as n from webhooks.outbox`;
-    const res = await api.call("POST", `/v1/webhooks/${id}/test`, { raw: '{"data": {"id": 9007199254740993}}' });
-    expect(res.statusCode).toBe(400);
-    expect(res.json()).toMatchObject({
-      error: { code: "invalid_input", details: [{ path: "data.id", message: expect.stringContaining("give it as a string of its exact digits") }] },
+    const res = await api.call("POST", `/v1/webhooks/${id}/test`, {
+      raw: '{"data": {"id": 9007199254740993, "amount": 12345678901234567890.12, "one": 1.0000000000000001, "s": "9007199254740993", "n": 1.25}}',
     });
-    expect(await t.sql`select count(*)::int as n from webhooks.outbox`).toEqual(before);
-    // Given as a string, the digits arrive as they were written.
-    const ok = await api.call("POST", `/v1/webhooks/${id}/test`, { raw: '{"data": {"id": "9007199254740993", "n": 1.25}}' });
-    expect(ok.statusCode).toBe(200);
+    expect(res.statusCode).toBe(200);
     const [req] = await rx.waitFor(1);
     expectStringifyRoundTrip(req?.body ?? "");
-    expect(JSON.parse(req?.body ?? "")).toMatchObject({ data: { id: "9007199254740993", n: 1.25 } });
+    expect(JSON.parse(req?.body ?? "")).toMatchObject({
+      data: { id: "9007199254740993", amount: "12345678901234567890.12", one: "1.0000000000000001", s: "9007199254740993", n: 1.25 },
+    });
   });
 });
 
@@ -248,6 +244,56 @@ describe("filters over a tracked table", () => {
       },
     });
     expect(await t.sql`select count(*)::int as n from webhooks.subscriptions`).toEqual([{ n: 0 }]);
+  });
+});
+
+describe("numbers a double would change, given as input", () => {
+  const env = () => ({ DATABASE_URL: t.url, WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true" });
+
+  it("are refused in a filter even when their double looks short (1.0000000000000001 is not 1), by the API and the CLI", async () => {
+    for (const raw of [
+      `{"url": "${rx.url}", "events": ["*"], "filter": {"data.v": {"$lt": 1.0000000000000001}}}`,
+      `{"url": "${rx.url}", "events": ["*"], "filter": {"data.v": 1.0000000000000001}}`,
+      `{"url": "${rx.url}", "events": ["*"], "filter": {"data.v": {"$in": [1, 0.30000000000000000001]}}}`,
+    ]) {
+      const res = await api.call("POST", "/v1/webhooks", { raw });
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toMatchObject({
+        error: { code: "invalid_filter", details: [{ path: expect.stringMatching(/^filter\.data\.v/), message: expect.stringContaining("write it as a string of its exact digits") }] },
+      });
+    }
+    const cli = await runCli(["webhooks", "create", "--url", rx.url, "--events", "*", "--filter", '{"data.v": {"$lt": 1.0000000000000001}}'], { env: env() });
+    expect(cli.code).not.toBe(0);
+    expect(cli.stderr).toContain("--filter (filter.data.v.$lt): 1.0000000000000001 is beyond 2^53 or has more than 15 significant digits");
+    expect(await t.sql`select count(*)::int as n from webhooks.subscriptions`).toEqual([{ n: 0 }]);
+  });
+
+  it("are refused, naming the field, where a setting takes a plain number (10.000000000000000001 is not 10)", async () => {
+    const res = await api.call("POST", "/v1/webhooks", { raw: `{"url": "${rx.url}", "events": ["*"], "max_in_flight": 10.000000000000000001}` });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({
+      error: { code: "invalid_input", details: [{ path: "max_in_flight", message: "expected a whole number of requests from 1 to 1000" }] },
+    });
+    expect(await t.sql`select count(*)::int as n from webhooks.subscriptions`).toEqual([{ n: 0 }]);
+  });
+
+  it("keep their digits in `pg-webhooks emit`, which refuses what Postgres cannot store with the field's path", async () => {
+    const emitted = await runJson<{ event_id: string }>(
+      ["emit", "inv.paid", '{"id": 9007199254740993, "n": 12345678901234567890.12, "deep": {"a": [123456789012345678901234567890]}, "one": 1.5}'],
+      { env: env() },
+    );
+    const [row] = await t.sql<{ data: string }[]>`select data::text as data from webhooks.outbox where event_id = ${emitted.event_id}`;
+    expect(row?.data).toBe('{"n": 12345678901234567890.12, "id": 9007199254740993, "one": 1.5, "deep": {"a": [123456789012345678901234567890]}}');
+    const before = await t.sql`select count(*)::int as n from webhooks.outbox`;
+    for (const [data, message] of [
+      ['{"a": 1e400}', "a: expected a number within the double range"],
+      ['{"a": "x\\u0000y"}', "a: "],
+    ] as const) {
+      const r = await runCli(["emit", "inv.bad", data], { env: env() });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(message);
+    }
+    expect(await t.sql`select count(*)::int as n from webhooks.outbox`).toEqual(before);
   });
 });
 

@@ -1,7 +1,9 @@
 // Option parsers and the options every command shares. A parser throws commander's
 // InvalidArgumentError, so a bad value exits 2 with a message naming the flag.
 import { InvalidArgumentError, type Command } from "commander";
+import { parseExact } from "../delivery/event-json";
 import { DomainError } from "../errors";
+import { jsonProblem } from "../services/validation";
 import { parseDuration, parseSince } from "../util/duration";
 
 export interface CommonOptions {
@@ -102,12 +104,22 @@ export function collectHeaders(text: string, previous: [string, string][] = []):
   return [...previous, headerPair(text)];
 }
 
-export function jsonValue(text: string): unknown {
+/**
+ * JSON as the API reads it: a number a double would change stays exact (ExactNumber), so a
+ * filter refuses it by name and event data keeps its digits. `checked`: what Postgres cannot
+ * store (NUL, 1e400, deep nesting) is refused here with its path, for commands whose input no
+ * schema checks later (emit).
+ */
+export function jsonValue(text: string, checked = false): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = parseExact(text).value;
   } catch (e) {
     throw new InvalidArgumentError(`expected JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
+  const problem = checked ? jsonProblem(value) : null;
+  if (problem) throw new InvalidArgumentError(problem.path.length > 0 ? `${problem.path.join(".")}: ${problem.message}` : problem.message);
+  return value;
 }
 
 export function jsonObject(text: string): Record<string, unknown> {

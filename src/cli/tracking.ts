@@ -107,7 +107,7 @@ export function registerTracking(program: Command, cli: Cli): void {
       .command("emit")
       .description("emit a custom event, delivered like any other (apps call webhooks.emit() in SQL)")
       .argument("<type>", "dotted event name, e.g. invoice.paid")
-      .argument("<json>", "the event's data as JSON", jsonValue)
+      .argument("<json>", "the event's data as JSON (numbers kept exactly)", (text) => jsonValue(text, true))
       .option("--tenant <tenant>", "tenant the event belongs to"),
     `pg-webhooks emit invoice.paid '{"id": 42, "amount": 1200}' --tenant acme`,
   ).action((type: string, data: unknown, opts: CommonOptions & { tenant?: string }) =>

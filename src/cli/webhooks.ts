@@ -4,7 +4,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { isSecretHeader } from "../delivery/mask";
 import type { Config } from "../config";
 import { DomainError } from "../errors";
-import { BIG_NUMBERS, parseExact } from "../delivery/event-json";
+import { BIG_NUMBERS } from "../delivery/event-json";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
 import type * as WebhooksService from "../services/webhooks";
@@ -198,12 +198,6 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
       .option("--no-disable-after", "use the dispatcher default again (WEBHOOKS_DISABLE_AFTER_S)");
   }
   return cmd;
-}
-
-/** --data: JSON whose numbers a double would change stay exact (ExactNumber), as in a tracked row. */
-function exactJsonValue(text: string): unknown {
-  jsonValue(text); // the same message for bad JSON
-  return parseExact(text).value;
 }
 
 function usage(message: string): DomainError {
@@ -493,7 +487,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       .description("send a signed test event now and print the receiver's answer (exit 1 unless it answers 2xx)")
       .argument("<id>", "webhook id", uuid)
       .option("--event-type <type>", "event type to send (default: a test event type)")
-      .option("--data <json>", "the event's data as JSON (numbers kept exactly, 2^53 + 1 too)", exactJsonValue),
+      .option("--data <json>", "the event's data as JSON (numbers kept exactly, 2^53 + 1 too)", (text) => jsonValue(text)),
     "pg-webhooks webhooks test 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --event-type clients.created --data '{\"id\": 1}'",
   ).action((id: string, opts: CommonOptions & { eventType?: string; data?: unknown }) =>
     cli.run(opts, async ({ conn, out, config }) => {

@@ -83,10 +83,16 @@ function isScalar(v: unknown): v is Scalar {
  * refused: written as a string of digits ("9007199254740993") they compare exactly.
  */
 function numberProblem(v: unknown): string | null {
+  // The API and the CLI read filters with parseExact: such a literal arrives as its digits.
+  if (v instanceof ExactNumber) return roundedMessage(v.digits);
   if (typeof v !== "number" || !Number.isFinite(v)) return null;
   const d = toDecimal(String(v));
   if (d !== null && fitsDouble(d)) return null;
-  return `${String(v)} is beyond 2^53 or has more than 15 significant digits, so it may already have been rounded when read; write it as a string of its exact digits, such as "9007199254740993"`;
+  return roundedMessage(String(v));
+}
+
+function roundedMessage(written: string): string {
+  return `${written} is beyond 2^53 or has more than 15 significant digits, so it may already have been rounded when read; write it as a string of its exact digits, such as "9007199254740993"`;
 }
 
 /** The first inexact number among an operand (a scalar or an array of them). */
@@ -172,7 +178,7 @@ class FilterChecker {
 
   /** `isString`: the path is one of the string roots (type, tenant, id, timestamp). */
   private condition(value: unknown, at: Path, isString: boolean): void {
-    if (isScalar(value)) {
+    if (isScalar(value) || value instanceof ExactNumber) {
       const problem = numberProblem(value);
       if (problem !== null) this.report(at, problem);
       return;
@@ -193,7 +199,7 @@ class FilterChecker {
         continue;
       }
       const problem =
-        operandProblem(op, operand) ?? operandNumberProblem(operand) ?? (isString ? stringRootProblem(op, operand, at) : null);
+        operandNumberProblem(operand) ?? operandProblem(op, operand) ?? (isString ? stringRootProblem(op, operand, at) : null);
       if (problem !== null) this.report(opAt, problem);
     }
   }

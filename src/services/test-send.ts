@@ -24,8 +24,8 @@ export const testSendSchema = strictObject({
     .meta({ description: `Default ${TEST_EVENT_TYPE}. A tracked table's type sends a sample row of that table.` }),
   data: z.unknown().check(storableJson).optional().meta({
     description:
-      "The event's data; default a sample for the event type. JSON numbers are read as doubles here: give one beyond 2^53 " +
-      "or with more than 15 significant digits as a string (webhooks test --data keeps them exact).",
+      "The event's data; default a sample for the event type. Numbers are sent with the digits given, those beyond 2^53 " +
+      "or with more than 15 significant digits too, as the webhook's big_numbers setting says.",
   }),
 });
 
@@ -116,7 +116,8 @@ export async function sendTest(ctx: DeliverContext, scope: Scope, webhookId: str
   const data = input.data !== undefined ? input.data : await sampleData(conn, type, webhook);
   const rounded = findRoundedNumber(data, ["data"]);
   if (rounded !== null) {
-    // JSON.parse has already turned 9007199254740993 into ...992: sending that would change the value.
+    // The API and the CLI pass such numbers as ExactNumber; a caller passing doubles may have
+    // rounded them already (9007199254740993 read as ...992): sending that would change the value.
     const path = rounded.path.join(".");
     const message = `${String(rounded.value)} is beyond 2^53 or has more than 15 significant digits, so it may already have been rounded when read; give it as a string of its exact digits`;
     throw new DomainError("invalid_input", `${path}: ${message}`, [{ path, message }]);

@@ -1,6 +1,7 @@
 // Tracking tables and emitting custom events: thin wrappers over the SQL functions DBAs call
 // (webhooks.track_table, untrack_table, emit), so the CLI and SQL behave identically.
 import type { Connection } from "../db/connection";
+import { stringifyExact } from "../delivery/event-json";
 import { DomainError } from "../errors";
 
 export const OPERATIONS = ["insert", "update", "delete"] as const;
@@ -104,7 +105,7 @@ export interface EmitInput {
 export async function emitEvent(conn: Connection, input: EmitInput): Promise<{ event_id: string }> {
   try {
     const [row] = await conn.sql<{ event_id: string }[]>`
-      select webhooks.emit(${input.type}, ${conn.sql.json(input.data as Parameters<typeof conn.sql.json>[0])}, ${input.tenant ?? null}::text) as event_id`;
+      select webhooks.emit(${input.type}, ${stringifyExact(input.data, "number", true)}::text::jsonb, ${input.tenant ?? null}::text) as event_id`;
     if (!row) throw new Error("webhooks.emit returned no row");
     return row;
   } catch (e) {
