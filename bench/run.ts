@@ -1,7 +1,8 @@
 // `npm run bench` (full) / `npm run bench -- --smoke` (tiny sizes, asserts correctness only).
 // Creates a scratch database pgw_bench_<pid> next to DATABASE_URL, migrates it, runs the six
-// scenarios in bench/scenarios/ against the real dispatcher binary (a child process) and a
-// receiver in another child process, prints a table and writes bench/report.json. Drops the database.
+// scenarios of bench/scenarios/ (the write path's includes bulk.ts) in order against the real
+// dispatcher binary (a child process) and a receiver in another child process, prints a table
+// and writes bench/report.json. Drops the database. What they share is in bench/harness.ts.
 import {
   RAW_CONCURRENCY, SIZES, DispatcherProc, ReceiverProc, assertDispatcherBuilt, insertWebhook, log, machine, now, r2,
   withScratchDatabase, writeReport, type Bench, type BenchOptions, type Target,
