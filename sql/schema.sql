@@ -206,76 +206,6 @@ end;
 $function$;
 comment on function webhooks.bump_settings_version() is 'Trigger function: raises settings_version on every update of a webhooks.subscriptions row.';
 
-CREATE OR REPLACE FUNCTION webhooks.capture()
- RETURNS trigger
- LANGUAGE plpgsql
-AS $function$
-declare
-  prefix text := tg_argv[0];
-  tenant_col text := nullif(tg_argv[1], '');
-  excluded text[] := tg_argv[2]::text[];
-  pk text[] := tg_argv[3]::text[];
-  n integer;
-begin
-  if tg_level = 'ROW' then
-    -- Row-level fallback for UPDATE on tables without a primary key (old and new rows
-    -- cannot be paired from transition tables without one).
-    insert into webhooks.outbox (type, tenant, data, previous_attributes, source_table)
-    select prefix || '.updated', t.tenant, t.new_j, t.prev, tg_table_schema || '.' || tg_table_name
-    from (
-      select
-        case when tenant_col is null then null else to_jsonb(new) ->> tenant_col end as tenant,
-        to_jsonb(new) - excluded as new_j,
-        (select jsonb_object_agg(o.key, o.value)
-           from jsonb_each(to_jsonb(old) - excluded) o
-          where (to_jsonb(new) - excluded) -> o.key is distinct from o.value) as prev
-    ) t
-    where t.prev is not null;
-    get diagnostics n = row_count;
-    if n > 0 then perform webhooks.wake(); end if;
-    return null;
-  end if;
-
-  if tg_op = 'INSERT' then
-    insert into webhooks.outbox (type, tenant, data, source_table)
-    select prefix || '.created',
-           case when tenant_col is null then null else r.j ->> tenant_col end,
-           r.j - excluded,
-           tg_table_schema || '.' || tg_table_name
-    from (select to_jsonb(x) as j from new_rows x) r;
-  elsif tg_op = 'DELETE' then
-    insert into webhooks.outbox (type, tenant, data, source_table)
-    select prefix || '.deleted',
-           case when tenant_col is null then null else r.j ->> tenant_col end,
-           r.j - excluded,
-           tg_table_schema || '.' || tg_table_name
-    from (select to_jsonb(x) as j from old_rows x) r;
-  else
-    insert into webhooks.outbox (type, tenant, data, previous_attributes, source_table)
-    select prefix || '.updated', p.tenant, p.new_j, p.prev, tg_table_schema || '.' || tg_table_name
-    from (
-      select
-        case when tenant_col is null then null else n.j ->> tenant_col end as tenant,
-        n.j - excluded as new_j,
-        (select jsonb_object_agg(e.key, e.value)
-           from jsonb_each(o.j - excluded) e
-          where (n.j - excluded) -> e.key is distinct from e.value) as prev
-      from (select r.j, (select jsonb_agg(r.j -> k) from unnest(pk) k) as key
-              from (select to_jsonb(x) as j from old_rows x) r) o
-      join (select r.j, (select jsonb_agg(r.j -> k) from unnest(pk) k) as key
-              from (select to_jsonb(x) as j from new_rows x) r) n
-        on o.key = n.key
-    ) p
-    -- An update that changes no (visible) value emits nothing.
-    where p.prev is not null;
-  end if;
-  get diagnostics n = row_count;
-  if n > 0 then perform webhooks.wake(); end if;
-  return null;
-end
-$function$;
-comment on function webhooks.capture() is 'Generic capture trigger function (options as trigger arguments). track_table() now installs a generated per-table function instead; this one stays for triggers made before migration 0003.';
-
 CREATE OR REPLACE FUNCTION webhooks.claim_wake()
  RETURNS boolean
  LANGUAGE sql
@@ -538,7 +468,7 @@ $f$, fn, tenant_expr, excluded_expr,
   perform webhooks.drop_unused_capture_functions();
 end
 $function$;
-comment on function webhooks.install_capture(regclass) is 'Internal to track_table(): (re)writes a tracked table''s generated capture function and triggers from its tracked_tables row.';
+comment on function webhooks.install_capture(regclass) is 'Internal to track_table() and refresh_tracking(): (re)writes a tracked table''s generated capture function and triggers from its tracked_tables row.';
 
 CREATE OR REPLACE FUNCTION webhooks.json_casts_trusted()
  RETURNS boolean
