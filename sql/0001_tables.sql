@@ -125,8 +125,10 @@ comment on column webhooks.subscriptions.settings_version is
   'Raised by every update of the row. Dispatchers compare it with the copy they hold in memory, so an older copy never overwrites a newer one.';
 comment on column webhooks.subscriptions.secret_headers is
   'Names (lower case) of static headers whose values are secrets: shown as **** in webhook views, listings and attempt logs.';
+-- big_numbers says how bodies carry a number that a double-based JSON parser would change:
+-- a bigint above 2^53, a numeric with more than 15 significant digits, jsonb holding such.
 comment on column webhooks.subscriptions.big_numbers is
-  'string: a number that a double-based JSON parser would change (bigint above 2^53, numeric with more than 15 significant digits, jsonb holding such) is sent as a JSON string of its exact digits, so JSON.stringify(JSON.parse(body)) is the body; '
+  'string: such a number is sent as a JSON string of its exact digits, so JSON.stringify(JSON.parse(body)) is the body; '
   'number: as a JSON number with Postgres''s digits, for receivers whose JSON parser keeps them.';
 create index subscriptions_live on webhooks.subscriptions (created_at, id) where deleted_at is null;
 

@@ -317,7 +317,7 @@ $f$, fn, tenant_expr, excluded_expr,
 end
 $$;
 comment on function webhooks.install_capture(regclass) is
-  'Internal to track_table() and refresh_tracking(): (re)writes a tracked table''s generated capture function and triggers from its tracked_tables row.';
+  'Internal to track_table(): (re)writes a tracked table''s generated capture function and triggers from its tracked_tables row.';
 
 -- Generated capture functions that no trigger uses any more: the previous one of a table
 -- tracked again, or those of tables dropped since they were tracked.

@@ -468,7 +468,7 @@ $f$, fn, tenant_expr, excluded_expr,
   perform webhooks.drop_unused_capture_functions();
 end
 $function$;
-comment on function webhooks.install_capture(regclass) is 'Internal to track_table() and refresh_tracking(): (re)writes a tracked table''s generated capture function and triggers from its tracked_tables row.';
+comment on function webhooks.install_capture(regclass) is 'Internal to track_table(): (re)writes a tracked table''s generated capture function and triggers from its tracked_tables row.';
 
 CREATE OR REPLACE FUNCTION webhooks.json_casts_trusted()
  RETURNS boolean
