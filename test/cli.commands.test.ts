@@ -107,7 +107,7 @@ describe("migrate", () => {
   it("reports migrations already applied, as JSON", async () => {
     const r = await json<{ applied: string[]; already_applied: string[] }>(["migrate"]);
     expect(r.applied).toEqual([]);
-    expect(r.already_applied).toContain("0001_core.sql");
+    expect(r.already_applied).toContain("0001_tables.sql");
   });
 
   it("exits 1 with a hint when the database cannot be reached", async () => {

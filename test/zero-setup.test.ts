@@ -28,11 +28,11 @@ describe("zero-setup", () => {
     const migrate = run(dir, ["migrate"]);
     expect(migrate.stderr).toMatch(/embedded Postgres/);
     expect(migrate.code).toBe(0);
-    expect(migrate.stdout).toMatch(/0001_core\.sql/);
+    expect(migrate.stdout).toMatch(/0001_tables\.sql/);
     expect(existsSync(join(dir, ".pg-webhooks", "data", "PG_VERSION"))).toBe(true);
     const again = run(dir, ["migrate"]);
     expect(again.code).toBe(0);
-    expect(again.stdout).not.toMatch(/applied 0001_core\.sql/);
+    expect(again.stdout).not.toMatch(/applied 0001_tables\.sql/);
     const emit = run(dir, ["emit", "invoice.paid", '{"id": 1}', "--json"]);
     expect(emit.code).toBe(0);
   }, 180000);

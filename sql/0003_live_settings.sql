@@ -1,13 +1,5 @@
 -- Live settings: every change to a webhook reaches running dispatchers before their next
--- attempt, and each webhook may set its own circuit breaker threshold.
-
-alter table webhooks.subscriptions
-  add column breaker_threshold integer check (breaker_threshold between 0 and 1000),
-  add column settings_version bigint not null default 0;
-comment on column webhooks.subscriptions.breaker_threshold is
-  'Consecutive failed attempts that open this webhook''s circuit; 0 means never (retry schedules keep their timing); null means the dispatcher default (WEBHOOKS_BREAKER_THRESHOLD, 10).';
-comment on column webhooks.subscriptions.settings_version is
-  'Raised by every update of the row. Dispatchers compare it with the copy they hold in memory, so an older copy never overwrites a newer one.';
+-- attempt. A row version orders the changes; a NOTIFY at commit announces them.
 
 -- A row version, not updated_at: now() is the transaction's start, which can go backwards
 -- between two updates that wait on each other's row lock.

@@ -1,30 +1,49 @@
--- Tracking never breaks the application's writes (issue 13): capture and emit work for any
--- role that may write the table, odd json values are carried instead of failing the writer,
--- ALTER TABLE on a tracked table is followed, TRUNCATE and tenant moves are announced, and
--- track_table() prints no NOTICEs. Tables tracked before this migration are regenerated at
--- the end of this file.
+-- How events get into webhooks.outbox: track_table() gives a table generated capture
+-- triggers that write one event per changed row, emit() writes a custom event, and both wake
+-- a sleeping dispatcher. Everything runs inside the writer's transaction, so an event exists
+-- exactly when the change it describes commits.
 
 -- ---------------------------------------------------------------------------------------
--- Column numbers of the options, to follow a column that is renamed
+-- Wake-up
 -- ---------------------------------------------------------------------------------------
 
-alter table webhooks.tracked_tables
-  add column tenant_attnum smallint,
-  add column excluded_attnums smallint[] not null default '{}';
-comment on column webhooks.tracked_tables.tenant_attnum is
-  'Column number of tenant_column when it was set: a renamed tenant column is followed by its number.';
-comment on column webhooks.tracked_tables.excluded_attnums is
-  'Column numbers of excluded_columns: a renamed excluded column stays excluded.';
+-- NOTIFY holds a cluster-wide lock from commit until the commit record is flushed, so
+-- writers that all NOTIFY commit one at a time instead of sharing WAL flushes (with one
+-- NOTIFY per millisecond, 4 writers lost a third of their throughput; with one per 10 ms, a
+-- few per cent). One NOTIFY per 10 ms wakes a dispatcher as well: a transaction claims the
+-- current 10 ms window with an advisory lock, and the writers that find it taken skip
+-- theirs, relying on the claimer's NOTIFY at its commit (should the claimer roll back, or
+-- commit only after the dispatcher has looked, their events wait for the next writer's
+-- NOTIFY or the dispatcher's poll). A transaction claims at most once, so it never holds
+-- more than one such lock.
+create function webhooks.claim_wake() returns boolean
+language sql volatile as $$
+  select case
+           when current_setting('pg_webhooks.wake_claimed', true) = 'on' then false
+           when pg_try_advisory_xact_lock(hashtext('pg_webhooks.wake'),
+                  ((extract(epoch from clock_timestamp()) * 100)::bigint % 2147483647)::integer)
+             then set_config('pg_webhooks.wake_claimed', 'on', true) = 'on'
+           else false
+         end
+$$;
+comment on function webhooks.claim_wake() is
+  'Internal to wake() and the capture functions: true when this transaction should NOTIFY, at most once per 10 ms window across all writers. A plain SQL expression, so PL/pgSQL inlines it.';
 
-update webhooks.tracked_tables t
-   set tenant_attnum = (select a.attnum from pg_catalog.pg_attribute a
-                         where a.attrelid = t.table_name and a.attname = t.tenant_column and not a.attisdropped),
-       excluded_attnums = array(select a.attnum from pg_catalog.pg_attribute a
-                                 where a.attrelid = t.table_name and a.attname = any(t.excluded_columns)
-                                   and not a.attisdropped order by a.attnum);
+create function webhooks.wake() returns void
+language plpgsql as $$
+begin
+  if (select idle from webhooks.dispatcher_wakeup) then
+    if webhooks.claim_wake() then
+      perform pg_notify('pg_webhooks', '');
+    end if;
+  end if;
+end
+$$;
+comment on function webhooks.wake() is
+  'Notifies a sleeping dispatcher that new events exist; while many transactions write, one of them per 10 ms does. Cheap when no dispatcher sleeps.';
 
 -- ---------------------------------------------------------------------------------------
--- Rows whose to_jsonb() fails
+-- Rows as JSON, for any column type
 -- ---------------------------------------------------------------------------------------
 
 -- Capture functions run with the schema owner's rights, and to_jsonb() calls a cast to json
@@ -123,110 +142,7 @@ comment on function webhooks.plain_columns(regclass) is
   'Internal to install_capture(): true when to_jsonb() cannot fail for any column of the table and calls no cast a table owner controls.';
 
 -- ---------------------------------------------------------------------------------------
--- Following ALTER TABLE
--- ---------------------------------------------------------------------------------------
-
--- With the event trigger below (created only when a superuser migrates), an ALTER TABLE on a
--- tracked table rewrites its capture function at once. Without it, capture functions look
--- their tenant and excluded columns up by name and number once per statement.
-create function webhooks.follows_ddl() returns boolean
-language sql stable as $$
-  select exists (select from pg_catalog.pg_event_trigger
-                  where evtname = 'pg_webhooks_follow_ddl' and evtenabled <> 'D')
-$$;
-comment on function webhooks.follows_ddl() is
-  'Internal: true when the pg_webhooks_follow_ddl event trigger is installed and enabled.';
-
--- Brings a tracked table's options up to date with its columns: a renamed tenant or
--- excluded column is followed by its number; a dropped tenant column leaves events without a
--- tenant (so only webhooks without a tenant get them), a dropped excluded column's name stays
--- excluded.
-create function webhooks.refresh_tracking(tbl regclass) returns void
-language plpgsql as $$
-begin
-  update webhooks.tracked_tables t
-     set tenant_column = n.tenant_column,
-         tenant_attnum = n.tenant_attnum,
-         excluded_columns = n.excluded_columns,
-         excluded_attnums = n.excluded_attnums,
-         primary_key = n.primary_key,
-         updated_at = now()
-    from (
-      select
-        (select a.attname::text from pg_catalog.pg_attribute a
-          where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
-            and (a.attname = t0.tenant_column or a.attnum = t0.tenant_attnum)
-          order by a.attname = t0.tenant_column desc limit 1) as tenant_column,
-        (select a.attnum from pg_catalog.pg_attribute a
-          where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
-            and (a.attname = t0.tenant_column or a.attnum = t0.tenant_attnum)
-          order by a.attname = t0.tenant_column desc limit 1) as tenant_attnum,
-        -- Names stay excluded after their column is dropped, should it come back.
-        array(select distinct c from unnest(t0.excluded_columns || array(
-                select a.attname::text from pg_catalog.pg_attribute a
-                 where a.attrelid = t0.table_name and a.attnum = any(t0.excluded_attnums) and not a.attisdropped)) c
-               order by c) as excluded_columns,
-        array(select a.attnum from pg_catalog.pg_attribute a
-               where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
-                 and (a.attname = any(t0.excluded_columns) or a.attnum = any(t0.excluded_attnums))
-               order by a.attnum) as excluded_attnums,
-        array(select a.attname::text from pg_catalog.pg_index i
-                join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
-               where i.indrelid = t0.table_name and i.indisprimary order by a.attname) as primary_key
-      from webhooks.tracked_tables t0 where t0.table_name = tbl
-    ) n
-   where t.table_name = tbl;
-  perform webhooks.install_capture(tbl);
-end
-$$;
-comment on function webhooks.refresh_tracking(regclass) is
-  'Internal to the pg_webhooks_follow_ddl event trigger: follows renamed and dropped option columns and rewrites the capture function.';
-
-create function webhooks.follow_ddl() returns event_trigger
-language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
-declare
-  tbl regclass;
-begin
-  for tbl in
-    select distinct t.table_name
-      from pg_catalog.pg_event_trigger_ddl_commands() c
-      join webhooks.tracked_tables t
-        on t.table_name = c.objid and c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-        -- a cast to json changes what capture may call, for every table
-        or c.command_tag in ('CREATE CAST', 'DROP CAST')
-     where exists (select from pg_catalog.pg_class r where r.oid = t.table_name)
-  loop
-    begin
-      perform webhooks.refresh_tracking(tbl);
-    exception when others then
-      -- The DBA's ALTER TABLE goes through; the capture function keeps its old options.
-      raise warning 'pg-webhooks could not follow the change to %: %', tbl, sqlerrm;
-    end;
-  end loop;
-exception when others then
-  raise warning 'pg-webhooks could not follow ALTER TABLE: %', sqlerrm;
-end
-$$;
-comment on function webhooks.follow_ddl() is
-  'Event trigger function: after ALTER TABLE on a tracked table, follows its columns and rewrites its capture function.';
-revoke all on function webhooks.follow_ddl() from public;
-
-do $$
-begin
-  if (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
-    create event trigger pg_webhooks_follow_ddl on ddl_command_end
-      when tag in ('ALTER TABLE', 'CREATE CAST', 'DROP CAST')
-      execute function webhooks.follow_ddl();
-    comment on event trigger pg_webhooks_follow_ddl is
-      'Rewrites the capture function of a tracked table after ALTER TABLE, and of every tracked table after CREATE or DROP CAST (pg-webhooks).';
-  else
-    raise notice 'pg-webhooks: not a superuser, so no event trigger follows ALTER TABLE; capture functions check their columns once per statement instead';
-  end if;
-end
-$$;
-
--- ---------------------------------------------------------------------------------------
--- Capture
+-- Capture functions, generated per tracked table
 -- ---------------------------------------------------------------------------------------
 
 -- Generated capture functions run as the owner of the webhooks schema (security definer,
@@ -238,7 +154,7 @@ $$;
 -- versions to the statement's transition tables together, so the n-th old row belongs to the
 -- n-th new row whatever the key, even when a key changes, a row moves between partitions or
 -- the table has no key at all.
-create or replace function webhooks.install_capture(tbl regclass) returns void
+create function webhooks.install_capture(tbl regclass) returns void
 language plpgsql as $$
 declare
   t webhooks.tracked_tables;
@@ -400,8 +316,37 @@ $f$, fn, tenant_expr, excluded_expr,
   perform webhooks.drop_unused_capture_functions();
 end
 $$;
+comment on function webhooks.install_capture(regclass) is
+  'Internal to track_table(): (re)writes a tracked table''s generated capture function and triggers from its tracked_tables row.';
 
-create or replace function webhooks.track_table(
+-- Generated capture functions that no trigger uses any more: the previous one of a table
+-- tracked again, or those of tables dropped since they were tracked.
+create function webhooks.drop_unused_capture_functions() returns void
+language plpgsql as $$
+declare
+  f regprocedure;
+begin
+  for f in
+    select p.oid from pg_proc p
+     where p.pronamespace = 'webhooks'::regnamespace and p.proname like 'capture\_%' and p.pronargs = 0
+       and p.prorettype = 'trigger'::regtype
+       and not exists (select from pg_trigger t where t.tgfoid = p.oid)
+  loop
+    execute format('drop function %s', f);
+  end loop;
+end
+$$;
+comment on function webhooks.drop_unused_capture_functions() is
+  'Internal to track_table() and untrack_table(): drops generated capture functions no trigger uses.';
+
+-- ---------------------------------------------------------------------------------------
+-- Tracking a table
+-- ---------------------------------------------------------------------------------------
+
+-- Every option is checked before anything changes, and each error names the option it is
+-- about (the CLI and the API pass the message on as it is). The primary key is recorded so
+-- that `pg-webhooks tracked` can show it; capture does not need one.
+create function webhooks.track_table(
   tbl regclass,
   event_prefix text default null,
   operations text[] default array['insert', 'update', 'delete'],
@@ -462,7 +407,7 @@ comment on function webhooks.track_table(regclass, text, text[], text, text[]) i
 
 -- Drops only the triggers that exist: DROP TRIGGER IF EXISTS prints a NOTICE per missing
 -- one, which DBAs read as a problem.
-create or replace function webhooks.untrack_table(tbl regclass) returns boolean
+create function webhooks.untrack_table(tbl regclass) returns boolean
 language plpgsql as $$
 declare
   op text;
@@ -478,6 +423,111 @@ begin
   return found;
 end
 $$;
+comment on function webhooks.untrack_table(regclass) is
+  'Stops emitting events for a table. Returns false when it was not tracked. Events already in the outbox are still delivered.';
+
+-- ---------------------------------------------------------------------------------------
+-- Following ALTER TABLE
+-- ---------------------------------------------------------------------------------------
+
+-- With the event trigger below (created only when a superuser migrates), an ALTER TABLE on a
+-- tracked table rewrites its capture function at once. Without it, capture functions look
+-- their tenant and excluded columns up by name and number once per statement.
+create function webhooks.follows_ddl() returns boolean
+language sql stable as $$
+  select exists (select from pg_catalog.pg_event_trigger
+                  where evtname = 'pg_webhooks_follow_ddl' and evtenabled <> 'D')
+$$;
+comment on function webhooks.follows_ddl() is
+  'Internal: true when the pg_webhooks_follow_ddl event trigger is installed and enabled.';
+
+-- Brings a tracked table's options up to date with its columns: a renamed tenant or
+-- excluded column is followed by its number; a dropped tenant column leaves events without a
+-- tenant (so only webhooks without a tenant get them), a dropped excluded column's name stays
+-- excluded.
+create function webhooks.refresh_tracking(tbl regclass) returns void
+language plpgsql as $$
+begin
+  update webhooks.tracked_tables t
+     set tenant_column = n.tenant_column,
+         tenant_attnum = n.tenant_attnum,
+         excluded_columns = n.excluded_columns,
+         excluded_attnums = n.excluded_attnums,
+         primary_key = n.primary_key,
+         updated_at = now()
+    from (
+      select
+        (select a.attname::text from pg_catalog.pg_attribute a
+          where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
+            and (a.attname = t0.tenant_column or a.attnum = t0.tenant_attnum)
+          order by a.attname = t0.tenant_column desc limit 1) as tenant_column,
+        (select a.attnum from pg_catalog.pg_attribute a
+          where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
+            and (a.attname = t0.tenant_column or a.attnum = t0.tenant_attnum)
+          order by a.attname = t0.tenant_column desc limit 1) as tenant_attnum,
+        -- Names stay excluded after their column is dropped, should it come back.
+        array(select distinct c from unnest(t0.excluded_columns || array(
+                select a.attname::text from pg_catalog.pg_attribute a
+                 where a.attrelid = t0.table_name and a.attnum = any(t0.excluded_attnums) and not a.attisdropped)) c
+               order by c) as excluded_columns,
+        array(select a.attnum from pg_catalog.pg_attribute a
+               where a.attrelid = t0.table_name and a.attnum > 0 and not a.attisdropped
+                 and (a.attname = any(t0.excluded_columns) or a.attnum = any(t0.excluded_attnums))
+               order by a.attnum) as excluded_attnums,
+        array(select a.attname::text from pg_catalog.pg_index i
+                join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+               where i.indrelid = t0.table_name and i.indisprimary order by a.attname) as primary_key
+      from webhooks.tracked_tables t0 where t0.table_name = tbl
+    ) n
+   where t.table_name = tbl;
+  perform webhooks.install_capture(tbl);
+end
+$$;
+comment on function webhooks.refresh_tracking(regclass) is
+  'Internal to the pg_webhooks_follow_ddl event trigger: follows renamed and dropped option columns and rewrites the capture function.';
+
+create function webhooks.follow_ddl() returns event_trigger
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  tbl regclass;
+begin
+  for tbl in
+    select distinct t.table_name
+      from pg_catalog.pg_event_trigger_ddl_commands() c
+      join webhooks.tracked_tables t
+        on t.table_name = c.objid and c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+        -- a cast to json changes what capture may call, for every table
+        or c.command_tag in ('CREATE CAST', 'DROP CAST')
+     where exists (select from pg_catalog.pg_class r where r.oid = t.table_name)
+  loop
+    begin
+      perform webhooks.refresh_tracking(tbl);
+    exception when others then
+      -- The DBA's ALTER TABLE goes through; the capture function keeps its old options.
+      raise warning 'pg-webhooks could not follow the change to %: %', tbl, sqlerrm;
+    end;
+  end loop;
+exception when others then
+  raise warning 'pg-webhooks could not follow ALTER TABLE: %', sqlerrm;
+end
+$$;
+comment on function webhooks.follow_ddl() is
+  'Event trigger function: after ALTER TABLE on a tracked table, follows its columns and rewrites its capture function.';
+revoke all on function webhooks.follow_ddl() from public;
+
+do $$
+begin
+  if (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
+    create event trigger pg_webhooks_follow_ddl on ddl_command_end
+      when tag in ('ALTER TABLE', 'CREATE CAST', 'DROP CAST')
+      execute function webhooks.follow_ddl();
+    comment on event trigger pg_webhooks_follow_ddl is
+      'Rewrites the capture function of a tracked table after ALTER TABLE, and of every tracked table after CREATE or DROP CAST (pg-webhooks).';
+  else
+    raise notice 'pg-webhooks: not a superuser, so no event trigger follows ALTER TABLE; capture functions check their columns once per statement instead';
+  end if;
+end
+$$;
 
 -- ---------------------------------------------------------------------------------------
 -- Custom events
@@ -485,7 +535,7 @@ $$;
 
 -- Runs as the schema owner, so a role needs only USAGE on schema webhooks and EXECUTE on
 -- this function (not PUBLIC's: emitting is a privilege) to emit, and no rights on the tables.
-create or replace function webhooks.emit(type text, data jsonb, tenant text default null) returns uuid
+create function webhooks.emit(type text, data jsonb, tenant text default null) returns uuid
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   new_id uuid;
@@ -506,19 +556,3 @@ $$;
 comment on function webhooks.emit(text, jsonb, text) is
   'Emits a custom event inside the caller''s transaction; it is delivered only if that transaction commits. Returns the event id. Needs: grant usage on schema webhooks, grant execute on this function. Example: select webhooks.emit(''invoice.paid'', jsonb_build_object(''id'', 42), tenant => ''acme'');';
 revoke all on function webhooks.emit(text, jsonb, text) from public;
-
--- Tables tracked before this migration get the new capture functions, with their stored
--- options (not re-validated: a column dropped since must not stop the migration).
-do $$
-declare
-  tbl regclass;
-begin
-  for tbl in
-    select t.table_name from webhooks.tracked_tables t
-     where exists (select from pg_class c where c.oid = t.table_name)
-     order by t.table_name::oid
-  loop
-    perform webhooks.refresh_tracking(tbl);
-  end loop;
-end
-$$;
