@@ -48,7 +48,18 @@ const events = (conn: Connection) =>
 // The last commit with the pre-release migration files, and those files in order.
 const UNFOLDED_AT = "360f139";
 const git = (...args: string[]) => execFileSync("git", args, { cwd: join(__dirname, ".."), encoding: "utf8" });
-const UNFOLDED = git("ls-tree", "--name-only", UNFOLDED_AT, "sql/")
+/** A shallow clone has no such commit: the three tests that need its files are then skipped, and say so. */
+const HAVE_HISTORY = (() => {
+  try {
+    git("cat-file", "-e", `${UNFOLDED_AT}^{commit}`);
+    return true;
+  } catch {
+    console.warn(`capture.migrate: commit ${UNFOLDED_AT} is not in this clone (shallow?); the pre-release migration tests are skipped`);
+    return false;
+  }
+})();
+const itWithHistory = HAVE_HISTORY ? it : it.skip;
+const UNFOLDED = (HAVE_HISTORY ? git("ls-tree", "--name-only", UNFOLDED_AT, "sql/") : "")
   .split("\n")
   .map((p) => p.replace(/^sql\//, ""))
   .filter((f) => /^\d{4}_.+\.sql$/.test(f))
@@ -93,7 +104,7 @@ async function catalogExtras(sql: Sql): Promise<unknown> {
   return r;
 }
 
-it("recognises a database migrated by the pre-release files: same schema as a fresh one, without webhooks.capture()", async () => {
+itWithHistory("recognises a database migrated by the pre-release files: same schema as a fresh one, without webhooks.capture()", async () => {
   const url = await database();
   const conn = connect(url, { max: 1 });
   const fresh = await createTestDatabase();
@@ -116,7 +127,7 @@ it("recognises a database migrated by the pre-release files: same schema as a fr
   }
 });
 
-it("refuses a database that applied only some pre-release files, says what to do, and changes nothing", async () => {
+itWithHistory("refuses a database that applied only some pre-release files, says what to do, and changes nothing", async () => {
   const url = await database();
   const conn = connect(url, { max: 1 });
   try {
@@ -134,7 +145,7 @@ it("refuses a database that applied only some pre-release files, says what to do
   }
 });
 
-it("keeps capturing tables tracked under the pre-release files: ordinary roles may write them and a renamed excluded column stays out", async () => {
+itWithHistory("keeps capturing tables tracked under the pre-release files: ordinary roles may write them and a renamed excluded column stays out", async () => {
   const url = await database();
   const conn = connect(url, { max: 1 });
   try {
