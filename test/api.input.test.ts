@@ -210,6 +210,25 @@ describe("malformed bodies on every write route", () => {
     expect(receiver.requests).toHaveLength(0);
   });
 
+  it("refuse bytes that are not UTF-8 instead of storing U+FFFD in their place", async () => {
+    const countsBefore = await rowCounts(api.db);
+    for (const bytes of [[0xff, 0xfe], [0xed, 0xa0, 0x80], [0xc3]]) {
+      const payload = Buffer.concat([Buffer.from('{"url": "https://example.com/hook", "events": ["*"], "name": "'), Buffer.from(bytes), Buffer.from('"}')]);
+      const res = await api.app.inject({
+        method: "POST",
+        url: "/v1/webhooks",
+        headers: { authorization: `Bearer ${api.adminKey}`, "content-type": "application/json" },
+        payload,
+      });
+      expect({ bytes, status: res.statusCode, error: res.json().error }).toMatchObject({
+        bytes,
+        status: 400,
+        error: { code: "invalid_input", details: [{ path: "body", message: expect.stringContaining("not UTF-8") }] },
+      });
+    }
+    expect(await rowCounts(api.db)).toEqual(countsBefore);
+  });
+
   it("reports every problem of a body at once", async () => {
     const res = await api.call("POST", "/v1/webhooks", { body: { url: "ftp://x", events: [], timeout_ms: 1, colour: "red" } });
     expect(res.statusCode).toBe(400);
@@ -264,6 +283,9 @@ describe("hostile values in queries and paths", () => {
       [`/v1/webhooks/${webhookId}%ff/deliveries`, 400, "path"],
       [`/v1/webhooks/${"a".repeat(100_000)}`, 414, "path"],
       [`/v1/deliveries/${"%00".repeat(50)}`, 400, "id"],
+      // Routes without query parameters refuse unknown ones, as the list routes do.
+      [`/v1/event-types?x=%00`, 400, "x"],
+      [`/v1/webhooks/${webhookId}?verbose=1`, 400, "verbose"],
     ];
     const before = await rowCounts(api.db);
     const failures: string[] = [];

@@ -1,6 +1,7 @@
 // The HTTP API, built but not started: the composition root (or a test) calls listen() or
 // inject(). One plugin per resource under /v1; the OpenAPI document comes from the same zod
 // schemas that validate requests, served at /openapi.json and rendered at /docs.
+import { z } from "zod";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { serializerCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Config } from "../config";
@@ -34,6 +35,9 @@ function exactValue(text: string, value: unknown): unknown {
   return parsed.exact ? parsed.value : value;
 }
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+const NO_QUERY = z.strictObject({}, { error: "unknown query parameter; this route takes none" });
+
 export interface ApiOptions {
   conn: Connection;
   /** What test sends deliver with: the same sender and logger as the dispatcher. */
@@ -62,11 +66,26 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
   app.setNotFoundHandler(notFoundHandler);
   app.decorateRequest("apiScope", null);
 
+  // Every /v1 route refuses query parameters it does not know, as the list routes do.
+  app.addHook("onRoute", (route) => {
+    if (route.url.startsWith("/v1/") && route.schema?.querystring === undefined) {
+      route.schema = { ...route.schema, querystring: NO_QUERY };
+    }
+  });
+
   // JSON with useful messages for broken bodies; an empty body is no body (POST …/test).
   const secureJson = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser(["application/json", "text/plain"]);
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    const text = typeof body === "string" ? body : body.toString("utf8");
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    // Bytes that are not UTF-8 would become U+FFFD unseen: the stored value would not be the one sent.
+    let text: string;
+    try {
+      text = typeof body === "string" ? body : UTF8.decode(body);
+    } catch {
+      const message = "expected UTF-8 text; the body holds a byte sequence that is not UTF-8";
+      done(new DomainError("invalid_input", `body: ${message}`, [{ path: "body", message }]), undefined);
+      return;
+    }
     if (text.trim() === "") {
       done(null, undefined);
       return;
