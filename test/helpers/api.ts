@@ -23,6 +23,7 @@ export interface Api {
   close(): Promise<void>;
 }
 
+/** The verbs a test calls the API with (not a webhook's method: that is model/enums' HttpMethod). */
 export type HttpMethod = "GET" | "POST" | "PATCH" | "DELETE" | "PUT";
 
 export interface CallOptions {

@@ -5,6 +5,7 @@ import type { Queryable } from "../../src/db/connection";
 import { generateSecret } from "../../src/delivery/sign";
 import { CLOSE_AFTER_DEADLINE_MS, startDispatcher, type Dispatcher } from "../../src/dispatch/dispatcher";
 import type { RetryPolicy } from "../../src/dispatch/retry-policy";
+import type { SignatureScheme } from "../../src/model/enums";
 
 export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({
@@ -36,7 +37,7 @@ export interface WebhookRow {
   events?: string[];
   tenant?: string | null;
   filter?: unknown;
-  signature_scheme?: "standard" | "hex" | "sha256";
+  signature_scheme?: SignatureScheme;
   signature_header?: string | null;
   secret?: string;
   retry?: RetryPolicy;
