@@ -99,20 +99,42 @@ export function createCore(config: Config, opts: CoreOptions): Core {
   };
 
   const db = opts.database;
-  const databaseUrl = db === null ? null : typeof db === "string" ? db : db.url;
-  // The embedded Postgres (when this process started it) goes first, so it stops last.
-  if (db !== null && typeof db !== "string" && "stop" in db && db.stop) {
-    const stop = db.stop.bind(db);
-    defer("the database server", () => stop(), { atLeastMs: 5000, throws: true });
-  }
+  let databaseUrl: string | null = null;
   let conn: Connection;
   if (db === null) conn = noConnection();
-  else if (typeof db !== "string" && "connection" in db) conn = db.connection;
-  else {
-    const own = connect(databaseUrl ?? "", opts.pool === undefined ? {} : { max: opts.pool });
+  else if (typeof db !== "string" && "connection" in db) {
+    databaseUrl = db.url;
+    conn = db.connection;
+  } else {
+    databaseUrl = typeof db === "string" ? db : db.url;
+    // Deferred first, so an embedded Postgres this process started stops last.
+    if (typeof db !== "string" && db.stop) {
+      const stop = db.stop.bind(db);
+      defer("the database server", () => stop(), { atLeastMs: 5000, throws: true });
+    }
+    const own = connect(databaseUrl, opts.pool === undefined ? {} : { max: opts.pool });
     conn = own;
     defer("the database pool", () => own.close());
   }
+
+  // Required on first use: one-shot commands that never send skip undici, pino and prom-client.
+  // (require, not import(): the tests run this file under jest, which has no native import().)
+  const makeSending = (): Sending => {
+    const { createSender } = require("./delivery/client") as typeof import("./delivery/client");
+    if (logger === undefined) {
+      const { createLogger } = require("./logger") as typeof import("./logger");
+      logger = createLogger(config.LOG_LEVEL, false);
+    }
+    const sender = createSender({ allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
+    defer("the HTTP sender", () => sender.close());
+    let metrics: Metrics | undefined;
+    if (opts.metrics) {
+      const { createMetrics } = require("./metrics") as typeof import("./metrics");
+      metrics = createMetrics(conn, { logger });
+    }
+    const ctx: DeliverContext = { conn, sender, logger, observer: metrics?.observer, breaker: breakerFromConfig(config) };
+    return { sender, logger, metrics, ctx };
+  };
 
   let sending: Sending | undefined;
   let closing: Promise<void> | undefined;
@@ -122,25 +144,7 @@ export function createCore(config: Config, opts: CoreOptions): Core {
     conn,
     defer,
     sending() {
-      sending ??= (() => {
-        // Required on use: one-shot commands that never send skip undici, pino and prom-client.
-        // (require, not import(): the tests run this file under jest, which has no native import().)
-        const { createSender } = require("./delivery/client") as typeof import("./delivery/client");
-        if (logger === undefined) {
-          const { createLogger } = require("./logger") as typeof import("./logger");
-          logger = createLogger(config.LOG_LEVEL, false);
-        }
-        const sender = createSender({ allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
-        defer("the HTTP sender", () => sender.close());
-        let metrics: Metrics | undefined;
-        if (opts.metrics) {
-          const { createMetrics } = require("./metrics") as typeof import("./metrics");
-          metrics = createMetrics(conn, { logger });
-        }
-        const ctx: DeliverContext = { conn, sender, logger, observer: metrics?.observer, breaker: breakerFromConfig(config) };
-        return { sender, logger, metrics, ctx };
-      })();
-      return sending;
+      return (sending ??= makeSending());
     },
     close() {
       closing ??= (async () => {

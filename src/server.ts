@@ -32,7 +32,7 @@ export async function runServer(opts: {
   // Metrics are served by the API, so only a process running it keeps them; with no
   // dispatcher alongside, the counters stay at zero and the database gauges still work.
   const core = createCore(config, { database: opts.database, pool: budget.pool, logger, metrics: opts.api });
-  const databaseUrl = core.databaseUrl ?? "";
+  const databaseUrl = typeof opts.database === "string" ? opts.database : opts.database.url;
   let apiUrl: string | null = null;
   try {
     if (opts.migrate) {
