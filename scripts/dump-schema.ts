@@ -2,7 +2,8 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
-import { connect } from "../src/db/connection";
+import { loadConfig } from "../src/config";
+import { createCore } from "../src/core";
 import { describeSchema } from "../src/db/describe";
 import { migrate } from "../src/db/migrate";
 
@@ -14,14 +15,17 @@ async function main(): Promise<void> {
   await admin.unsafe(`create database ${name}`);
   const u = new URL(server);
   u.pathname = `/${name}`;
-  const conn = connect(u.toString(), { max: 1 });
-  try {
-    await migrate(conn.sql, u.toString());
-    writeFileSync(join(__dirname, "..", "sql", "schema.sql"), await describeSchema(conn.sql));
-  } finally {
-    await conn.close();
+  // The scratch database is dropped when the core closes, after its pool.
+  const dropScratch = async () => {
     await admin.unsafe(`drop database ${name} with (force)`);
     await admin.end();
+  };
+  const core = createCore(loadConfig({}), { database: { url: u.toString(), stop: dropScratch }, pool: 1 });
+  try {
+    await migrate(core.conn.sql, u.toString());
+    writeFileSync(join(__dirname, "..", "sql", "schema.sql"), await describeSchema(core.conn.sql));
+  } finally {
+    await core.close();
   }
 }
 main().catch((e: unknown) => {

@@ -45,14 +45,24 @@ export interface ErrorDetail {
   message: string;
 }
 
+export interface DomainErrorOptions {
+  /** What to do about it, printed by the CLI on a line of its own (the API does not send it). */
+  hint?: string;
+  /** The error this one stands for (a Postgres or driver error), kept for the log. */
+  cause?: unknown;
+}
+
 export class DomainError extends Error {
   override name = "DomainError";
+  readonly hint: string | undefined;
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly details: ErrorDetail[] = [],
+    options: DomainErrorOptions = {},
   ) {
-    super(message);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.hint = options.hint;
   }
   get httpStatus(): number {
     return httpStatus[this.code];

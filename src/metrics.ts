@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { Connection } from "./db/connection";
 import type { DispatchObserver } from "./dispatch/context";
 import type { Logger } from "./logger";
+import type { CircuitState } from "./model/enums";
 
 /** A scrape-time query that takes longer than this is dropped from the scrape. */
 export const METRICS_QUERY_TIMEOUT_MS = 2000;
@@ -12,7 +13,7 @@ export const METRICS_QUERY_TIMEOUT_MS = 2000;
 export const ATTEMPT_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** circuit_state values: closed rows are not exported, so 0 never appears in practice. */
-const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const;
+const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const satisfies Record<CircuitState, number>;
 
 export interface Metrics {
   registry: Registry;
@@ -119,7 +120,7 @@ export function createMetrics(conn: Connection, opts: { logger?: Logger } = {}):
     labelNames: ["webhook"] as const,
     registers,
     async collect() {
-      const rows = await query("circuit_state", () => sql<{ webhook: string; circuit: keyof typeof CIRCUIT_STATE }[]>`
+      const rows = await query("circuit_state", () => sql<{ webhook: string; circuit: CircuitState }[]>`
         select subscription_id::text as webhook, circuit
           from webhooks.endpoint_health where circuit <> 'closed'`);
       this.reset();

@@ -6,6 +6,7 @@ import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaCompiler } from "fastify";
 import { ResponseSerializationError } from "fastify-type-provider-zod";
 import type { z } from "zod";
+import { fromPostgresError } from "../db/errors";
 import { DomainError, coerceError, type ErrorCode, type ErrorDetail } from "../errors";
 import { inputError } from "../services/validation";
 import type { ErrorBody } from "./schemas";
@@ -29,12 +30,11 @@ export const validatorCompiler: FastifySchemaCompiler<z.ZodType> =
     return { error: inputError(result.error, [], PART_NAMES[httpPart ?? "body"] ?? "body") };
   };
 
-interface PgLikeError {
-  code?: unknown;
-}
-
-// Connection-level failures: the database is down or unreachable, not the request at fault.
-const UNAVAILABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "ECONNRESET", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "57P01", "57P03"]);
+/** What a client is told about a database failure: never the driver's message (hosts, names). */
+const DATABASE_FAILURE: Partial<Record<ErrorCode, string>> = {
+  database_unavailable: "the database does not answer; try again shortly",
+};
+const INTERNAL = "internal error; the server log has the details";
 
 export function toErrorResponse(e: unknown, bodyLimit: number): { status: number; body: ErrorBody; internal: boolean } {
   if (e instanceof DomainError) return { status: e.httpStatus, body: errorBody(e.code, e.message, e.details), internal: false };
@@ -50,18 +50,16 @@ export function toErrorResponse(e: unknown, bodyLimit: number): { status: number
       return { status: 400, body: errorBody("invalid_input", `body: ${fe.message ?? "invalid body"}`, [{ path: "body", message: fe.message ?? "invalid body" }]), internal: false };
   }
   if (e instanceof ResponseSerializationError) {
-    return { status: 500, body: errorBody("internal_error", "internal error; the server log has the details"), internal: true };
+    return { status: 500, body: errorBody("internal_error", INTERNAL), internal: true };
   }
-  const pgCode = (e as PgLikeError)?.code;
-  if (typeof pgCode === "string" && UNAVAILABLE.has(pgCode)) {
-    return { status: 503, body: errorBody("database_unavailable", "the database does not answer; try again shortly"), internal: true };
-  }
+  const db = fromPostgresError(e);
+  if (db) return { status: db.httpStatus, body: errorBody(db.code, DATABASE_FAILURE[db.code] ?? INTERNAL), internal: true };
   // Other client errors Fastify raises itself (a bad header, an aborted body) keep their 4xx.
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
     const message = fe.message ?? "bad request";
     return { status: fe.statusCode, body: errorBody(fe.statusCode === 404 ? "not_found" : "invalid_input", message), internal: false };
   }
-  return { status: 500, body: errorBody("internal_error", "internal error; the server log has the details"), internal: true };
+  return { status: 500, body: errorBody("internal_error", INTERNAL), internal: true };
 }
 
 export function errorHandler(bodyLimit: number) {

@@ -1,24 +1,21 @@
 // The OpenAPI document as the app serves it, generated without a database: what
 // scripts/dump-openapi.ts writes to openapi.json and what the drift test compares.
 import { loadConfig } from "../config";
-import { connect } from "../db/connection";
-import { createSender } from "../delivery/client";
+import { createCore } from "../core";
 import { createLogger } from "../logger";
 import { buildApp } from "./app";
 
 export async function openApiDocument(): Promise<unknown> {
-  // Nothing connects: postgres.js and the HTTP agent are lazy, and no request is made.
-  const conn = connect("postgres://openapi@127.0.0.1:1/unused", { max: 1 });
-  const sender = createSender({ allowPrivateTargets: false });
-  const logger = createLogger("silent", false);
-  const app = buildApp({ conn, ctx: { conn, sender, logger }, config: loadConfig({}) });
+  // A core with no database: building the routes queries nothing, and any query would throw.
+  const core = createCore(loadConfig({}), { database: null, logger: createLogger("silent", false) });
   try {
+    const { ctx } = core.sending();
+    const app = buildApp({ conn: core.conn, ctx, config: core.config });
+    core.defer("the API", () => app.close());
     await app.ready();
     return app.swagger();
   } finally {
-    await app.close();
-    await sender.close();
-    await conn.close();
+    await core.close();
   }
 }
 

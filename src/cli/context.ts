@@ -1,14 +1,18 @@
 // What every command action gets: the parsed config, an Output, and (for one-shot commands)
-// a connection that is closed, with any embedded Postgres it started, when the action ends.
+// a core (src/core.ts) whose close() runs when the action ends: the pool, anything the action
+// deferred or made (the sender of `webhooks test`), then any embedded Postgres it started.
 // Config (zod) and the database drivers load only once an action runs: `--help` and usage
 // errors never pay for them.
 import type { Config } from "../config";
+import type { Core } from "../core";
 import type { Connection } from "../db/connection";
 import type { ResolvedDatabase } from "./database";
 import type { CommonOptions } from "./options";
 import { Output } from "./output";
 
 export interface RunContext {
+  core: Core;
+  /** core.conn */
   conn: Connection;
   out: Output;
   config: Config;
@@ -44,8 +48,8 @@ export function createCli(env: Record<string, string | undefined>): Cli {
     async run(opts, fn, runOpts) {
       const out = cli.output(opts);
       const cfg = await cli.config();
-      const { withConnection } = await import("./database.js");
-      await withConnection(opts.databaseUrl, cfg, (l) => out.notice(l), (conn, db) => fn({ conn, out, config: cfg, db }), runOpts);
+      const { withCore } = await import("./database.js");
+      await withCore(opts.databaseUrl, cfg, (l) => out.notice(l), (core, db) => fn({ core, conn: core.conn, out, config: cfg, db }), runOpts);
     },
     tty: { stdin: process.stdin.isTTY === true, stderr: process.stderr.isTTY === true },
   };

@@ -3,7 +3,7 @@
 // one-shot command when this process started it).
 import type { Config } from "../config";
 import { COMMAND_POOL_SIZE } from "../db/budget";
-import { connect, type Connection } from "../db/connection";
+import { createCore, type Core } from "../core";
 import { DEFAULT_EMBEDDED_DIR } from "../db/embedded";
 import { DomainError } from "../errors";
 
@@ -44,29 +44,26 @@ export async function resolveDatabase(
 }
 
 /**
- * Runs a one-shot command against the resolved database and cleans up after it. An embedded
- * database is migrated first, so the zero-setup path needs no separate `migrate`.
+ * Runs a one-shot command on a core over the resolved database, closed (pool, then any
+ * embedded Postgres this process started) when the command ends. An embedded database is
+ * migrated first, so the zero-setup path needs no separate `migrate`.
  */
-export async function withConnection<T>(
+export async function withCore<T>(
   flag: string | undefined,
   config: Config,
   notice: (line: string) => void,
-  fn: (conn: Connection, db: ResolvedDatabase) => Promise<T>,
+  fn: (core: Core, db: ResolvedDatabase) => Promise<T>,
   opts: { autoMigrate?: boolean } = {},
 ): Promise<T> {
   const db = await resolveDatabase(flag, config, notice);
-  const conn = connect(db.url, { max: COMMAND_POOL_SIZE });
+  const core = createCore(config, { database: db, pool: COMMAND_POOL_SIZE });
   try {
     if (db.source === "embedded" && opts.autoMigrate !== false) {
       const { migrate } = await import("../db/migrate.js"); // graphile-worker: loaded on use
-      await migrate(conn.sql, db.url);
+      await migrate(core.conn.sql, db.url);
     }
-    return await fn(conn, db);
+    return await fn(core, db);
   } finally {
-    await conn.close().catch(() => {});
-    // Connection.close() ends the pool only through kysely, which never opened it when no
-    // kysely query ran; end postgres.js directly too (idempotent).
-    await conn.sql.end({ timeout: 5 }).catch(() => {});
-    await db.stop();
+    await core.close();
   }
 }

@@ -3,7 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { DomainError, coerceError } from "../errors";
 import { createCli, type Cli } from "./context";
-import { tooManyConnectionsHint } from "../db/budget";
+import { fromPostgresError } from "../db/errors";
 import { registerMigrate } from "./migrate";
 import { registerStart } from "./start";
 import { registerTracking } from "./tracking";
@@ -49,13 +49,6 @@ Example:
   return program;
 }
 
-interface PgLikeError {
-  code?: unknown;
-  message?: unknown;
-  address?: unknown;
-  port?: unknown;
-}
-
 /** Prints what went wrong on stderr and returns the exit code. */
 export function reportError(
   e: unknown,
@@ -73,30 +66,17 @@ export function reportError(
     write(`error: ${e.message}\n`);
     return 2;
   }
-  if (e instanceof DomainError) {
-    write(`error: ${e.message}\n`);
-    for (const d of e.details) {
-      if (!e.message.includes(d.message)) write(`  ${d.path}: ${d.message}\n`);
+  const domain = e instanceof DomainError ? e : fromPostgresError(e, poolSize === undefined ? {} : { poolSize });
+  if (domain) {
+    write(`error: ${domain.message}\n`);
+    for (const d of domain.details) {
+      if (!domain.message.includes(d.message)) write(`  ${d.path}: ${d.message}\n`);
     }
-    return e.exitCode;
+    if (domain.hint !== undefined) write(`  ${domain.hint}\n`);
+    else if (debug && domain !== e && e instanceof Error && e.stack) write(`${e.stack}\n`);
+    return domain.exitCode;
   }
-  const err = e as PgLikeError;
-  const code = typeof err?.code === "string" ? err.code : "";
-  const message = coerceError(e).message;
-  const tooMany = tooManyConnectionsHint(e, poolSize);
-  if (tooMany) {
-    write(`error: the database refused a connection: ${message}\n  ${tooMany}\n`);
-    return 1;
-  }
-  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "CONNECT_TIMEOUT" || code === "28P01" || code === "3D000") {
-    write(`error: could not connect to the database: ${message}\n  check --database-url or DATABASE_URL\n`);
-    return 1;
-  }
-  if ((code === "42P01" || code === "3F000" || code === "42883") && /webhooks/.test(message)) {
-    write(`error: ${message}\n  the webhooks schema is missing or out of date: run \`pg-webhooks migrate\` first\n`);
-    return 1;
-  }
-  write(`error: ${message}\n`);
+  write(`error: ${coerceError(e).message}\n`);
   if (debug && e instanceof Error && e.stack) write(`${e.stack}\n`);
   return 1;
 }

@@ -29,9 +29,7 @@ export function registerStart(program: Command, cli: Cli): void {
     // The daemon's dependencies (fastify, graphile-worker, undici, pino) load only here,
     // so one-shot commands start quickly.
     const { createLogger } = await import("../logger.js");
-    const { migrate } = await import("../db/migrate.js");
     const { runServer } = await import("../server.js");
-    const { connect } = await import("../db/connection.js");
     const { resolveDatabase } = await import("./database.js");
     const out = cli.output(opts);
     const config = await cli.config();
@@ -40,22 +38,8 @@ export function registerStart(program: Command, cli: Cli): void {
     installProcessGuards(logger);
     limitHeapGrowth();
     const db = await resolveDatabase(opts.databaseUrl, config, (l) => logger.info(l));
-    let server: Awaited<ReturnType<typeof runServer>>;
-    try {
-      if (opts.migrate) {
-        const conn = connect(db.url, { max: 1 });
-        try {
-          const r = await migrate(conn.sql, db.url);
-          if (r.applied.length > 0) logger.info({ applied: r.applied }, "applied migrations");
-        } finally {
-          await conn.close();
-        }
-      }
-      server = await runServer({ config, databaseUrl: db.url, api: opts.api, dispatcher: opts.dispatcher, logger });
-    } catch (e) {
-      await db.stop();
-      throw e;
-    }
+    // From here the server owns the database: its close() stops an embedded Postgres last.
+    const server = await runServer({ config, database: db, api: opts.api, dispatcher: opts.dispatcher, migrate: opts.migrate, logger });
 
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
@@ -69,19 +53,16 @@ export function registerStart(program: Command, cli: Cli): void {
         logger.flush?.();
         process.exit(1);
       }, config.WEBHOOKS_SHUTDOWN_GRACE_MS + 4000).unref();
-      server
-        .close()
-        .then(() => db.stop())
-        .then(
-          () => {
-            logger.flush?.();
-            process.exit(0);
-          },
-          (e: unknown) => {
-            logger.error({ err: e }, "shutdown failed");
-            process.exit(1);
-          },
-        );
+      server.close().then(
+        () => {
+          logger.flush?.();
+          process.exit(0);
+        },
+        (e: unknown) => {
+          logger.error({ err: e }, "shutdown failed");
+          process.exit(1);
+        },
+      );
     };
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);

@@ -490,23 +490,18 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       .option("--data <json>", "the event's data as JSON (numbers kept exactly, 2^53 + 1 too)", (text) => jsonValue(text)),
     "pg-webhooks webhooks test 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --event-type clients.created --data '{\"id\": 1}'",
   ).action((id: string, opts: CommonOptions & { eventType?: string; data?: unknown }) =>
-    cli.run(opts, async ({ conn, out, config }) => {
+    cli.run(opts, async ({ core, out }) => {
       // Loaded on use: sending pulls in undici and pino, which other commands never need.
       const { sendTest } = await import("../services/test-send.js");
-      const { createSender } = await import("../delivery/client.js");
-      const { createLogger } = await import("../logger.js");
-      const logger = createLogger(config.LOG_LEVEL, false);
-      const sender = createSender({ allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
+      const { ctx } = core.sending();
       let r: Awaited<ReturnType<typeof TestSendService.sendTest>>;
       try {
-        r = await sendTest({ conn, sender, logger }, ADMIN, id, {
+        r = await sendTest(ctx, ADMIN, id, {
           ...(opts.eventType !== undefined ? { event_type: opts.eventType } : {}),
           ...(opts.data !== undefined ? { data: opts.data } : {}),
         });
       } catch (e) {
         throw withFlagNames(e, { event_type: "--event-type", data: "--data" });
-      } finally {
-        await sender.close();
       }
       out.result(r, () =>
         out.say(

@@ -1,4 +1,5 @@
-// The environment, parsed once at start-up. Nothing else reads process.env.
+// The environment, parsed once at start-up. Nothing else reads process.env. The schema is the
+// one home of every default; DEFAULTS holds them parsed, for code that needs one without a Config.
 import { z } from "zod";
 
 const bool = z
@@ -41,6 +42,9 @@ export const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** Every setting at its default: the one home of default values (the breaker's included). */
+export const DEFAULTS: Config = configSchema.parse({});
 
 export class ConfigError extends Error {
   override name = "ConfigError";

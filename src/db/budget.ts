@@ -34,7 +34,7 @@ export function tooManyConnectionsHint(e: unknown, poolSize?: number): string | 
   if (code !== "53300") return null;
   return (
     `the database server has no connection slots left (max_connections): each \`pg-webhooks start\` opens up to ` +
-    `WEBHOOKS_DB_POOL_SIZE connections (${poolSize === undefined ? "default 20" : `now ${poolSize}`}) and each command up to ${COMMAND_POOL_SIZE}; ` +
+    `WEBHOOKS_DB_POOL_SIZE connections${poolSize === undefined ? "" : ` (now ${poolSize})`} and each command up to ${COMMAND_POOL_SIZE}; ` +
     `lower WEBHOOKS_DB_POOL_SIZE, stop idle clients, or raise max_connections on the server`
   );
 }

@@ -1,5 +1,7 @@
-// Applies sql/NNNN_*.sql in order, each once and in its own transaction, under an advisory
-// lock so concurrent runs are safe; then graphile-worker's own migrations.
+// Applies the pending sql/NNNN_*.sql files in order, each once, all in ONE transaction: a file
+// that fails leaves nothing half-applied (neither it nor the files before it in this run), and
+// an advisory lock held to the commit makes concurrent runs wait, then find nothing to do.
+// graphile-worker's own migrations run afterwards, in their own transactions.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runMigrations } from "graphile-worker";

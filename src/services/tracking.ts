@@ -1,8 +1,8 @@
 // Tracking tables and emitting custom events: thin wrappers over the SQL functions DBAs call
 // (webhooks.track_table, untrack_table, emit), so the CLI and SQL behave identically.
 import type { Connection } from "../db/connection";
+import { fromPostgresError } from "../db/errors";
 import { stringifyExact } from "../delivery/event-json";
-import { DomainError } from "../errors";
 
 export const OPERATIONS = ["insert", "update", "delete"] as const;
 export type Operation = (typeof OPERATIONS)[number];
@@ -28,31 +28,13 @@ export interface TrackedTableInfo {
   updated_at: Date;
 }
 
-interface PgError {
-  code?: unknown;
-  message?: unknown;
-}
-
 /**
- * Turns the errors our SQL functions raise on bad input (errcode 22023, 42703: messages
- * shaped "field: what is wrong") and an unknown table (42P01, 42602) into invalid_input.
+ * The caller's mistakes (an unknown table, a bad argument to our SQL functions, bad JSON)
+ * become invalid_input; anything else is rethrown as it is, for the face to map.
  */
 function asDomainError(e: unknown, table?: string): unknown {
-  const err = e as PgError;
-  const code = typeof err?.code === "string" ? err.code : "";
-  const message = typeof err?.message === "string" ? err.message : "";
-  if (code === "42P01" || code === "42602" || code === "3F000") {
-    return new DomainError("invalid_input", `table: ${message}`, [{ path: "table", message }]);
-  }
-  if (code === "22023" || code === "42703") {
-    const m = /^([a-z_]+): (.*)$/s.exec(message);
-    const path = m?.[1] ?? (table ? "table" : "input");
-    return new DomainError("invalid_input", message, [{ path, message: m?.[2] ?? message }]);
-  }
-  if (code === "22P02" && /json/i.test(message)) {
-    return new DomainError("invalid_input", `data: ${message}`, [{ path: "data", message }]);
-  }
-  return e;
+  const d = fromPostgresError(e, { userInput: table === undefined ? {} : { table } });
+  return d?.code === "invalid_input" ? d : e;
 }
 
 const trackedColumns = (conn: Connection) => conn.sql`

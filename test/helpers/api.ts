@@ -3,7 +3,8 @@
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { buildApp } from "../../src/api/app";
 import type { Config } from "../../src/config";
-import { createSender, type Sender } from "../../src/delivery/client";
+import { createCore } from "../../src/core";
+import type { Sender } from "../../src/delivery/client";
 import { createLogger } from "../../src/logger";
 import { createKey } from "../../src/services/keys";
 import { createTestDatabase, type TestDatabase } from "./db";
@@ -22,6 +23,7 @@ export interface Api {
   close(): Promise<void>;
 }
 
+/** The verbs a test calls the API with (not a webhook's method: that is model/enums' HttpMethod). */
 export type HttpMethod = "GET" | "POST" | "PATCH" | "DELETE" | "PUT";
 
 export interface CallOptions {
@@ -37,9 +39,11 @@ export interface CallOptions {
 export async function startApi(env: Record<string, string> = {}, db?: TestDatabase): Promise<Api> {
   const database = db ?? (await createTestDatabase());
   const config = testConfig(env);
-  const sender = createSender({ allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
-  const logger = createLogger("silent", false);
-  const app = buildApp({ conn: database, ctx: { conn: database, sender, logger }, config });
+  // The test keeps the database's connection: the core uses it and leaves it open.
+  const core = createCore(config, { database: { url: database.url, connection: database }, logger: createLogger("silent", false) });
+  const { sender, ctx } = core.sending();
+  const app = buildApp({ conn: core.conn, ctx, config });
+  core.defer("the API", () => app.close());
   await app.ready();
   const adminKey = (await createKey(database, { name: "test admin" })).key;
 
@@ -63,8 +67,7 @@ export async function startApi(env: Record<string, string> = {}, db?: TestDataba
       return (await createKey(database, { tenant, name: `test ${tenant ?? "admin"}` })).key;
     },
     async close() {
-      await app.close();
-      await sender.close();
+      await core.close();
       if (!db) await database.close();
     },
   };

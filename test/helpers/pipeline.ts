@@ -1,11 +1,11 @@
 // Runs a real dispatcher in-process against a test database, delivering to real receivers.
 import { loadConfig, type Config } from "../../src/config";
-import { connect, type Queryable } from "../../src/db/connection";
-import { createSender } from "../../src/delivery/client";
+import { createCore } from "../../src/core";
+import type { Queryable } from "../../src/db/connection";
 import { generateSecret } from "../../src/delivery/sign";
-import { startDispatcher, type Dispatcher } from "../../src/dispatch/dispatcher";
-import { createLogger } from "../../src/logger";
+import { CLOSE_AFTER_DEADLINE_MS, startDispatcher, type Dispatcher } from "../../src/dispatch/dispatcher";
 import type { RetryPolicy } from "../../src/dispatch/retry-policy";
+import type { SignatureScheme } from "../../src/model/enums";
 
 export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({
@@ -19,23 +19,17 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 }
 
 export interface RunningDispatcher extends Dispatcher {
+  /** Closes its core: the dispatcher, then the sender and the pool. */
   stop(): Promise<void>;
 }
 
 export async function runDispatcher(databaseUrl: string, overrides: Record<string, string> = {}): Promise<RunningDispatcher> {
   const config = testConfig(overrides);
-  const conn = connect(databaseUrl, { max: config.WEBHOOKS_CONCURRENCY + 3 });
-  const sender = createSender({ allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
-  const logger = createLogger(config.LOG_LEVEL, false);
-  const d = await startDispatcher({ config, databaseUrl, ctx: { conn, sender, logger } });
-  return {
-    ...d,
-    async stop() {
-      await d.close();
-      await sender.close();
-      await conn.close();
-    },
-  };
+  const core = createCore(config, { database: databaseUrl, pool: config.WEBHOOKS_CONCURRENCY + 3 });
+  const { ctx } = core.sending();
+  const d = await startDispatcher({ config, databaseUrl, ctx });
+  core.defer("the dispatcher", (deadline) => d.close(deadline), { overrunMs: CLOSE_AFTER_DEADLINE_MS });
+  return { ...d, stop: () => core.close() };
 }
 
 export interface WebhookRow {
@@ -43,7 +37,7 @@ export interface WebhookRow {
   events?: string[];
   tenant?: string | null;
   filter?: unknown;
-  signature_scheme?: "standard" | "hex" | "sha256";
+  signature_scheme?: SignatureScheme;
   signature_header?: string | null;
   secret?: string;
   retry?: RetryPolicy;
