@@ -4,8 +4,8 @@
 // test sends run them directly with attemptDeliveries().
 import type { Queryable } from "../db/connection";
 import type { DeliverContext } from "./context";
-import type { RetryPolicy } from "./retry-policy";
-import { nextDelay, retryPolicySchema, DEFAULT_RETRY_POLICY } from "./retry-policy";
+import type { RetryPolicy } from "../model/retry-policy";
+import { nextDelay, retryPolicySchema, DEFAULT_RETRY_POLICY } from "../model/retry-policy";
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
 import { renderBody } from "../delivery/render";
 import type { BigNumbers } from "../delivery/event-json";

@@ -8,8 +8,8 @@
 // heartbeat sweep of the others finds the lease of a dead owner and queues jobs for them.
 import { randomUUID } from "node:crypto";
 import type { Connection, Queryable } from "../db/connection";
-import type { Filter, FilterBody } from "./filter";
-import { matches, typeMatches } from "./filter";
+import type { Filter, FilterBody } from "../model/filter";
+import { matches, typeMatches } from "../model/filter";
 import { parseExact } from "../delivery/event-json";
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
 import { LEASE_GRACE_MS, eventColumns, sendColumns, type ClaimedDelivery } from "./deliver";

@@ -26,7 +26,7 @@ import {
   type SendSettings,
 } from "./deliver";
 import { DEFAULT_BREAKER, park, tripped, type BreakerSettings } from "./health";
-import { requestSpacingMs } from "./rate-limit";
+import { requestSpacingMs } from "../model/rate-limit";
 import { storeBatch, type Batch } from "./store-batch";
 import { timerMs } from "../util/timer";
 

@@ -5,7 +5,7 @@ import { createSender } from "../../src/delivery/client";
 import { generateSecret } from "../../src/delivery/sign";
 import { startDispatcher, type Dispatcher } from "../../src/dispatch/dispatcher";
 import { createLogger } from "../../src/logger";
-import type { RetryPolicy } from "../../src/dispatch/retry-policy";
+import type { RetryPolicy } from "../../src/model/retry-policy";
 
 export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({
