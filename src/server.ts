@@ -7,7 +7,7 @@ import { connectionBudget } from "./db/budget";
 import { createSender } from "./delivery/client";
 import { CLOSE_AFTER_DEADLINE_MS, startDispatcher, type Dispatcher } from "./dispatch/dispatcher";
 import type { DeliverContext } from "./dispatch/context";
-import { breakerFromConfig } from "./dispatch/health";
+import { breakerFromConfig } from "./model/circuit";
 import { buildApp } from "./api/app";
 import { createMetrics } from "./metrics";
 import { settledBy } from "./util/deadline";

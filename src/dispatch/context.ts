@@ -3,7 +3,7 @@
 import type { Connection } from "../db/connection";
 import type { Sender } from "../delivery/client";
 import type { Logger } from "../logger";
-import type { BreakerSettings } from "./health";
+import type { BreakerSettings } from "../model/circuit";
 
 /** What the dispatcher reports as it works; src/metrics.ts turns it into Prometheus series. */
 export interface DispatchObserver {

@@ -13,19 +13,18 @@ import { buildRequest, type TargetSpec } from "../delivery/request";
 import type { AttemptOutcome, OutgoingRequest } from "../delivery/client";
 import { StorableRow } from "./storable";
 import { storeBatch } from "./store-batch";
+import { disableWebhook, halfOpen, park, readHealth, unparkAll, writeHealth } from "./health";
 import {
   DEFAULT_BREAKER,
-  disableWebhook,
-  failingTooLong,
+  breakerFor,
+  disableReason,
   healthyRow,
   nextHealth,
-  park,
-  readHealth,
-  unparkAll,
-  writeHealth,
+  probeDue,
+  probeIntervalMs,
   type BreakerSettings,
   type HealthRow,
-} from "./health";
+} from "../model/circuit";
 
 /** Requests in flight at once for a direct (test) send. */
 const DIRECT_CONCURRENCY = 10;
@@ -195,15 +194,10 @@ export async function claim(
       continue;
     }
     let probe = h.probe_delivery_id ? mine.find((r) => r.id === h.probe_delivery_id) : undefined;
-    if (!probe && h.circuit === "open" && h.next_probe_at !== null && h.next_probe_at.getTime() <= Date.now()) {
+    if (!probe && probeDue(h, Date.now())) {
       probe = mine[0]; // the oldest
       if (probe) {
-        await tx`
-          update webhooks.endpoint_health
-             set circuit = 'half_open', probe_delivery_id = ${probe.id},
-                 next_probe_at = now() + ${h.probe_interval_ms ?? settings.probeMinMs} * interval '1 millisecond',
-                 updated_at = now()
-           where subscription_id = ${w}`;
+        await halfOpen(tx, w, probe.id, probeIntervalMs(h, settings));
       }
     }
     for (const r of mine) {
@@ -254,11 +248,6 @@ interface LiveSettings {
   breaker_threshold: number | null;
 }
 
-/** The breaker settings for one webhook: its own threshold when it has one (0: never opens). */
-export function breakerFor(settings: BreakerSettings, threshold: number | null | undefined): BreakerSettings {
-  return threshold === null || threshold === undefined ? settings : { ...settings, threshold };
-}
-
 function errorText(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }
@@ -297,11 +286,6 @@ export async function send(ctx: DeliverContext, d: ClaimedDelivery, bodies?: Map
     outcome = noResponse(startedAt, errorText(e));
   }
   return { d, requestHeaders: loggedHeaders, requestBody: body, url: request.url, method: request.method, outcome };
-}
-
-/** Why a response disables its webhook at once, or null. */
-export function disablingResponse(outcome: AttemptOutcome): string | null {
-  return outcome.status === 410 ? "the endpoint answered 410 Gone" : null;
 }
 
 export interface RecordSummary {
@@ -369,11 +353,8 @@ export async function record(
     changed.push(row);
     if (closed) closedAgain.push(w);
     if (prev.circuit === "closed" && row.circuit === "open") summary.opened.push(w);
-    const gone = list.map((r) => disablingResponse(r.outcome)).find((x) => x !== null);
-    if (gone) disabling.set(w, gone);
-    else if (current && current.is_active && failingTooLong(row, current.disable_after_s ?? settings.disableAfterS, now)) {
-      disabling.set(w, `every attempt has failed since ${row.failing_since?.toISOString()}`);
-    }
+    const reason = disableReason(list.map((r) => r.outcome), row, current, settings, now);
+    if (reason !== null) disabling.set(w, reason);
   }
   await writeHealth(tx, changed);
 

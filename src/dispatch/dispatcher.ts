@@ -14,7 +14,8 @@ import { FANOUT_TASK, DELIVER_TASK, type DeliverPayload } from "./enqueue";
 import { fanout, FANOUT_BATCH, type LocalLanes } from "./fanout";
 import { createEngine } from "./lanes";
 import { releaseAbandonedJobs, startHeartbeat } from "./heartbeat";
-import { breakerFromConfig, releaseProbes, type BreakerSettings } from "./health";
+import { releaseProbes } from "./health";
+import { breakerFromConfig, type BreakerSettings } from "../model/circuit";
 import { settledBy } from "../util/deadline";
 import { timerMs } from "../util/timer";
 

@@ -14,7 +14,6 @@ import type { DeliverContext } from "./context";
 import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
 import {
   claim,
-  disablingResponse,
   policyReader,
   record,
   report,
@@ -25,7 +24,8 @@ import {
   type Recorded,
   type SendSettings,
 } from "./deliver";
-import { DEFAULT_BREAKER, park, tripped, type BreakerSettings } from "./health";
+import { park } from "./health";
+import { DEFAULT_BREAKER, breakerFor, disablingResponse, tripped, type BreakerSettings } from "../model/circuit";
 import { requestSpacingMs } from "../model/rate-limit";
 import { storeBatch, type Batch } from "./store-batch";
 import { timerMs } from "../util/timer";
@@ -113,7 +113,7 @@ export interface Engine {
 export function createEngine(ctx: DeliverContext, owner: string, settings: BreakerSettings = ctx.breaker ?? DEFAULT_BREAKER): Engine {
   const lanes = new Map<string, Lane>();
   const policyOf = policyReader(ctx.logger);
-  const thresholdOf = (l: Lane): number => l.settings?.breaker_threshold ?? settings.threshold;
+  const thresholdOf = (l: Lane): number => breakerFor(settings, l.settings?.breaker_threshold).threshold;
   const bodies = new Map<string, string>();
   let pending: Recorded[] = [];
   let toPark: string[] = [];

@@ -10,6 +10,7 @@ import { maskHeaders } from "../delivery/mask";
 import { generateSecret, signingSecrets } from "../delivery/sign";
 import { assertUrlAllowed } from "../delivery/ssrf";
 import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/enqueue";
+import { failParked } from "../dispatch/health";
 import { eventPatternSchema, filterSchema } from "../model/filter";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../model/rate-limit";
 import { BIG_NUMBERS } from "../delivery/event-json";
@@ -714,12 +715,7 @@ async function onActiveChange(tx: Queryable, webhookId: string, active: boolean)
  * after disable_after_s), with the disabled_reason. Returns how many it failed.
  */
 export async function failParkedDeliveries(tx: Queryable, webhookId: string, reason: string): Promise<number> {
-  const rows = await tx`
-    update webhooks.deliveries
-       set status = 'failed', parked_at = null, next_attempt_at = null, finished_at = now(), updated_at = now(),
-           last_error = 'webhook disabled: ' || ${reason}::text
-     where subscription_id = ${webhookId} and parked_at is not null and status in ('pending', 'retrying')`;
-  return rows.count;
+  return failParked(tx, webhookId, reason);
 }
 
 /** Enabling clears disabled_reason and disabled_at and resets health; disabling records when and fails parked deliveries. */
