@@ -26,12 +26,21 @@ import {
 } from "./deliver";
 import { park } from "./health";
 import { DEFAULT_BREAKER, breakerFor, disablingResponse, tripped, type BreakerSettings } from "../model/circuit";
-import { requestSpacingMs } from "../model/rate-limit";
+import {
+  INITIAL_WINDOW,
+  TOTAL_QUEUE_CAP,
+  fanoutRoom,
+  laneCap,
+  nextWindow,
+  openLimit,
+  putBackDelayMs,
+  startDelayMs,
+  totalRoom,
+  waitEstimateMs,
+} from "../model/window";
 import { storeBatch, type Batch } from "./store-batch";
 import { timerMs } from "../util/timer";
 
-/** Deliveries held in memory for all lanes together. */
-const TOTAL_QUEUE_CAP = 5000;
 /** A job waits this long at most for room in a lane that is moving; else it is put back. */
 const ROOM_WAIT_MS = 3000;
 /** A lane with requests open this long and nothing finishing is stuck: nobody waits on it. */
@@ -41,9 +50,6 @@ const FLUSH_MAX = 500;
 const FLUSH_DELAY_MS = 15;
 /** A lane idle this long is forgotten (its window starts from one again). */
 const LANE_IDLE_MS = 60_000;
-
-/** Deliveries one lane holds queued at most. */
-const laneCap = (maxInFlight: number): number => Math.max(100, maxInFlight * 10);
 
 interface Item {
   d: ClaimedDelivery;
@@ -55,7 +61,7 @@ type StopCause = "circuit" | "disabled";
 class Lane {
   queue: Item[] = [];
   inFlight = 0;
-  window = 1;
+  window = INITIAL_WINDOW;
   failures = 0;
   stop: { cause: StopCause; flushed: Promise<void>; done: boolean } | null = null;
   maxInFlight = 10;
@@ -77,11 +83,9 @@ class Lane {
 
   /** Roughly how long until `n` more items fit, judging by how long requests take now. */
   waitEstimateMs(n: number, now: number): number {
-    const over = this.queue.length + n - this.cap;
-    if (over <= 0) return 0;
     let perRequest = this.avgMs;
     for (const started of this.starts.values()) perRequest = Math.max(perRequest, now - started);
-    return (over * perRequest) / Math.max(1, Math.min(this.window, this.maxInFlight));
+    return waitEstimateMs(this.queue.length, n, this.cap, perRequest, openLimit(this.window, this.maxInFlight));
   }
 
   /** Requests open for a second with nothing finishing: the endpoint is slow or hanging. */
@@ -225,11 +229,11 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     pending.push(r);
     if (r.outcome.ok) {
       l.failures = 0;
-      l.window = Math.min(l.maxInFlight, l.window * 2);
+      l.window = nextWindow(l.window, true, l.maxInFlight);
     } else if (!r.unsent) {
       // (An unsent delivery could not even be built: it says nothing about the endpoint.)
       l.failures++;
-      l.window = Math.max(1, Math.floor(l.window / 2));
+      l.window = nextWindow(l.window, false, l.maxInFlight);
       if (disablingResponse(r.outcome)) stopLane(l, "disabled");
       else if (tripped(l.failures, thresholdOf(l)) && !item.probe) stopLane(l, "circuit");
     }
@@ -239,17 +243,17 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
 
   const pump = (l: Lane): void => {
     if (closed) return;
-    while (l.queue.length > 0 && l.inFlight < Math.min(l.window, l.maxInFlight)) {
+    while (l.queue.length > 0 && l.inFlight < openLimit(l.window, l.maxInFlight)) {
       const idx = l.stop ? l.queue.findIndex((i) => i.probe) : 0;
       if (idx < 0) return;
       if (l.ratePerS !== null) {
         const now = Date.now();
-        const due = l.lastStartAt + requestSpacingMs(l.ratePerS);
-        if (now < due) {
+        const wait = startDelayMs(l.ratePerS, l.lastStartAt, now);
+        if (wait > 0) {
           l.timer ??= setTimeout(() => {
             l.timer = null;
             pump(l);
-          }, timerMs(due - now));
+          }, timerMs(wait));
           return;
         }
         l.lastStartAt = now;
@@ -313,7 +317,7 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       if (l && l.queue.length + ids.length > l.cap && !(await roomIn(l, ids.length))) {
         // A slow or hanging endpoint: the work waits in the job queue, not in a worker.
         const now = Date.now();
-        const after = l.stuck(now) ? Math.min(30_000, Math.max(1000, l.waitEstimateMs(ids.length, now))) : 500;
+        const after = putBackDelayMs(l.stuck(now), l.waitEstimateMs(ids.length, now));
         await putBack(ids, webhookHint, after);
         return;
       }
@@ -368,13 +372,10 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     const l = lanes.get(webhookId);
     // A lane stopped here (410, a run of failures) or stuck: jobs and their claim decide.
     if (l && (l.stop || l.stuck(Date.now()))) return 0;
-    // Fanout may fill a moving lane further than claims do (half the total), so that a
-    // backlog for one webhook is leased straight to it instead of going through jobs.
-    const cap = Math.max(laneCap(l?.maxInFlight ?? maxInFlight), TOTAL_QUEUE_CAP / 2);
-    return Math.max(0, cap - (l?.queue.length ?? 0));
+    return fanoutRoom(l?.maxInFlight ?? maxInFlight, l?.queue.length ?? 0);
   };
 
-  const capacity = (): number => (closed ? 0 : Math.max(0, TOTAL_QUEUE_CAP - total));
+  const capacity = (): number => (closed ? 0 : totalRoom(total));
 
   const take = (deliveries: ClaimedDelivery[]): void => {
     if (closed) {
