@@ -3,7 +3,7 @@
 // inside the transaction that records attempts, so every dispatcher sees the same circuit; the
 // rules for it are model/circuit.ts.
 import type { Connection, Queryable } from "../db/connection";
-import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
+import { enqueueDeliveries, type QueuedDelivery } from "./jobs";
 import { DEFAULT_BREAKER, probeIntervalMs, type HealthRow } from "../model/circuit";
 
 export async function readHealth(sql: Queryable, ids: string[], lock: boolean): Promise<Map<string, HealthRow>> {

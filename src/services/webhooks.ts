@@ -9,7 +9,7 @@ import { DomainError, notFound } from "../errors";
 import { maskHeaders } from "../delivery/mask";
 import { generateSecret, signingSecrets } from "../delivery/sign";
 import { assertUrlAllowed } from "../delivery/ssrf";
-import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/enqueue";
+import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/jobs";
 import { failParked } from "../dispatch/health";
 import { eventPatternSchema, filterSchema } from "../model/filter";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../model/rate-limit";
