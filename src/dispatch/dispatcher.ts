@@ -16,7 +16,7 @@ import { DELIVER_TASK, deliverPayloadSchema } from "./jobs";
 import { fanout } from "./fanout";
 import { createEngine } from "./lanes";
 import { startWakeUp } from "./wakeup";
-import { releaseAbandonedJobs, startHeartbeat } from "./heartbeat";
+import { releaseAbandonedJobs, startHeartbeat } from "./registry";
 import { releaseProbes } from "./health";
 import { breakerFromConfig, type BreakerSettings } from "../model/circuit";
 import { settledBy } from "../util/deadline";

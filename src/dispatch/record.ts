@@ -15,17 +15,13 @@ import {
   type BreakerSettings,
   type HealthRow,
 } from "../model/circuit";
-import type { DeliveryStatus } from "../model/enums";
-import type { DeliverContext } from "./context";
+import type { DeliverContext, SettledStatus } from "./context";
 import { enqueueDeliveries, type QueuedDelivery } from "./jobs";
 import { releaseLeases, type AttemptOptions } from "./claim";
 import { disableWebhook, park, readHealth, unparkAll, writeHealth } from "./health";
 import type { Recorded } from "./send";
 import { StorableRow } from "./storable";
 import { storeBatch, type Batch } from "./store-batch";
-
-/** What recording a result makes of its delivery. */
-type SettledStatus = Extract<DeliveryStatus, "succeeded" | "failed" | "retrying">;
 
 /**
  * Parses stored retry policies, each distinct one once (keyed by its JSON text, so a changed

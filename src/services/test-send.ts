@@ -2,7 +2,7 @@
 // path and recorded like any delivery. Works on disabled webhooks too; never retried.
 import { z } from "zod";
 import type { Connection } from "../db/connection";
-import type { DeliveryStatus } from "../db/schema";
+import type { DeliveryStatus } from "../model/enums";
 import type { DeliverContext } from "../dispatch/context";
 import { claim, type AttemptOptions } from "../dispatch/claim";
 import { policyReader, storeResults } from "../dispatch/record";

@@ -1,6 +1,7 @@
-// Dispatcher registry: each dispatcher keeps a heartbeat row; any dispatcher releases the
-// graphile-worker jobs held by one whose heartbeat stopped (kill -9, lost host), so its
-// work is picked up in seconds instead of graphile-worker's four-hour lock timeout.
+// Dispatcher registry: each dispatcher keeps a heartbeat row; any dispatcher sweeps one whose
+// heartbeat stopped (kill -9, lost host): its graphile-worker jobs are released and its leased
+// deliveries get jobs again (claim.ts), so its work is picked up in seconds instead of after
+// graphile-worker's four-hour lock timeout.
 import { hostname } from "node:os";
 import type { Connection } from "../db/connection";
 import type { Logger } from "../logger";
