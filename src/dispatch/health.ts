@@ -1,7 +1,8 @@
 // Endpoint health in the database: reads and writes webhooks.endpoint_health (no row =
-// healthy), parks deliveries behind an open circuit and releases probes. The state changes only
-// inside the transaction that records attempts, so every dispatcher sees the same circuit; the
-// rules for it are model/circuit.ts.
+// healthy), parks deliveries behind an open circuit, lets probes through (half-open), and
+// disables a webhook, failing what waits behind its circuit. The state changes only inside the
+// transaction that records attempts, so every dispatcher sees the same circuit; when it opens,
+// probes, closes and when a webhook is disabled is decided by model/circuit.ts.
 import type { Connection, Queryable } from "../db/connection";
 import { enqueueDeliveries, type QueuedDelivery } from "./jobs";
 import { DEFAULT_BREAKER, probeIntervalMs, type HealthRow } from "../model/circuit";
