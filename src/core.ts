@@ -8,7 +8,7 @@ import type { Config } from "./config";
 import { connect, type Connection } from "./db/connection";
 import type { Sender } from "./delivery/client";
 import type { DeliverContext } from "./dispatch/context";
-import { breakerFromConfig } from "./dispatch/health";
+import { breakerFromConfig } from "./model/circuit";
 import type { Logger } from "./logger";
 import type { Metrics } from "./metrics";
 import { settledBy } from "./util/deadline";

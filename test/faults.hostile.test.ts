@@ -6,7 +6,7 @@ import { runCli, spawnCli } from "./helpers/cli";
 import { createTestDatabase, emptyWebhookTables, type TestDatabase } from "./helpers/db";
 import { refusedUrl, startRawReceiver, startReceiver, type RawReceiver, type Receiver } from "./helpers/receiver";
 import { insertWebhook, runDispatcher, settled, waitUntil, type RunningDispatcher } from "./helpers/pipeline";
-import type { RetryPolicy } from "../src/dispatch/retry-policy";
+import type { RetryPolicy } from "../src/model/retry-policy";
 
 let t: TestDatabase;
 let healthy: Receiver;

@@ -4,7 +4,7 @@
 import { createTestDatabase, emptyWebhookTables, type TestDatabase } from "./helpers/db";
 import { refusedUrl, replies, startReceiver, type Receiver } from "./helpers/receiver";
 import { insertWebhook, runDispatcher, settled, waitUntil, type RunningDispatcher } from "./helpers/pipeline";
-import type { RetryPolicy } from "../src/dispatch/retry-policy";
+import type { RetryPolicy } from "../src/model/retry-policy";
 
 let t: TestDatabase;
 let rx: Receiver;

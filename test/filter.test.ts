@@ -1,5 +1,5 @@
 // The filter language and event type patterns: pure functions, specified by tables.
-import type { Filter, FilterBody } from "../src/dispatch/filter";
+import type { Filter, FilterBody } from "../src/model/filter";
 import { parseExact } from "../src/delivery/event-json";
 import {
   eventPatternSchema,
@@ -7,7 +7,7 @@ import {
   formatFilterIssues,
   matches,
   typeMatches,
-} from "../src/dispatch/filter";
+} from "../src/model/filter";
 
 const body: FilterBody = {
   id: "evt_1",

@@ -1,12 +1,12 @@
 // Retry policy maths: pure functions, specified by tables.
-import type { RetryPolicy } from "../src/dispatch/retry-policy";
+import type { RetryPolicy } from "../src/model/retry-policy";
 import {
   DEFAULT_RETRY_POLICY,
   describeRetryPolicy,
   nextDelay,
   parseRetrySchedule,
   retryPolicySchema,
-} from "../src/dispatch/retry-policy";
+} from "../src/model/retry-policy";
 
 const S = 1000;
 const M = 60 * S;

@@ -1,7 +1,7 @@
 // What an attempt row can hold, how a response body becomes text, which write failures are
 // retried as they are, and the bounds on timer delays: pure functions, table-driven.
 import { decodeBody } from "../src/delivery/client";
-import { requestSpacingMs } from "../src/dispatch/rate-limit";
+import { requestSpacingMs } from "../src/model/rate-limit";
 import { StorableRow, storableText } from "../src/dispatch/storable";
 import { isTransient } from "../src/dispatch/store-batch";
 import { MAX_TIMER_MS, timerMs } from "../src/util/timer";

@@ -3,7 +3,7 @@
 import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { DomainError } from "../errors";
-import { eventPatternSchema } from "../dispatch/filter";
+import { eventPatternSchema } from "../model/filter";
 import {
   DELIVERY_STATUSES,
   REPLAYABLE_STATUSES,

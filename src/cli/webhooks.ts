@@ -9,7 +9,7 @@ import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
 import type * as WebhooksService from "../services/webhooks";
 import type { WebhookView } from "../services/webhooks";
-import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../dispatch/rate-limit";
+import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../model/rate-limit";
 import { formatDuration, parseDuration } from "../util/duration";
 import type { Cli } from "./context";
 import {
@@ -251,7 +251,7 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
   if (opts.disabled) raw.is_active = false;
 
   if (opts.retrySchedule !== undefined) {
-    const { parseRetrySchedule } = await import("../dispatch/retry-policy.js");
+    const { parseRetrySchedule } = await import("../model/retry-policy.js");
     try {
       raw.retry = parseRetrySchedule(opts.retrySchedule, opts.maxAttempts);
     } catch (e) {

@@ -1,5 +1,6 @@
 // The default request body: the event as receivers see it, its numbers exactly as stored.
-import { parseExact, stringifyExact, type BigNumbers } from "./event-json";
+import type { BigNumbers } from "../model/enums";
+import { parseExact, stringifyExact } from "./event-json";
 
 export interface EventForDelivery {
   event_id: string;

@@ -1,6 +1,8 @@
-// The dispatcher: graphile-worker runs the fanout and deliver tasks; a LISTEN on
-// `pg_webhooks` (re-established after reconnects) plus a poll wakes fanout up, and a LISTEN
-// on `pg_webhooks_settings` makes the lanes re-read a webhook changed by the API or the CLI.
+// The dispatcher: wires the parts of the daemon together and owns their shutdown. Wake-up
+// (wakeup.ts) runs fanout, whose leased deliveries go to the lanes; graphile-worker runs the
+// deliver jobs, each handing its deliveries to the lanes (lanes.ts); a LISTEN on
+// `pg_webhooks_settings` makes the lanes re-read a webhook changed by the API or the CLI;
+// the heartbeat keeps this dispatcher registered (heartbeat.ts) and probes reopen circuits.
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { run, Logger as GraphileLogger, type Runner, type Task, type WorkerEvents } from "graphile-worker";
@@ -10,11 +12,13 @@ import type { Config } from "../config";
 import type { Logger } from "../logger";
 import type { DeliverContext } from "./context";
 import { connectionBudget, tooManyConnectionsHint } from "../db/budget";
-import { FANOUT_TASK, DELIVER_TASK, type DeliverPayload } from "./enqueue";
-import { fanout, FANOUT_BATCH, type LocalLanes } from "./fanout";
+import { DELIVER_TASK, deliverPayloadSchema } from "./jobs";
+import { fanout } from "./fanout";
 import { createEngine } from "./lanes";
-import { releaseAbandonedJobs, startHeartbeat } from "./heartbeat";
-import { breakerFromConfig, releaseProbes, type BreakerSettings } from "./health";
+import { startWakeUp } from "./wakeup";
+import { releaseAbandonedJobs, startHeartbeat } from "./registry";
+import { releaseProbes } from "./health";
+import { breakerFromConfig, type BreakerSettings } from "../model/circuit";
 import { settledBy } from "../util/deadline";
 import { timerMs } from "../util/timer";
 
@@ -57,11 +61,6 @@ export function boundWorkerRetries(maxDelayMs: number): void {
   }
 }
 
-/** Marks the dispatcher idle (writers then NOTIFY) or busy (writers skip the NOTIFY). */
-async function setIdle(ctx: DeliverContext, idle: boolean): Promise<void> {
-  await ctx.conn.sql`update webhooks.dispatcher_wakeup set idle = ${idle} where idle is distinct from ${idle}`;
-}
-
 export async function startDispatcher(opts: {
   config: Config;
   databaseUrl: string;
@@ -74,55 +73,19 @@ export async function startDispatcher(opts: {
   const id = `dispatcher-${randomBytes(6).toString("hex")}`;
   const breaker: BreakerSettings = ctx.breaker ?? breakerFromConfig(config);
   const engine = createEngine(ctx, id, breaker);
-  const local: LocalLanes = { owner: id, capacity: engine.capacity, room: engine.room, take: engine.take };
   const workerIds = new Set<string>();
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;
   events.on("pool:create", ({ workerPool }) => workerIds.add(workerPool.id));
   events.on("worker:create", ({ worker }) => workerIds.add(worker.workerId));
 
-  // Fanout runs in this process, not as a job: a NOTIFY (or the poll) starts it at once, and
-  // wake-ups that come while it runs make it go round again. Several dispatchers fan out
-  // side by side; SKIP LOCKED gives each its own events.
-  let stopping = false;
-  let fanning: Promise<void> | null = null;
-  let wanted = false;
-  const fanoutUntilIdle = async (): Promise<void> => {
-    while (!stopping) {
-      // A batch at a time, so a stop is noticed between batches during a long backlog.
-      const r = await fanout(conn, FANOUT_BATCH, 1, local);
-      if (r.events > 0) logger.debug(r, "fanout");
-      if (r.more) continue;
-      // Drained: ask writers for a NOTIFY again, then look once more for rows committed
-      // before they could see the flag. Rows found then mean a busy stream: stay busy
-      // (writers skip the NOTIFY) and go round again.
-      await setIdle(ctx, true);
-      const again = await fanout(conn, FANOUT_BATCH, 1, local);
-      if (again.events === 0) return;
-      logger.debug(again, "fanout");
-      await setIdle(ctx, false);
-    }
-  };
-  const wake = (): Promise<void> => {
-    wanted = true;
-    fanning ??= (async () => {
-      try {
-        while (wanted && !stopping) {
-          wanted = false;
-          await fanoutUntilIdle();
-        }
-      } catch (e) {
-        logger.warn({ err: e }, "fanout failed; the next wake-up or poll tries again");
-      } finally {
-        fanning = null;
-      }
-    })();
-    return fanning;
-  };
-  // Jobs of this name were queued by earlier versions; one still queued just wakes fanout.
-  const fanoutTask: Task = () => wake();
   const deliverTask: Task = async (payload) => {
-    const p = payload as DeliverPayload | null;
-    await engine.admit(p?.ids ?? [], p?.w);
+    const p = deliverPayloadSchema.safeParse(payload);
+    // Not a job we queued: there is nothing to deliver, and running it again would not help.
+    if (!p.success) {
+      logger.warn({ payload, issues: p.error.issues }, "deliver job with an unreadable payload; skipping it");
+      return;
+    }
+    await engine.admit(p.data.ids, p.data.w);
   };
 
   // Registered before any job runs: deliveries it claims name it as their owner, and an
@@ -164,20 +127,27 @@ export async function startDispatcher(opts: {
     noHandleSignals: true,
     logger: graphileLogger(logger, config.WEBHOOKS_DB_POOL_SIZE),
     events,
-    taskList: { [FANOUT_TASK]: tracked(fanoutTask), [DELIVER_TASK]: tracked(deliverTask) },
+    taskList: { [DELIVER_TASK]: tracked(deliverTask) },
   });
 
-  // postgres.js re-issues LISTEN after a reconnect and calls the second callback each time;
-  // we fan out then too, since notifications sent while disconnected are gone.
-  const listener = await conn.sql.listen(
-    "pg_webhooks",
-    () => void wake(),
-    () => void wake(),
-  );
+  // Fanout runs in this process, not as a job: a wake-up starts it at once. Several
+  // dispatchers fan out side by side; SKIP LOCKED gives each its own events. What it leased
+  // to this dispatcher goes to the lanes once its transaction has committed.
+  const wakeup = await startWakeUp({
+    conn,
+    logger,
+    pollIntervalMs: config.WEBHOOKS_POLL_INTERVAL_MS,
+    round: async () => {
+      const r = await fanout(conn, engine.offer());
+      if (r.leased.length > 0) engine.take(r.leased);
+      return { events: r.events, deliveries: r.deliveries, more: r.more };
+    },
+  });
 
   // A changed webhook (sql/0005's trigger NOTIFYs its id at commit): the lanes re-read it.
   // Ids arriving together are read in one query; after a reconnect every lane is re-read,
   // since notifications sent while disconnected are gone.
+  let stopping = false;
   const changed = new Set<string>();
   let everyLane = false;
   let refreshing: Promise<void> | null = null;
@@ -216,15 +186,6 @@ export async function startDispatcher(opts: {
     },
   );
 
-  const poll = setInterval(() => {
-    conn.sql`select exists (select 1 from webhooks.outbox where dispatched_at is null) as pending`
-      .then(([row]) => {
-        if (row?.pending) void wake();
-      })
-      .catch((e: unknown) => logger.debug({ err: e }, "poll failed"));
-  }, timerMs(config.WEBHOOKS_POLL_INTERVAL_MS));
-  poll.unref();
-
   // Probes for open circuits, and deliveries parked behind circuits that have closed.
   const probes = setInterval(() => {
     releaseProbes(conn)
@@ -241,17 +202,16 @@ export async function startDispatcher(opts: {
     id,
     close(deadline = Date.now() + config.WEBHOOKS_SHUTDOWN_GRACE_MS) {
       closing ??= (async () => {
-        clearInterval(poll);
         clearInterval(probes);
-        await settledBy(settingsListener.unlisten().catch(() => {}), Math.min(deadline, Date.now() + 1000));
-        stopping = true;
         // Each step is bounded: on a database that is away, unlisten, graphile-worker's stop
         // (its workers may sleep in back-offs of up to minutes) and our last writes would
         // otherwise wait for it to come back.
-        await settledBy(listener.unlisten().catch(() => {}), Math.min(deadline, Date.now() + 1000));
+        await settledBy(settingsListener.unlisten().catch(() => {}), Math.min(deadline, Date.now() + 1000));
+        stopping = true;
+        await wakeup.close(deadline);
         // Graceful: no new jobs; queued deliveries go back to the job queue; requests in
         // flight get until the deadline to finish and be recorded.
-        const stopped = Promise.all([runner.stop(), fanning]).catch((e: unknown) => logger.warn({ err: e }, "graphile-worker did not stop cleanly"));
+        const stopped = Promise.all([runner.stop(), wakeup.running()]).catch((e: unknown) => logger.warn({ err: e }, "graphile-worker did not stop cleanly"));
         if (!(await settledBy(stopped, deadline))) logger.warn("running jobs did not finish within the grace period");
         await engine.close(Math.max(0, deadline - Date.now()));
         await settledBy(heartbeat.close(), Date.now() + 1000);

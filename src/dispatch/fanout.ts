@@ -2,40 +2,33 @@
 // webhooks, and in the same transaction writes the delivery rows, queues the delivery
 // jobs and marks the rows dispatched. A crash anywhere rolls all of it back.
 //
-// Run by a dispatcher, fanout hands fresh deliveries of healthy webhooks straight to that
-// dispatcher's lanes instead: they are written already leased to it (no job, no claim), and
-// queued in memory once the transaction commits. Should the dispatcher die first, the
+// Given the room in a dispatcher's lanes, fanout writes fresh deliveries of healthy webhooks
+// already leased to that dispatcher (no job, no claim) and returns them; the dispatcher queues
+// them in its lanes once the transaction has committed. Should the dispatcher die first, the
 // heartbeat sweep of the others finds the lease of a dead owner and queues jobs for them.
 import { randomUUID } from "node:crypto";
 import type { Connection, Queryable } from "../db/connection";
-import type { Filter, FilterBody } from "./filter";
-import { matches, typeMatches } from "./filter";
+import type { Filter, FilterBody } from "../model/filter";
+import { matches, typeMatches } from "../model/filter";
+import { fanoutRoom } from "../model/window";
 import { parseExact } from "../delivery/event-json";
-import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
-import { LEASE_GRACE_MS, eventColumns, sendColumns, type ClaimedDelivery } from "./deliver";
+import { enqueueDeliveries, type QueuedDelivery } from "./jobs";
+import { eventColumns, freshDelivery, leaseMs, sendColumns, type ClaimedDelivery, type EventColumns, type SendSettings } from "./claim";
 
-/** A dispatcher's lanes, as fanout sees them. */
-export interface LocalLanes {
+/** The room in a dispatcher's lanes when a batch starts: fanout leases that much to `owner`. */
+export interface LeaseOffer {
   owner: string;
-  /** How many more deliveries the lanes take now, all webhooks together. */
-  capacity(): number;
-  /** How many more deliveries of this webhook its lane would take now (0: queue jobs). */
-  room(webhookId: string, maxInFlight: number): number;
-  /** Takes deliveries leased to `owner` by a committed transaction. */
-  take(deliveries: ClaimedDelivery[]): void;
+  /** How many more deliveries the lanes take, all webhooks together. */
+  capacity: number;
+  /** The room of each webhook that has a lane (0: queue jobs); one without takes fanoutRoom(max_in_flight, 0). */
+  room: ReadonlyMap<string, number>;
 }
 
 export const FANOUT_BATCH = 1000;
 
-interface ClaimedEvent {
+/** An outbox row claimed by fanout: its id and the event columns of a send. */
+interface ClaimedEvent extends EventColumns {
   id: string;
-  event_id: string;
-  type: string;
-  tenant: string | null;
-  /** jsonb as text (see eventColumns); parsed exactly, and only when a filter needs it. */
-  data: string;
-  previous_attributes: string | null;
-  occurred_at: Date;
 }
 
 interface LiveSubscription {
@@ -45,17 +38,16 @@ interface LiveSubscription {
   filter: Filter | null;
 }
 
-/** With local lanes: everything a send needs, and whether the circuit lets requests through. */
-type FullSubscription = LiveSubscription &
-  Omit<ClaimedDelivery, "id" | "subscription_id" | "attempts" | "created_at" | keyof ClaimedEvent | "data"> & {
-    circuit_closed: boolean;
-  };
+/** With lanes to lease to: everything a send needs, and whether the circuit lets requests through. */
+type LeasableSubscription = LiveSubscription & SendSettings & { circuit_closed: boolean };
 
 export interface FanoutResult {
   events: number;
   deliveries: number;
-  /** True when it stopped after maxBatches with more to do. */
-  more?: boolean;
+  /** True when the batch was full: there may be more to do. */
+  more: boolean;
+  /** Deliveries written leased to the offer's owner, for its lanes (after the commit). */
+  leased: ClaimedDelivery[];
 }
 
 /** The body filters see, its numbers exact; parsed once per event. */
@@ -88,11 +80,13 @@ export function subscriptionWants(
   return matches(sub.filter, filterBody(e, parsed));
 }
 
-interface BatchResult extends FanoutResult {
-  leased: ClaimedDelivery[];
+/** Fans out one batch of at most `limit` events, leasing to `offer`'s lanes what fits. */
+export async function fanout(conn: Connection, offer?: LeaseOffer, limit = FANOUT_BATCH): Promise<FanoutResult> {
+  return conn.sql.begin((tx) => fanoutBatch(tx, limit, offer));
 }
 
-async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Promise<BatchResult> {
+async function fanoutBatch(tx: Queryable, limit: number, offer?: LeaseOffer): Promise<FanoutResult> {
+  // postgres.js tagged SQL, not Kysely: every event passes through here (measured hot path).
   // SKIP LOCKED lets several dispatchers claim disjoint batches.
   const rows = await tx<(Omit<ClaimedEvent, "event_id"> & { event_id: string | null })[]>`
     select o.id, ${eventColumns(tx)}
@@ -101,13 +95,13 @@ async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Pr
      order by id
      limit ${limit}
        for update skip locked`;
-  if (rows.length === 0) return { events: 0, deliveries: 0, leased: [] };
+  if (rows.length === 0) return { events: 0, deliveries: 0, more: false, leased: [] };
   // Captured rows come without an event id (see sql/0003): they get one here, stored by the
   // update below that marks them dispatched, in this transaction.
   const events: ClaimedEvent[] = rows.map((e) => ({ ...e, event_id: e.event_id ?? randomUUID() }));
 
-  const subs: (LiveSubscription | FullSubscription)[] = local
-    ? await tx<FullSubscription[]>`
+  const subs: (LiveSubscription | LeasableSubscription)[] = offer
+    ? await tx<LeasableSubscription[]>`
         select s.id, s.tenant, s.events, s.filter, ${sendColumns(tx)},
                coalesce(h.circuit, 'closed') = 'closed' as circuit_closed
           from webhooks.subscriptions s
@@ -124,13 +118,13 @@ async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Pr
   const eventIds: string[] = [];
   const types: string[] = [];
   const tenants: (string | null)[] = [];
-  const leaseMs: (number | null)[] = [];
+  const leaseMsOf: (number | null)[] = [];
   const queued: QueuedDelivery[] = [];
   const leased: ClaimedDelivery[] = [];
   const room = new Map<string, number>();
-  let budget = local?.capacity() ?? 0;
+  let budget = offer?.capacity ?? 0;
   const now = new Date();
-  const full = (s: LiveSubscription | FullSubscription): s is FullSubscription => "circuit_closed" in s;
+  const leasable = (s: LiveSubscription | LeasableSubscription): s is LeasableSubscription => "circuit_closed" in s;
   const parsed = new WeakMap<ClaimedEvent, FilterBody>();
   for (const e of events) {
     for (const s of subs) {
@@ -142,27 +136,17 @@ async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Pr
       eventIds.push(e.event_id);
       types.push(e.type);
       tenants.push(e.tenant);
-      const left = local && budget > 0 && full(s) && s.circuit_closed ? (room.get(s.id) ?? local.room(s.id, s.max_in_flight)) : 0;
-      if (left > 0 && full(s)) {
+      const left =
+        offer && budget > 0 && leasable(s) && s.circuit_closed
+          ? (room.get(s.id) ?? offer.room.get(s.id) ?? fanoutRoom(s.max_in_flight, 0))
+          : 0;
+      if (left > 0 && leasable(s)) {
         room.set(s.id, left - 1);
         budget--;
-        leaseMs.push(s.timeout_ms + LEASE_GRACE_MS);
-        const { circuit_closed: _, events: _e, filter: _f, tenant: _t, ...target } = s;
-        leased.push({
-          ...target,
-          id,
-          subscription_id: s.id,
-          attempts: 0,
-          created_at: now,
-          event_id: e.event_id,
-          type: e.type,
-          occurred_at: e.occurred_at,
-          data: e.data,
-          previous_attributes: e.previous_attributes,
-          tenant: e.tenant,
-        });
+        leaseMsOf.push(leaseMs(s.timeout_ms));
+        leased.push(freshDelivery(id, s, e, now));
       } else {
-        leaseMs.push(null);
+        leaseMsOf.push(null);
         queued.push({ id, subscription_id: s.id });
       }
     }
@@ -173,33 +157,15 @@ async function fanoutBatch(tx: Queryable, limit: number, local?: LocalLanes): Pr
       insert into webhooks.deliveries
         (id, subscription_id, outbox_id, event_id, event_type, tenant, lease_owner, next_attempt_at)
       select id, sub, outbox, event, type, tenant,
-             case when lease_ms is null then null else ${local?.owner ?? null}::text end,
+             case when lease_ms is null then null else ${offer?.owner ?? null}::text end,
              now() + lease_ms * interval '1 millisecond'
         from unnest(${ids}::uuid[], ${subIds}::uuid[], ${outboxIds}::bigint[], ${eventIds}::uuid[], ${types}::text[],
-                    ${tenants}::text[], ${leaseMs}::int[]) as u(id, sub, outbox, event, type, tenant, lease_ms)`;
+                    ${tenants}::text[], ${leaseMsOf}::int[]) as u(id, sub, outbox, event, type, tenant, lease_ms)`;
     await enqueueDeliveries(tx, queued);
   }
   await tx`
     update webhooks.outbox o set dispatched_at = now(), event_id = coalesce(o.event_id, v.event_id)
       from unnest(${events.map((e) => e.id)}::bigint[], ${events.map((e) => e.event_id)}::uuid[]) as v(id, event_id)
      where o.id = v.id`;
-  return { events: events.length, deliveries: ids.length, leased };
-}
-
-/** Fans out until the outbox holds nothing claimable, or maxBatches; returns the totals. */
-export async function fanout(
-  conn: Connection,
-  limit = FANOUT_BATCH,
-  maxBatches = Infinity,
-  local?: LocalLanes,
-): Promise<FanoutResult> {
-  const total: FanoutResult = { events: 0, deliveries: 0 };
-  for (let batch = 1; ; batch++) {
-    const r = await conn.sql.begin((tx) => fanoutBatch(tx, limit, local));
-    if (r.leased.length > 0) local?.take(r.leased);
-    total.events += r.events;
-    total.deliveries += r.deliveries;
-    if (r.events < limit) return total;
-    if (batch >= maxBatches) return { ...total, more: true };
-  }
+  return { events: events.length, deliveries: ids.length, more: events.length >= limit, leased };
 }

@@ -1,143 +1,11 @@
-// Endpoint health: the circuit breaker and auto-disable. The state lives in
-// webhooks.endpoint_health (no row = healthy) and changes only inside the transaction that
-// records attempts, so every dispatcher sees the same circuit.
-//
-//   closed ──(threshold consecutive failures)──► open ──(probe due)──► half_open
-//     ▲                                            ▲                      │
-//     └──────────────(any success)─────────────────┴──(probe fails)───────┘
-import type { Config } from "../config";
+// Endpoint health in the database: reads and writes webhooks.endpoint_health (no row =
+// healthy), parks deliveries behind an open circuit, lets probes through (half-open), and
+// disables a webhook, failing what waits behind its circuit. The state changes only inside the
+// transaction that records attempts, so every dispatcher sees the same circuit; when it opens,
+// probes, closes and when a webhook is disabled is decided by model/circuit.ts.
 import type { Connection, Queryable } from "../db/connection";
-import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
-
-export interface BreakerSettings {
-  /** Consecutive failed attempts that open a circuit; 0: it never opens. */
-  threshold: number;
-  /** First interval between probes; doubles up to probeMaxMs. */
-  probeMinMs: number;
-  probeMaxMs: number;
-  /** Default for webhooks without disable_after_s. */
-  disableAfterS: number;
-}
-
-export const DEFAULT_BREAKER: BreakerSettings = {
-  threshold: 10,
-  probeMinMs: 30_000,
-  probeMaxMs: 600_000,
-  disableAfterS: 5 * 24 * 3600,
-};
-
-export function breakerFromConfig(config: Config): BreakerSettings {
-  return {
-    threshold: config.WEBHOOKS_BREAKER_THRESHOLD,
-    probeMinMs: config.WEBHOOKS_BREAKER_PROBE_MIN_MS,
-    probeMaxMs: config.WEBHOOKS_BREAKER_PROBE_MAX_MS,
-    disableAfterS: config.WEBHOOKS_DISABLE_AFTER_S,
-  };
-}
-
-export type Circuit = "closed" | "open" | "half_open";
-
-export interface HealthRow {
-  subscription_id: string;
-  circuit: Circuit;
-  consecutive_failures: number;
-  failing_since: Date | null;
-  last_success_at: Date | null;
-  last_failure_at: Date | null;
-  opened_at: Date | null;
-  next_probe_at: Date | null;
-  probe_interval_ms: number | null;
-  probe_delivery_id: string | null;
-}
-
-export function healthyRow(subscriptionId: string): HealthRow {
-  return {
-    subscription_id: subscriptionId,
-    circuit: "closed",
-    consecutive_failures: 0,
-    failing_since: null,
-    last_success_at: null,
-    last_failure_at: null,
-    opened_at: null,
-    next_probe_at: null,
-    probe_interval_ms: null,
-    probe_delivery_id: null,
-  };
-}
-
-export interface AttemptResult {
-  ok: boolean;
-  startedAt: Date;
-}
-
-/**
- * The health after these attempts (in the order they finished). `closedAgain` is true when a
- * success closed a circuit that was open, so the deliveries parked behind it may flow.
- */
-export function nextHealth(
-  prev: HealthRow,
-  results: AttemptResult[],
-  settings: BreakerSettings,
-  now: Date,
-): { row: HealthRow; closedAgain: boolean } {
-  const row: HealthRow = { ...prev };
-  let anySuccess = false;
-  for (const r of results) {
-    if (r.ok) {
-      anySuccess = true;
-      row.consecutive_failures = 0;
-      row.failing_since = null;
-      row.last_success_at = now;
-    } else {
-      row.consecutive_failures += 1;
-      row.failing_since ??= r.startedAt;
-      row.last_failure_at = now;
-    }
-  }
-  const wasOpen = prev.circuit !== "closed";
-  if (anySuccess && row.consecutive_failures === 0) {
-    row.circuit = "closed";
-    row.opened_at = null;
-    row.next_probe_at = null;
-    row.probe_interval_ms = null;
-    row.probe_delivery_id = null;
-    return { row, closedAgain: wasOpen };
-  }
-  if (results.length === 0 || anySuccess) {
-    // Failures after a success: the run starts again; open only past the threshold.
-    if (!wasOpen && tripped(row.consecutive_failures, settings.threshold)) openCircuit(row, settings, now);
-    return { row, closedAgain: false };
-  }
-  if (wasOpen) {
-    // A failed probe (or a late failure): wait longer before the next one.
-    const interval = prev.probe_interval_ms ?? settings.probeMinMs;
-    row.circuit = "open";
-    row.next_probe_at = new Date(now.getTime() + interval);
-    row.probe_interval_ms = Math.min(settings.probeMaxMs, interval * 2);
-    row.probe_delivery_id = null;
-  } else if (tripped(row.consecutive_failures, settings.threshold)) {
-    openCircuit(row, settings, now);
-  }
-  return { row, closedAgain: false };
-}
-
-/** True when this run of failures opens a circuit with this threshold (0: never). */
-export function tripped(consecutiveFailures: number, threshold: number): boolean {
-  return threshold > 0 && consecutiveFailures >= threshold;
-}
-
-function openCircuit(row: HealthRow, settings: BreakerSettings, now: Date): void {
-  row.circuit = "open";
-  row.opened_at = now;
-  row.next_probe_at = new Date(now.getTime() + settings.probeMinMs);
-  row.probe_interval_ms = Math.min(settings.probeMaxMs, settings.probeMinMs * 2);
-  row.probe_delivery_id = null;
-}
-
-/** True when every attempt has failed for longer than the webhook allows. */
-export function failingTooLong(row: HealthRow, disableAfterS: number, now: Date): boolean {
-  return row.failing_since !== null && row.consecutive_failures > 0 && now.getTime() - row.failing_since.getTime() >= disableAfterS * 1000;
-}
+import { enqueueDeliveries, type QueuedDelivery } from "./jobs";
+import { DEFAULT_BREAKER, probeIntervalMs, type HealthRow } from "../model/circuit";
 
 export async function readHealth(sql: Queryable, ids: string[], lock: boolean): Promise<Map<string, HealthRow>> {
   const rows = lock
@@ -160,6 +28,16 @@ export async function writeHealth(sql: Queryable, rows: HealthRow[]): Promise<vo
         next_probe_at = excluded.next_probe_at, probe_interval_ms = excluded.probe_interval_ms,
         probe_delivery_id = excluded.probe_delivery_id, updated_at = now()`;
   }
+}
+
+/** An open circuit lets `probeId` through: half-open until it is recorded or the next probe is due. */
+export async function halfOpen(sql: Queryable, webhookId: string, probeId: string, intervalMs: number): Promise<void> {
+  await sql`
+    update webhooks.endpoint_health
+       set circuit = 'half_open', probe_delivery_id = ${probeId},
+           next_probe_at = now() + ${intervalMs} * interval '1 millisecond',
+           updated_at = now()
+     where subscription_id = ${webhookId}`;
 }
 
 /** Parks deliveries: they wait, without a job, for the circuit to close. */
@@ -196,7 +74,7 @@ export async function disableWebhook(sql: Queryable, webhookId: string, reason: 
      where id = ${webhookId} and is_active and deleted_at is null
     returning id, tenant, name, url, disabled_at`;
   if (!w) return false;
-  await failParked(sql, webhookId, `webhook disabled: ${reason}`);
+  await failParked(sql, webhookId, reason);
   await sql`
     select webhooks.emit('webhook.disabled',
       jsonb_build_object('webhook_id', ${w.id}::text, 'name', ${w.name}::text, 'url', ${w.url}::text,
@@ -205,15 +83,19 @@ export async function disableWebhook(sql: Queryable, webhookId: string, reason: 
   return true;
 }
 
-/** Fails the deliveries parked behind a webhook's circuit, so they can be replayed later. */
-export async function failParked(sql: Queryable, webhookId: string, error: string): Promise<number> {
+/**
+ * Fails the deliveries parked behind a disabled webhook's circuit (they have no job, and nothing
+ * else would finish them); failed, they stay replayable. Runs in the transaction that disables
+ * the webhook, whoever does (a user; the dispatcher on a 410 or after disable_after_s), with the
+ * disabled_reason. Returns how many it failed.
+ */
+export async function failParked(sql: Queryable, webhookId: string, reason: string): Promise<number> {
   const rows = await sql`
     update webhooks.deliveries
        set status = 'failed', parked_at = null, lease_owner = null, next_attempt_at = null,
-           finished_at = now(), updated_at = now(), last_error = ${error}
-     where subscription_id = ${webhookId} and parked_at is not null and status in ('pending', 'retrying')
-    returning id`;
-  return rows.length;
+           finished_at = now(), updated_at = now(), last_error = 'webhook disabled: ' || ${reason}::text
+     where subscription_id = ${webhookId} and parked_at is not null and status in ('pending', 'retrying')`;
+  return rows.count;
 }
 
 /**
@@ -243,12 +125,7 @@ async function probeTick(tx: Queryable): Promise<{ probes: number; unparked: num
                     order by created_at, outbox_id limit 1 for update skip locked)
       returning id, subscription_id`;
     if (!probe) continue; // nothing waiting: the next delivery to arrive becomes the probe
-    await tx`
-      update webhooks.endpoint_health
-         set circuit = 'half_open', probe_delivery_id = ${probe.id},
-             next_probe_at = now() + ${h.probe_interval_ms ?? DEFAULT_BREAKER.probeMinMs} * interval '1 millisecond',
-             updated_at = now()
-       where subscription_id = ${h.subscription_id}`;
+    await halfOpen(tx, h.subscription_id, probe.id, probeIntervalMs(h, DEFAULT_BREAKER));
     await enqueueDeliveries(tx, [probe]);
     probes++;
   }

@@ -11,39 +11,32 @@
 // holds, and a NOTIFY from the database on each change makes the lanes re-read it (refresh).
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DeliverContext } from "./context";
-import { enqueueDeliveries, type QueuedDelivery } from "./enqueue";
+import { enqueueDeliveries } from "./jobs";
+import { claim, readSendSettings, settingsOf, type ClaimedDelivery, type SendSettings } from "./claim";
+import { createRecorder } from "./record";
+import type { LeaseOffer } from "./fanout";
+import { send, type Recorded } from "./send";
+import { DEFAULT_BREAKER, breakerFor, disablingResponse, tripped, type BreakerSettings } from "../model/circuit";
 import {
-  claim,
-  disablingResponse,
-  policyReader,
-  record,
-  report,
-  send,
-  sendColumns,
-  settingsOf,
-  type ClaimedDelivery,
-  type Recorded,
-  type SendSettings,
-} from "./deliver";
-import { DEFAULT_BREAKER, park, tripped, type BreakerSettings } from "./health";
-import { requestSpacingMs } from "./rate-limit";
-import { storeBatch, type Batch } from "./store-batch";
+  INITIAL_WINDOW,
+  TOTAL_QUEUE_CAP,
+  fanoutRoom,
+  laneCap,
+  nextWindow,
+  openLimit,
+  putBackDelayMs,
+  startDelayMs,
+  totalRoom,
+  waitEstimateMs,
+} from "../model/window";
 import { timerMs } from "../util/timer";
 
-/** Deliveries held in memory for all lanes together. */
-const TOTAL_QUEUE_CAP = 5000;
 /** A job waits this long at most for room in a lane that is moving; else it is put back. */
 const ROOM_WAIT_MS = 3000;
 /** A lane with requests open this long and nothing finishing is stuck: nobody waits on it. */
 const STUCK_MS = 1000;
-/** Results recorded per transaction at most, and the longest a result waits to be recorded. */
-const FLUSH_MAX = 500;
-const FLUSH_DELAY_MS = 15;
 /** A lane idle this long is forgotten (its window starts from one again). */
 const LANE_IDLE_MS = 60_000;
-
-/** Deliveries one lane holds queued at most. */
-const laneCap = (maxInFlight: number): number => Math.max(100, maxInFlight * 10);
 
 interface Item {
   d: ClaimedDelivery;
@@ -55,7 +48,7 @@ type StopCause = "circuit" | "disabled";
 class Lane {
   queue: Item[] = [];
   inFlight = 0;
-  window = 1;
+  window = INITIAL_WINDOW;
   failures = 0;
   stop: { cause: StopCause; flushed: Promise<void>; done: boolean } | null = null;
   maxInFlight = 10;
@@ -77,11 +70,9 @@ class Lane {
 
   /** Roughly how long until `n` more items fit, judging by how long requests take now. */
   waitEstimateMs(n: number, now: number): number {
-    const over = this.queue.length + n - this.cap;
-    if (over <= 0) return 0;
     let perRequest = this.avgMs;
     for (const started of this.starts.values()) perRequest = Math.max(perRequest, now - started);
-    return (over * perRequest) / Math.max(1, Math.min(this.window, this.maxInFlight));
+    return waitEstimateMs(this.queue.length, n, this.cap, perRequest, openLimit(this.window, this.maxInFlight));
   }
 
   /** Requests open for a second with nothing finishing: the endpoint is slow or hanging. */
@@ -94,16 +85,12 @@ class Lane {
 }
 
 export interface Engine {
-  /** Claims these deliveries and queues them in their lanes; returns once they are queued. */
-  admit(ids: string[], webhookHint?: string): Promise<void>;
-  /** How many more deliveries all lanes together take now without a claim (fanout). */
-  capacity(): number;
-  /** How many more deliveries of this webhook its lane takes now without a claim (fanout). */
-  room(webhookId: string, maxInFlight: number): number;
+  /** Claims these deliveries (all of webhook `webhookId`) and queues them in its lane; returns once they are queued. */
+  admit(ids: string[], webhookId: string): Promise<void>;
+  /** How many more deliveries the lanes take now without a claim: what fanout may lease to them. */
+  offer(): LeaseOffer;
   /** Queues deliveries already leased to this dispatcher (by fanout). */
   take(deliveries: ClaimedDelivery[]): void;
-  /** Deliveries held in memory (queued or in flight). */
-  held(): number;
   /** Re-reads these webhooks' settings (every lane's when absent) and applies them to what is queued. */
   refresh(webhookIds?: string[]): Promise<void>;
   /** Stops sending: queued deliveries are released to other dispatchers, in-flight ones finish within the grace. */
@@ -112,16 +99,10 @@ export interface Engine {
 
 export function createEngine(ctx: DeliverContext, owner: string, settings: BreakerSettings = ctx.breaker ?? DEFAULT_BREAKER): Engine {
   const lanes = new Map<string, Lane>();
-  const policyOf = policyReader(ctx.logger);
-  const thresholdOf = (l: Lane): number => l.settings?.breaker_threshold ?? settings.threshold;
+  const thresholdOf = (l: Lane): number => breakerFor(settings, l.settings?.breaker_threshold).threshold;
   const bodies = new Map<string, string>();
-  let pending: Recorded[] = [];
-  let toPark: string[] = [];
-  let toRelease: QueuedDelivery[] = [];
-  let flushing: Promise<void> | null = null;
-  let flushTimer: NodeJS.Timeout | null = null;
+  const recorder = createRecorder(ctx, owner, settings);
   let closed = false;
-  let giveUpAt = Infinity;
   let total = 0;
   const totalWaiters: (() => void)[] = [];
 
@@ -134,73 +115,6 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     return l;
   };
 
-  // ---- recording ---------------------------------------------------------------------
-  const writeBatch = (b: Batch) =>
-    ctx.conn.sql.begin(async (tx) => {
-      const s = await record(tx, b.results, {}, policyOf, settings);
-      await park(tx, b.park);
-      if (b.release.length > 0) {
-        await tx`
-          update webhooks.deliveries set lease_owner = null, next_attempt_at = null, updated_at = now()
-           where id = any(${b.release.map((r) => r.id)}::uuid[]) and lease_owner = ${owner}`;
-        await enqueueDeliveries(tx, b.release);
-      }
-      return s;
-    });
-
-  const flushOnce = async (): Promise<void> => {
-    const batch: Batch = { results: pending, park: toPark, release: toRelease };
-    pending = [];
-    toPark = [];
-    toRelease = [];
-    await storeBatch(
-      {
-        write: writeBatch,
-        written: (b, summary) => report(ctx, b.results, summary),
-        async transient(e, b, tries) {
-          // The database is away (restart, failover): keep the results and try again. Sent
-          // requests are never forgotten while this process lives.
-          if (closed && Date.now() > giveUpAt) {
-            ctx.logger.error({ err: e, results: b.results.length }, "could not record attempts before stopping; those deliveries will be sent again");
-            return false;
-          }
-          const delay = Math.min(100 * 2 ** Math.min(tries - 1, 6), 5000);
-          ctx.logger.warn({ err: e, results: b.results.length, retryInMs: delay }, "could not record attempts; retrying");
-          await sleep(delay);
-          return true;
-        },
-        logger: ctx.logger,
-      },
-      batch,
-    );
-  };
-
-  const flush = (): Promise<void> => {
-    if (flushTimer) {
-      clearTimeout(flushTimer);
-      flushTimer = null;
-    }
-    if (flushing) return flushing;
-    // Assigned before the loop starts (await first): a loop that finished synchronously
-    // would otherwise clear `flushing` before it was set, and no flush would run again.
-    let run: Promise<void> | undefined = undefined;
-    run = (async () => {
-      await null;
-      try {
-        while (pending.length > 0 || toPark.length > 0 || toRelease.length > 0) await flushOnce();
-      } finally {
-        if (flushing === run) flushing = null;
-      }
-    })();
-    flushing = run;
-    return run;
-  };
-
-  const scheduleFlush = (): void => {
-    if (pending.length >= FLUSH_MAX) void flush();
-    else flushTimer ??= setTimeout(() => void flush(), FLUSH_DELAY_MS);
-  };
-
   // ---- sending -----------------------------------------------------------------------
   const stopLane = (l: Lane, cause: StopCause): void => {
     if (l.stop) return;
@@ -209,9 +123,9 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     const queued = l.queue.filter((i) => !i.probe);
     l.queue = l.queue.filter((i) => i.probe);
     total -= queued.length;
-    if (cause === "circuit") toPark.push(...queued.map((i) => i.d.id));
-    else toRelease.push(...queued.map((i) => ({ id: i.d.id, subscription_id: i.d.subscription_id })));
-    const stop = { cause, flushed: flush(), done: false };
+    if (cause === "circuit") recorder.park(queued.map((i) => i.d.id));
+    else recorder.release(queued.map((i) => ({ id: i.d.id, subscription_id: i.d.subscription_id })));
+    const stop = { cause, flushed: recorder.flush(), done: false };
     void stop.flushed.then(() => (stop.done = true));
     l.stop = stop;
     wakeTotal();
@@ -222,34 +136,33 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     l.starts.delete(item);
     l.lastActive = l.lastResultAt = Date.now();
     l.avgMs = l.avgMs * 0.8 + r.outcome.durationMs * 0.2;
-    pending.push(r);
+    recorder.add(r);
     if (r.outcome.ok) {
       l.failures = 0;
-      l.window = Math.min(l.maxInFlight, l.window * 2);
+      l.window = nextWindow(l.window, true, l.maxInFlight);
     } else if (!r.unsent) {
       // (An unsent delivery could not even be built: it says nothing about the endpoint.)
       l.failures++;
-      l.window = Math.max(1, Math.floor(l.window / 2));
+      l.window = nextWindow(l.window, false, l.maxInFlight);
       if (disablingResponse(r.outcome)) stopLane(l, "disabled");
       else if (tripped(l.failures, thresholdOf(l)) && !item.probe) stopLane(l, "circuit");
     }
-    scheduleFlush();
     pump(l);
   };
 
   const pump = (l: Lane): void => {
     if (closed) return;
-    while (l.queue.length > 0 && l.inFlight < Math.min(l.window, l.maxInFlight)) {
+    while (l.queue.length > 0 && l.inFlight < openLimit(l.window, l.maxInFlight)) {
       const idx = l.stop ? l.queue.findIndex((i) => i.probe) : 0;
       if (idx < 0) return;
       if (l.ratePerS !== null) {
         const now = Date.now();
-        const due = l.lastStartAt + requestSpacingMs(l.ratePerS);
-        if (now < due) {
+        const wait = startDelayMs(l.ratePerS, l.lastStartAt, now);
+        if (wait > 0) {
           l.timer ??= setTimeout(() => {
             l.timer = null;
             pump(l);
-          }, timerMs(due - now));
+          }, timerMs(wait));
           return;
         }
         l.lastStartAt = now;
@@ -302,25 +215,22 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     }
   };
 
-  const admit = async (ids: string[], webhookHint?: string): Promise<void> => {
+  const admit = async (ids: string[], webhookId: string): Promise<void> => {
     if (ids.length === 0) return;
     if (closed) throw new Error("dispatcher is stopping");
-    if (webhookHint) {
-      const l = lanes.get(webhookHint);
-      // A lane that has just stopped: let the flush that records why land first, so the
-      // claim below sees the circuit or the disabled webhook.
-      if (l?.stop) await l.stop.flushed;
-      if (l && l.queue.length + ids.length > l.cap && !(await roomIn(l, ids.length))) {
-        // A slow or hanging endpoint: the work waits in the job queue, not in a worker.
-        const now = Date.now();
-        const after = l.stuck(now) ? Math.min(30_000, Math.max(1000, l.waitEstimateMs(ids.length, now))) : 500;
-        await putBack(ids, webhookHint, after);
-        return;
-      }
+    const l = lanes.get(webhookId);
+    // A lane that has just stopped: let the flush that records why land first, so the
+    // claim below sees the circuit or the disabled webhook.
+    if (l?.stop) await l.stop.flushed;
+    if (l && l.queue.length + ids.length > l.cap && !(await roomIn(l, ids.length))) {
+      // A slow or hanging endpoint: the work waits in the job queue, not in a worker.
+      const now = Date.now();
+      const after = putBackDelayMs(l.stuck(now), l.waitEstimateMs(ids.length, now));
+      await putBack(ids, webhookId, after);
+      return;
     }
     if (total >= TOTAL_QUEUE_CAP && !(await waitFor((r) => totalWaiters.push(r), ROOM_WAIT_MS))) {
-      if (webhookHint) await putBack(ids, webhookHint, 1000);
-      else throw new Error("dispatcher queue is full; the job will be retried");
+      await putBack(ids, webhookId, 1000);
       return;
     }
     const c = await ctx.conn.sql.begin((tx) => claim(tx, ids, owner, {}, settings));
@@ -363,24 +273,20 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     for (const l of new Set(send.map((d) => lanes.get(d.subscription_id)))) if (l) pump(l);
   };
 
-  const room = (webhookId: string, maxInFlight: number): number => {
-    if (closed) return 0;
-    const l = lanes.get(webhookId);
+  const offer = (): LeaseOffer => {
+    const room = new Map<string, number>();
+    if (closed) return { owner, capacity: 0, room };
+    const now = Date.now();
     // A lane stopped here (410, a run of failures) or stuck: jobs and their claim decide.
-    if (l && (l.stop || l.stuck(Date.now()))) return 0;
-    // Fanout may fill a moving lane further than claims do (half the total), so that a
-    // backlog for one webhook is leased straight to it instead of going through jobs.
-    const cap = Math.max(laneCap(l?.maxInFlight ?? maxInFlight), TOTAL_QUEUE_CAP / 2);
-    return Math.max(0, cap - (l?.queue.length ?? 0));
+    for (const [id, l] of lanes) room.set(id, l.stop || l.stuck(now) ? 0 : fanoutRoom(l.maxInFlight, l.queue.length));
+    return { owner, capacity: totalRoom(total), room };
   };
-
-  const capacity = (): number => (closed ? 0 : Math.max(0, TOTAL_QUEUE_CAP - total));
 
   const take = (deliveries: ClaimedDelivery[]): void => {
     if (closed) {
       // Stopping: they go back to the job queue like everything queued here.
-      toRelease.push(...deliveries.map((d) => ({ id: d.id, subscription_id: d.subscription_id })));
-      void flush();
+      recorder.release(deliveries.map((d) => ({ id: d.id, subscription_id: d.subscription_id })));
+      void recorder.flush();
       return;
     }
     queueClaimed(deliveries, new Set());
@@ -393,11 +299,7 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     if (ids.length === 0) return;
     // A stop whose flush has landed is visible to the query below; a later one is not yet.
     const settledStops = new Set(ids.filter((id) => lanes.get(id)?.stop?.done));
-    const rows = await ctx.conn.sql<(SendSettings & { id: string; circuit_closed: boolean })[]>`
-      select s.id, ${sendColumns(ctx.conn.sql)}, coalesce(h.circuit, 'closed') = 'closed' as circuit_closed
-        from webhooks.subscriptions s
-        left join webhooks.endpoint_health h on h.subscription_id = s.id
-       where s.id = any(${ids}::uuid[]) and s.deleted_at is null`;
+    const rows = await readSendSettings(ctx.conn.sql, ids);
     const found = new Map(rows.map((r) => [r.id, r]));
     for (const id of ids) {
       const row = found.get(id);
@@ -432,28 +334,26 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
 
   return {
     admit,
-    capacity,
-    room,
+    offer,
     take,
     refresh,
-    held: () => total + [...lanes.values()].reduce((n, l) => n + l.inFlight, 0),
     async close(graceMs) {
       if (closed) return;
       closed = true;
       clearInterval(gc);
       for (const l of lanes.values()) {
         if (l.timer) clearTimeout(l.timer);
-        toRelease.push(...l.queue.map((i) => ({ id: i.d.id, subscription_id: i.d.subscription_id })));
+        recorder.release(l.queue.map((i) => ({ id: i.d.id, subscription_id: i.d.subscription_id })));
         total -= l.queue.length;
         l.queue = [];
       }
       for (const w of totalWaiters.splice(0)) w();
       const deadline = Date.now() + graceMs;
-      giveUpAt = deadline + 1000;
+      recorder.stopBy(deadline + 1000);
       while ([...lanes.values()].some((l) => l.inFlight > 0) && Date.now() < deadline) await sleep(20);
       const left = [...lanes.values()].reduce((n, l) => n + l.inFlight, 0);
       if (left > 0) ctx.logger.warn({ inFlight: left }, "in-flight deliveries did not finish within the grace period; they will be retried");
-      await Promise.race([flush(), sleep(timerMs(Math.max(1000, deadline - Date.now())))]);
+      await Promise.race([recorder.flush(), sleep(timerMs(Math.max(1000, deadline - Date.now())))]);
     },
   };
 }

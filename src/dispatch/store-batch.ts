@@ -5,8 +5,9 @@
 // failures that may pass (the connection lost, the server restarting, a deadlock) are tried
 // again as they are.
 import type { Logger } from "../logger";
-import type { QueuedDelivery } from "./enqueue";
-import type { Recorded, RecordSummary } from "./deliver";
+import type { QueuedDelivery } from "./jobs";
+import type { RecordSummary } from "./record";
+import type { Recorded } from "./send";
 
 export interface Batch {
   results: Recorded[];

@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { Connection, Queryable } from "../db/connection";
 import type { DeliveryStatus } from "../db/schema";
 import { DomainError, notFound } from "../errors";
-import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/enqueue";
+import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/jobs";
 import { maskHeaders } from "../delivery/mask";
 import { cursorTs, decodeCursor, isUuid, paginate } from "./cursor";
 import type { Scope } from "./scope";

@@ -2,9 +2,12 @@
 // path and recorded like any delivery. Works on disabled webhooks too; never retried.
 import { z } from "zod";
 import type { Connection } from "../db/connection";
-import type { DeliveryStatus } from "../db/schema";
+import type { DeliveryStatus } from "../model/enums";
 import type { DeliverContext } from "../dispatch/context";
-import { attemptDeliveries } from "../dispatch/deliver";
+import { claim, type AttemptOptions } from "../dispatch/claim";
+import { policyReader, storeResults } from "../dispatch/record";
+import { send } from "../dispatch/send";
+import { DEFAULT_BREAKER } from "../model/circuit";
 import { findRoundedNumber, stringifyExact } from "../delivery/event-json";
 import { DomainError } from "../errors";
 import { getWebhook, type WebhookView } from "./webhooks";
@@ -107,6 +110,21 @@ async function sampleData(conn: Connection, type: string, webhook: WebhookView):
   return row;
 }
 
+/**
+ * Sends one delivery now through the dispatcher's own claim, send and record steps: sent even
+ * to a disabled webhook or behind an open circuit, and never retried. It holds a time lease,
+ * not a dispatcher's; a database outage while recording is the caller's error.
+ */
+async function sendAndRecord(ctx: DeliverContext, deliveryId: string): Promise<void> {
+  const attempt: AttemptOptions = { retry: false, force: true };
+  const breaker = ctx.breaker ?? DEFAULT_BREAKER;
+  const c = await ctx.conn.sql.begin((tx) => claim(tx, [deliveryId], null, attempt, breaker));
+  const results = await Promise.all(c.send.map((d) => send(ctx, d)));
+  if (results.length === 0) return;
+  const options = { owner: null, attempt, policyOf: policyReader(ctx.logger), breaker };
+  await storeResults(ctx, { results, park: [], release: [] }, options, (e) => Promise.reject(e));
+}
+
 /** Sends a test event now and reports the receiver's answer; the delivery is kept like any other. */
 export async function sendTest(ctx: DeliverContext, scope: Scope, webhookId: string, opts: TestSendOptions = {}): Promise<TestResult> {
   const { conn } = ctx;
@@ -138,7 +156,7 @@ export async function sendTest(ctx: DeliverContext, scope: Scope, webhookId: str
     return delivery.id;
   });
 
-  await attemptDeliveries(ctx, [deliveryId], { retry: false, force: true });
+  await sendAndRecord(ctx, deliveryId);
 
   const [r] = await conn.sql<
     { status: DeliveryStatus; response_status: number | null; duration_ms: number | null; error: string | null; response_body: string | null }[]

@@ -9,11 +9,12 @@ import { DomainError, notFound } from "../errors";
 import { maskHeaders } from "../delivery/mask";
 import { generateSecret, signingSecrets } from "../delivery/sign";
 import { assertUrlAllowed } from "../delivery/ssrf";
-import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/enqueue";
-import { eventPatternSchema, filterSchema } from "../dispatch/filter";
-import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../dispatch/rate-limit";
+import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/jobs";
+import { failParked } from "../dispatch/health";
+import { eventPatternSchema, filterSchema } from "../model/filter";
+import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../model/rate-limit";
 import { BIG_NUMBERS } from "../delivery/event-json";
-import { DEFAULT_RETRY_POLICY, retryPolicySchema } from "../dispatch/retry-policy";
+import { DEFAULT_RETRY_POLICY, retryPolicySchema } from "../model/retry-policy";
 import { cursorTs, decodeCursor, isUuid, paginate } from "./cursor";
 import type { Scope } from "./scope";
 import { parseInput, singleLine, storable, storableJson, strictObject } from "./validation";
@@ -714,12 +715,7 @@ async function onActiveChange(tx: Queryable, webhookId: string, active: boolean)
  * after disable_after_s), with the disabled_reason. Returns how many it failed.
  */
 export async function failParkedDeliveries(tx: Queryable, webhookId: string, reason: string): Promise<number> {
-  const rows = await tx`
-    update webhooks.deliveries
-       set status = 'failed', parked_at = null, next_attempt_at = null, finished_at = now(), updated_at = now(),
-           last_error = 'webhook disabled: ' || ${reason}::text
-     where subscription_id = ${webhookId} and parked_at is not null and status in ('pending', 'retrying')`;
-  return rows.count;
+  return failParked(tx, webhookId, reason);
 }
 
 /** Enabling clears disabled_reason and disabled_at and resets health; disabling records when and fails parked deliveries. */

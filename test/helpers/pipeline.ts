@@ -4,7 +4,7 @@ import { createCore } from "../../src/core";
 import type { Queryable } from "../../src/db/connection";
 import { generateSecret } from "../../src/delivery/sign";
 import { CLOSE_AFTER_DEADLINE_MS, startDispatcher, type Dispatcher } from "../../src/dispatch/dispatcher";
-import type { RetryPolicy } from "../../src/dispatch/retry-policy";
+import type { RetryPolicy } from "../../src/model/retry-policy";
 import type { SignatureScheme } from "../../src/model/enums";
 
 export function testConfig(overrides: Record<string, string> = {}): Config {

@@ -1,10 +1,12 @@
-// Dispatcher registry: each dispatcher keeps a heartbeat row; any dispatcher releases the
-// graphile-worker jobs held by one whose heartbeat stopped (kill -9, lost host), so its
-// work is picked up in seconds instead of graphile-worker's four-hour lock timeout.
+// Dispatcher registry: each dispatcher keeps a heartbeat row; any dispatcher sweeps one whose
+// heartbeat stopped (kill -9, lost host): its graphile-worker jobs are released and its leased
+// deliveries get jobs again (claim.ts), so its work is picked up in seconds instead of after
+// graphile-worker's four-hour lock timeout.
 import { hostname } from "node:os";
 import type { Connection } from "../db/connection";
 import type { Logger } from "../logger";
-import { FANOUT_TASK, DELIVER_TASK, enqueueDeliveries, type QueuedDelivery } from "./enqueue";
+import { DELIVER_TASK } from "./jobs";
+import { releaseDeadOwners } from "./claim";
 import { timerMs } from "../util/timer";
 
 export interface Heartbeat {
@@ -26,24 +28,13 @@ export async function sweepDeadDispatchers(conn: Connection, timeoutMs: number):
         join graphile_worker._private_tasks t on t.id = j.task_id
        where j.locked_by is not null
          and j.locked_at < now() - ${timeoutMs} * interval '1 millisecond'
-         and t.identifier in (${FANOUT_TASK}, ${DELIVER_TASK})
+         and t.identifier = ${DELIVER_TASK}
          and not exists (select 1 from webhooks.dispatchers d where j.locked_by = any(d.worker_ids))`;
     const ids = stale.map((s) => s.locked_by);
     if (ids.length > 0) await tx`select graphile_worker.force_unlock_workers(${ids}::text[])`;
     // Deliveries a dead dispatcher held in memory (queued or in flight) get a job again.
-    const orphans = await tx<QueuedDelivery[]>`
-      with orphan as (
-        select d.id from webhooks.deliveries d
-         where d.lease_owner is not null and d.status in ('pending', 'retrying')
-           and not exists (select 1 from webhooks.dispatchers x where x.id = d.lease_owner)
-         limit 10000
-           for update skip locked
-      )
-      update webhooks.deliveries d set lease_owner = null, next_attempt_at = null, updated_at = now()
-        from orphan where d.id = orphan.id
-      returning d.id, d.subscription_id`;
-    await enqueueDeliveries(tx, orphans);
-    if (orphans.length > 0) released.push(`${orphans.length} deliveries`);
+    const orphans = await releaseDeadOwners(tx);
+    if (orphans > 0) released.push(`${orphans} deliveries`);
     return [...dead.map((d) => d.id), ...ids, ...released];
   });
 }
@@ -71,7 +62,6 @@ export async function startHeartbeat(opts: {
   workerIds: () => string[];
   timeoutMs: number;
   logger: Logger;
-  onReleased?: () => void;
   /** What to tell the operator about a failed beat (say, which setting to change), if anything. */
   hint?: (e: unknown) => string | null;
   /** Runs on every beat before the sweep of dead dispatchers. */
@@ -90,10 +80,7 @@ export async function startHeartbeat(opts: {
         on conflict (id) do update set heartbeat_at = now(), worker_ids = excluded.worker_ids`;
       await opts.beforeSweep?.();
       const released = await sweepDeadDispatchers(conn, timeoutMs);
-      if (released.length > 0) {
-        logger.warn({ released }, "released the jobs of dispatchers that stopped answering");
-        opts.onReleased?.();
-      }
+      if (released.length > 0) logger.warn({ released }, "released the jobs of dispatchers that stopped answering");
     } catch (e) {
       if (stopped) return;
       const hint = opts.hint?.(e);

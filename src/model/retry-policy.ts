@@ -1,5 +1,5 @@
 // Retry policy: the shape users send per webhook, and the pure maths of when the next
-// attempt is due. No I/O here; deliver.ts records attempts and schedules the jobs.
+// attempt is due. No I/O here; dispatch/record.ts records attempts and schedules the jobs.
 import { z } from "zod";
 import { formatDuration, parseDuration } from "../util/duration";
 

@@ -1,17 +1,20 @@
-// Queues delivery work as graphile-worker jobs, in the caller's transaction when given one.
-// A job carries a batch of delivery ids of one webhook, so one job sends many requests.
+// The dispatcher's graphile-worker jobs: their name, their payload (checked by zod when a job
+// runs), and queuing them, in the caller's transaction when given one. A job carries a batch
+// of delivery ids of one webhook, so one job sends many requests.
+import { z } from "zod";
 import type { Queryable } from "../db/connection";
 
-export const FANOUT_TASK = "pgw_fanout";
 export const DELIVER_TASK = "pgw_deliver";
 /** Deliveries per deliver job: big enough to amortise the job, small enough to spread. */
 export const DELIVER_BATCH = 50;
 
-export interface DeliverPayload {
-  ids: string[];
-  /** The webhook all of `ids` belong to (absent in jobs queued by older versions). */
-  w?: string;
-}
+export const deliverPayloadSchema = z.object({
+  ids: z.array(z.guid()),
+  /** The webhook all of `ids` belong to. */
+  w: z.guid(),
+});
+
+export type DeliverPayload = z.infer<typeof deliverPayloadSchema>;
 
 export interface QueuedDelivery {
   id: string;

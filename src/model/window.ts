@@ -1,0 +1,68 @@
+// The lanes' arithmetic: how many requests one webhook gets open at once (a window that starts
+// at one, doubles on success and halves on failure, bounded by max_in_flight), how requests are
+// spaced by rate_limit_per_s, and how much a lane and all lanes together hold. Pure:
+// dispatch/lanes.ts keeps the state and does the sending.
+import { requestSpacingMs } from "./rate-limit";
+
+/** Deliveries held in memory for all lanes together. */
+export const TOTAL_QUEUE_CAP = 5000;
+
+/** A new (or forgotten) lane sends one request at a time until it has seen a success. */
+export const INITIAL_WINDOW = 1;
+
+/** The window after one result: doubled on success, halved on failure, within 1..maxInFlight. */
+export function nextWindow(window: number, ok: boolean, maxInFlight: number): number {
+  return ok ? Math.min(maxInFlight, window * 2) : Math.max(1, Math.floor(window / 2));
+}
+
+/** Requests a lane may have open now: its window, never more than max_in_flight. */
+export function openLimit(window: number, maxInFlight: number): number {
+  return Math.min(window, maxInFlight);
+}
+
+/**
+ * Milliseconds until a lane limited to `ratePerS` (null: no limit) may start its next request,
+ * given when it started the last one; 0: now.
+ */
+export function startDelayMs(ratePerS: number | null, lastStartAt: number, now: number): number {
+  if (ratePerS === null) return 0;
+  return Math.max(0, lastStartAt + requestSpacingMs(ratePerS) - now);
+}
+
+/** Deliveries one lane holds queued at most (a claim waits or is put back beyond it). */
+export function laneCap(maxInFlight: number): number {
+  return Math.max(100, maxInFlight * 10);
+}
+
+/**
+ * How many more deliveries fanout may lease straight to a lane that holds `queued`. Fanout may
+ * fill a moving lane further than claims do (half the total), so that a backlog for one webhook
+ * goes to it directly instead of through jobs.
+ */
+export function fanoutRoom(maxInFlight: number, queued: number): number {
+  return Math.max(0, Math.max(laneCap(maxInFlight), TOTAL_QUEUE_CAP / 2) - queued);
+}
+
+/** How many more deliveries all lanes together take when they hold `held`. */
+export function totalRoom(held: number): number {
+  return Math.max(0, TOTAL_QUEUE_CAP - held);
+}
+
+/**
+ * Roughly how long until `n` more deliveries fit in a lane holding `queued` (capped at `cap`),
+ * when each request takes `perRequestMs` and `openLimit` run at once.
+ */
+export function waitEstimateMs(queued: number, n: number, cap: number, perRequestMs: number, openLimitNow: number): number {
+  const over = queued + n - cap;
+  if (over <= 0) return 0;
+  return (over * perRequestMs) / Math.max(1, openLimitNow);
+}
+
+/**
+ * When a full lane's deliveries go back to the job queue, how long they wait there: a stuck
+ * lane (requests open and nothing finishing) by its estimate, between 1 s and 30 s; a lane
+ * that is moving but full, half a second.
+ */
+export function putBackDelayMs(stuck: boolean, estimateMs: number): number {
+  return stuck ? Math.min(30_000, Math.max(1000, estimateMs)) : 500;
+}
