@@ -190,7 +190,7 @@ describe("replays and test sends", () => {
   it("keep the exact digits of a test send's data given to the API as JSON numbers", async () => {
     const { id } = await insertWebhook(t.sql, { url: rx.url, events: ["*"] });
     const res = await api.call("POST", `/v1/webhooks/${id}/test`, {
-      raw: '{"data": {"id": 9007199254740993, "amount": 12345678901234567890.12, "one": 1.0000000000000001, "s": "9007199254740993", "n": 1.25}}',
+      raw: '{"data": {"id": 9007199254740993, "amount": 12345678901234567890.12, "one": 1.0000000000000001, "s": "9007199254740993", "n": 1.25, "big": 1e308, "e21": 1e21}}',
     });
     expect(res.statusCode).toBe(200);
     const [req] = await rx.waitFor(1);
@@ -198,6 +198,8 @@ describe("replays and test sends", () => {
     expect(JSON.parse(req?.body ?? "")).toMatchObject({
       data: { id: "9007199254740993", amount: "12345678901234567890.12", one: "1.0000000000000001", s: "9007199254740993", n: 1.25 },
     });
+    // Numbers a double holds as written go in their shortest form, as to_jsonb gives them.
+    expect(req?.body).toContain('"big":1e+308,"e21":1e+21');
   });
 });
 

@@ -98,23 +98,6 @@ export function fitsDouble(d: Decimal): boolean {
   return BigInt(d.digits.padEnd(d.exponent, "0")) < 2n ** 53n;
 }
 
-/** The path (["data", "id"]) of the first number in `value` that fitsDouble refuses, or null. */
-export function findRoundedNumber(value: unknown, path: (string | number)[] = []): { path: (string | number)[]; value: number } | null {
-  const stack: [unknown, (string | number)[]][] = [[value, path]];
-  while (stack.length > 0) {
-    const [v, at] = stack.pop() as [unknown, (string | number)[]];
-    if (typeof v === "number") {
-      const d = Number.isFinite(v) ? toDecimal(String(v)) : null;
-      if (d === null || !fitsDouble(d)) return { path: at, value: v };
-    } else if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], [...at, i]]);
-    } else if (typeof v === "object" && v !== null && !(v instanceof ExactNumber)) {
-      for (const k of Object.keys(v).reverse()) stack.push([(v as Record<string, unknown>)[k], [...at, k]]);
-    }
-  }
-  return null;
-}
-
 /** The decimal value of a number, or of an ExactNumber. */
 export function decimalOf(v: number | ExactNumber): Decimal {
   const d = toDecimal(typeof v === "number" ? String(v) : v.digits);

@@ -8,7 +8,7 @@ import { claim, type AttemptOptions } from "../dispatch/claim";
 import { policyReader, storeResults } from "../dispatch/record";
 import { send } from "../dispatch/send";
 import { DEFAULT_BREAKER } from "../model/circuit";
-import { findRoundedNumber, stringifyExact } from "../delivery/event-json";
+import { stringifyExact } from "../delivery/event-json";
 import { DomainError } from "../errors";
 import { getWebhook, type WebhookView } from "./webhooks";
 import type { Scope } from "./scope";
@@ -132,14 +132,6 @@ export async function sendTest(ctx: DeliverContext, scope: Scope, webhookId: str
   const input = parseInput(testSendSchema, opts);
   const type = input.event_type ?? TEST_EVENT_TYPE;
   const data = input.data !== undefined ? input.data : await sampleData(conn, type, webhook);
-  const rounded = findRoundedNumber(data, ["data"]);
-  if (rounded !== null) {
-    // The API and the CLI pass such numbers as ExactNumber; a caller passing doubles may have
-    // rounded them already (9007199254740993 read as ...992): sending that would change the value.
-    const path = rounded.path.join(".");
-    const message = `${String(rounded.value)} is beyond 2^53 or has more than 15 significant digits, so it may already have been rounded when read; give it as a string of its exact digits`;
-    throw new DomainError("invalid_input", `${path}: ${message}`, [{ path, message }]);
-  }
 
   const deliveryId = await conn.sql.begin(async (tx) => {
     // dispatched_at is set so fanout never offers this event to other webhooks.
