@@ -1,24 +1,17 @@
 // `pg-webhooks deliveries list|show`: what was sent where, and how each attempt went.
 import type { Command } from "commander";
-import type { DeliveryStatus } from "../db/schema";
-import type * as DeliveriesService from "../services/deliveries";
+import { DELIVERY_STATUSES, type DeliveryStatus } from "../model/enums";
 import type { AttemptView, DeliveryView } from "../services/deliveries";
 import { ADMIN } from "../services/scope";
 import type { Cli } from "./context";
-import { common, integer, oneOf, uuid, when, type CommonOptions, type SameValues } from "./options";
+import { common, integer, oneOf, uuid, when, type CommonOptions } from "./options";
 import { renderFields, renderTable, type Column } from "./output";
 
-// The service (zod views) loads when an action runs; these lists must match its own.
+// The service (zod views) loads when an action runs.
 const service = () => import("../services/deliveries.js");
-export const DELIVERY_STATUSES = ["pending", "retrying", "succeeded", "failed", "cancelled"] as const;
-export const REPLAYABLE_STATUSES = ["failed", "succeeded", "cancelled"] as const;
-const sameStatuses: SameValues<(typeof DELIVERY_STATUSES)[number], DeliveryStatus> = true;
-const sameReplayable: SameValues<(typeof REPLAYABLE_STATUSES)[number], (typeof DeliveriesService.REPLAYABLE_STATUSES)[number]> = true;
-void sameStatuses;
-void sameReplayable;
 
 interface ListOptions extends CommonOptions {
-  status?: (typeof DELIVERY_STATUSES)[number];
+  status?: DeliveryStatus;
   webhook?: string;
   event?: string;
   since?: Date;

@@ -77,12 +77,6 @@ export function listOf<T extends string>(values: readonly T[]) {
   return (text: string, previous: T[] = []): T[] => [...previous, ...list(text).map(one)];
 }
 
-/**
- * `true` only when A and B are the same union: a CLI that keeps its own copy of a service's
- * list of choices (so `--help` need not load the service) fails to compile when they drift.
- */
-export type SameValues<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-
 /** Collects a repeatable flag. */
 export function collect(text: string, previous: string[] = []): string[] {
   return [...previous, text];

@@ -7,8 +7,8 @@ import { DomainError } from "../errors";
 import type { CircuitNotice, DeliveryView } from "../services/deliveries";
 import { listDispatchers } from "../services/status";
 import { ADMIN } from "../services/scope";
+import { REPLAYABLE_STATUSES } from "../model/enums";
 import type { Cli } from "./context";
-import { REPLAYABLE_STATUSES } from "./deliveries";
 import { collectUuids, common, oneOf, positiveNumber, uuid, when, type CommonOptions } from "./options";
 import { renderTable, type Column } from "./output";
 

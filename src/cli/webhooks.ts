@@ -4,16 +4,15 @@ import { InvalidArgumentError, type Command } from "commander";
 import { isSecretHeader } from "../delivery/mask";
 import type { Config } from "../config";
 import { DomainError } from "../errors";
-import { BIG_NUMBERS, parseExact } from "../delivery/event-json";
+import { parseExact } from "../delivery/event-json";
+import { BIG_NUMBERS, HTTP_METHODS, SIGNATURE_SCHEMES, type BigNumbers, type HttpMethod, type SignatureScheme } from "../model/enums";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
-import type * as WebhooksService from "../services/webhooks";
 import type { WebhookView } from "../services/webhooks";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../dispatch/rate-limit";
 import { formatDuration, parseDuration } from "../util/duration";
 import type { Cli } from "./context";
 import {
-  type SameValues,
   collectHeaders,
   common,
   durationMs,
@@ -28,15 +27,8 @@ import {
 } from "./options";
 import { renderFields, type Column } from "./output";
 
-
-// The services (zod schemas, SSRF guard) load when an action runs; these lists must match theirs.
+// The services (zod schemas, SSRF guard) load when an action runs.
 const service = () => import("../services/webhooks.js");
-const METHODS = ["POST", "PUT", "PATCH"] as const;
-const SIGNATURE_SCHEMES = ["standard", "hex", "sha256"] as const;
-const sameMethods: SameValues<(typeof METHODS)[number], (typeof WebhooksService.METHODS)[number]> = true;
-const sameSchemes: SameValues<(typeof SIGNATURE_SCHEMES)[number], (typeof WebhooksService.SIGNATURE_SCHEMES)[number]> = true;
-void sameMethods;
-void sameSchemes;
 
 /** API field → the flag that sets it, for error messages. */
 const FLAGS: Record<string, string> = {
@@ -68,7 +60,7 @@ interface FieldOptions extends CommonOptions {
   name?: string;
   description?: string;
   tenant?: string;
-  method?: (typeof METHODS)[number];
+  method?: HttpMethod;
   authBearer?: string;
   authBasic?: string;
   authHeader?: [string, string];
@@ -76,7 +68,7 @@ interface FieldOptions extends CommonOptions {
   header?: [string, string][];
   secretHeader?: [string, string][];
   filter?: Record<string, unknown> | false;
-  signature?: (typeof SIGNATURE_SCHEMES)[number];
+  signature?: SignatureScheme;
   signatureHeader?: string;
   secret?: string;
   maxAttempts?: number;
@@ -89,7 +81,7 @@ interface FieldOptions extends CommonOptions {
   disableAfter?: number | false;
   /** "default": back to the dispatcher's (a parser returning null would read as no value) */
   breakerThreshold?: number | "default";
-  bigNumbers?: (typeof BIG_NUMBERS)[number];
+  bigNumbers?: BigNumbers;
   disabled?: boolean;
 }
 
@@ -145,7 +137,7 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
   cmd
     .option("--name <name>", "a label")
     .option("--description <text>", "what the webhook is for")
-    .option("--method <method>", `HTTP method: ${METHODS.join(", ")} (default POST)`, oneOf(METHODS))
+    .option("--method <method>", `HTTP method: ${HTTP_METHODS.join(", ")} (default POST)`, oneOf(HTTP_METHODS))
     .option("--auth-bearer <token>", "send Authorization: Bearer <token>")
     .option("--auth-basic <user:pass>", "send HTTP basic auth")
     .option("--auth-header <'Name: value'>", "send an API-key header, e.g. 'X-API-Key: abc'", (v) => collectHeaders(v)[0] as [string, string])

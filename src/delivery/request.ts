@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { OutgoingRequest } from "./client";
 import { maskValue, isSecretHeader } from "./mask";
 import { signatureHeaders, signingSecrets, type SignatureScheme } from "./sign";
+import type { HttpMethod } from "../model/enums";
 
 export type Auth =
   | { type: "none" }
@@ -15,7 +16,7 @@ export type Auth =
 
 export interface TargetSpec {
   url: string;
-  method: "POST" | "PUT" | "PATCH";
+  method: HttpMethod;
   auth: Auth;
   headers: Record<string, string>;
   /** Static headers the user marked secret: masked in the attempt log. */
