@@ -7,7 +7,7 @@ import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaCompiler 
 import { ResponseSerializationError } from "fastify-type-provider-zod";
 import type { z } from "zod";
 import { DomainError, coerceError, type ErrorCode, type ErrorDetail } from "../errors";
-import { inputError } from "../services/validation";
+import { inputError } from "../model/validation";
 import type { ErrorBody } from "./schemas";
 
 export function errorBody(code: ErrorCode, message: string, details: ErrorDetail[] = []): ErrorBody {

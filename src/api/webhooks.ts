@@ -14,7 +14,7 @@ import {
   replayDeliveries,
 } from "../services/deliveries";
 import { sendTest, testResultSchema, testSendSchema } from "../services/test-send";
-import { storable, strictObject } from "../services/validation";
+import { storable, strictObject } from "../model/validation";
 import {
   createWebhook,
   deleteWebhook,

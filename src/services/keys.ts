@@ -6,7 +6,7 @@ import type { Connection } from "../db/connection";
 import { notFound } from "../errors";
 import { isUuid } from "./cursor";
 import type { Scope } from "./scope";
-import { parseInput, singleLine, storable, strictObject } from "./validation";
+import { parseInput, singleLine, storable, strictObject } from "../model/validation";
 
 const KEY_PREFIX = "pgw_";
 /** Characters of the key kept in clear, enough to tell keys apart in a list. */

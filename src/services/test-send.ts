@@ -9,7 +9,7 @@ import { findRoundedNumber, stringifyExact } from "../delivery/event-json";
 import { DomainError } from "../errors";
 import { getWebhook, type WebhookView } from "./webhooks";
 import type { Scope } from "./scope";
-import { parseInput, storableJson, strictObject } from "./validation";
+import { parseInput, storableJson, strictObject } from "../model/validation";
 
 export const TEST_EVENT_TYPE = "webhook.test";
 /** Characters of the receiver's answer returned by a test send (the attempt keeps up to 5,000). */

@@ -16,7 +16,7 @@ import { BIG_NUMBERS } from "../delivery/event-json";
 import { DEFAULT_RETRY_POLICY, retryPolicySchema } from "../dispatch/retry-policy";
 import { cursorTs, decodeCursor, isUuid, paginate } from "./cursor";
 import type { Scope } from "./scope";
-import { parseInput, singleLine, storable, storableJson, strictObject } from "./validation";
+import { parseInput, singleLine, storable, storableJson, strictObject } from "../model/validation";
 
 // ── Input ───────────────────────────────────────────────────────────────────────────────
 
