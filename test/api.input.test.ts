@@ -6,7 +6,7 @@ import { toErrorResponse } from "../src/api/errors";
 import { DomainError } from "../src/errors";
 import { testSendSchema } from "../src/services/test-send";
 import { parseInput } from "../src/model/validation";
-import { parseWebhookInput, webhookCreateSchema } from "../src/services/webhooks";
+import { parseWebhookInput, webhookCreateSchema } from "../src/model/webhook";
 import { insertFailedDelivery, rowCounts, startApi, webhookBody, type Api, type CallOptions, type HttpMethod } from "./helpers/api";
 import { startReceiver, type Receiver } from "./helpers/receiver";
 

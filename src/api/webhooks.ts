@@ -4,31 +4,14 @@ import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { DomainError } from "../errors";
 import { eventPatternSchema } from "../dispatch/filter";
-import {
-  DELIVERY_STATUSES,
-  REPLAYABLE_STATUSES,
-  circuitNoticeSchema,
-  circuitNotices,
-  deliveryViewSchema,
-  listDeliveries,
-  replayDeliveries,
-} from "../services/deliveries";
+import { circuitNoticeSchema, deliveryViewSchema } from "../model/delivery";
+import { DELIVERY_STATUSES, REPLAYABLE_STATUSES } from "../model/enums";
+import { circuitNotices, listDeliveries, replayDeliveries } from "../services/deliveries";
 import { sendTest, testResultSchema, testSendSchema } from "../services/test-send";
 import { storable, strictObject } from "../model/validation";
-import {
-  createWebhook,
-  deleteWebhook,
-  getWebhook,
-  getWebhookSecret,
-  listWebhooks,
-  rotateSecret,
-  rotateSecretSchema,
-  rotatedSecretSchema,
-  updateWebhook,
-  webhookCreateSchema,
-  webhookPatchSchema,
-  webhookViewSchema,
-} from "../services/webhooks";
+import { rotateSecretSchema, rotatedSecretSchema } from "../model/rotation";
+import { webhookCreateSchema, webhookPatchSchema, webhookViewSchema } from "../model/webhook";
+import { createWebhook, deleteWebhook, getWebhook, getWebhookSecret, listWebhooks, rotateSecret, updateWebhook } from "../services/webhooks";
 import type { ApiOptions } from "./app";
 import { scopeOf } from "./auth";
 import { cursorSchema, errorResponses, idParams, limitSchema, pageOf, whenSchema } from "./schemas";

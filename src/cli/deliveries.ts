@@ -1,7 +1,7 @@
 // `pg-webhooks deliveries list|show`: what was sent where, and how each attempt went.
 import type { Command } from "commander";
 import { DELIVERY_STATUSES, type DeliveryStatus } from "../model/enums";
-import type { AttemptView, DeliveryView } from "../services/deliveries";
+import type { AttemptView, DeliveryView } from "../model/delivery";
 import { ADMIN } from "../services/scope";
 import type { Cli } from "./context";
 import { common, integer, oneOf, uuid, when, type CommonOptions } from "./options";

@@ -4,7 +4,7 @@
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { DomainError } from "../errors";
-import type { CircuitNotice, DeliveryView } from "../services/deliveries";
+import type { CircuitNotice, DeliveryView } from "../model/delivery";
 import { listDispatchers } from "../services/status";
 import { ADMIN } from "../services/scope";
 import { REPLAYABLE_STATUSES } from "../model/enums";

@@ -8,7 +8,7 @@ import { parseExact } from "../delivery/event-json";
 import { BIG_NUMBERS, HTTP_METHODS, SIGNATURE_SCHEMES, type BigNumbers, type HttpMethod, type SignatureScheme } from "../model/enums";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
-import type { WebhookView } from "../services/webhooks";
+import type { WebhookView } from "../model/webhook";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../dispatch/rate-limit";
 import { formatDuration, parseDuration } from "../util/duration";
 import type { Cli } from "./context";
@@ -27,8 +27,9 @@ import {
 } from "./options";
 import { renderFields, type Column } from "./output";
 
-// The services (zod schemas, SSRF guard) load when an action runs.
+// The services and the model's zod schemas (and the SSRF guard) load when an action runs.
 const service = () => import("../services/webhooks.js");
+const model = () => import("../model/webhook.js");
 
 /** API field → the flag that sets it, for error messages. */
 const FLAGS: Record<string, string> = {
@@ -353,7 +354,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
     `pg-webhooks webhooks create --url https://api.example.com/in --events deals.updated --filter '{"data.stage": {"$eq": "won"}}' --auth-header 'X-API-Key: k3y' --retry-schedule 30s,5m,1h --timeout 10s`,
   ).action((opts: FieldOptions) =>
     cli.run(opts, async ({ conn, out, config }) => {
-      const { createWebhook, parseWebhookInput, webhookCreateSchema } = await service();
+      const [{ createWebhook }, { parseWebhookInput, webhookCreateSchema }] = await Promise.all([service(), model()]);
       let result: Awaited<ReturnType<typeof createWebhook>>;
       try {
         const input = parseWebhookInput(webhookCreateSchema, await fieldsFromOptions(opts));
@@ -425,7 +426,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
     "pg-webhooks webhooks update 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --events 'clients.*' --max-attempts 5",
   ).action((id: string, opts: FieldOptions) =>
     cli.run(opts, async ({ conn, out, config }) => {
-      const { getWebhook, parseWebhookInput, updateWebhook, webhookPatchSchema } = await service();
+      const [{ getWebhook, updateWebhook }, { parseWebhookInput, webhookPatchSchema }] = await Promise.all([service(), model()]);
       let w: WebhookView;
       try {
         // Flags that change part of a field (attempts of the retry policy, the header of the

@@ -2,7 +2,7 @@
 // how each webhook's endpoint has been answering over the last 24 hours, and which webhooks
 // need attention (circuit not closed, or disabled).
 import type { Connection } from "../db/connection";
-import type { Circuit } from "./webhooks";
+import type { CircuitState as Circuit } from "../model/enums";
 
 export const STATUS_WINDOW_HOURS = 24;
 

@@ -7,7 +7,8 @@ import type { DeliverContext } from "../dispatch/context";
 import { attemptDeliveries } from "../dispatch/deliver";
 import { findRoundedNumber, stringifyExact } from "../delivery/event-json";
 import { DomainError } from "../errors";
-import { getWebhook, type WebhookView } from "./webhooks";
+import { getWebhook } from "./webhooks";
+import type { WebhookView } from "../model/webhook";
 import type { Scope } from "./scope";
 import { parseInput, storableJson, strictObject } from "../model/validation";
 
