@@ -238,10 +238,8 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
     raw.signature = { scheme, ...(opts.signatureHeader !== undefined ? { header: opts.signatureHeader } : {}) };
   }
   if (opts.secret !== undefined) raw.secret = opts.secret;
-  if (opts.timeout !== undefined) {
-    if (opts.timeout < 100 || opts.timeout > 300_000) throw usage(`--timeout: expected a duration from 100ms to 5m, got ${opts.timeout}ms`);
-    raw.timeout_ms = opts.timeout;
-  }
+  // Its bounds are the schema's (timeout_ms), named --timeout by withFlagNames.
+  if (opts.timeout !== undefined) raw.timeout_ms = opts.timeout;
   if (opts.maxInFlight !== undefined) raw.max_in_flight = opts.maxInFlight;
   if (opts.rateLimit !== undefined) raw.rate_limit_per_s = opts.rateLimit === false ? null : opts.rateLimit;
   if (opts.disableAfter !== undefined) raw.disable_after_s = opts.disableAfter === false ? null : opts.disableAfter;

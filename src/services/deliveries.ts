@@ -17,6 +17,7 @@ import {
 } from "../model/delivery";
 import { cursorTs, decodeCursor, isUuid, paginate, pastCursor } from "./cursor";
 import { all, build } from "./query";
+import { getWebhook } from "./webhooks";
 import type { Scope } from "./scope";
 
 export type ReplayableStatus = (typeof REPLAYABLE_STATUSES)[number];
@@ -275,18 +276,73 @@ export async function circuitNotices(
 /** Deliveries per queueReplay transaction: keeps each one short. */
 export const REPLAY_CHUNK = 500;
 
+export interface ReplayPace {
+  /** At most this many deliveries queued per second, so a recovering endpoint is not flooded. */
+  ratePerS?: number | undefined;
+  /** After each chunk: how many of the ids were handled so far. */
+  onProgress?: (done: number) => void;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
- * findReplayable then queueReplay in chunks: how many matched and how many were queued, and the
+ * queueReplay over `ids` in chunks, at `ratePerS` when given (then chunks of about a quarter
+ * second's worth keep the pace smooth). Returns how many were queued; the others were pending
+ * again already (queued by someone else meanwhile).
+ */
+export async function queueReplayPaced(conn: Connection, ids: string[], pace: ReplayPace = {}): Promise<number> {
+  const { ratePerS, onProgress } = pace;
+  const chunk = ratePerS ? Math.max(1, Math.min(REPLAY_CHUNK, Math.floor(ratePerS / 4))) : REPLAY_CHUNK;
+  const started = Date.now();
+  let queued = 0;
+  for (let done = 0; done < ids.length; ) {
+    const part = ids.slice(done, done + chunk);
+    queued += await queueReplay(conn, part);
+    done += part.length;
+    onProgress?.(done);
+    if (ratePerS && done < ids.length) {
+      const wait = started + (done / ratePerS) * 1000 - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+  }
+  return queued;
+}
+
+/** The circuits holding back deliveries a replay of `q` queued (`ids`, as findReplayable found them). */
+export async function replayCircuits(conn: Connection, scope: Scope, q: ReplayQuery, ids: string[]): Promise<CircuitNotice[]> {
+  if (ids.length === 0) return [];
+  return circuitNotices(conn, scope, q.webhook_id !== undefined ? { webhookIds: [q.webhook_id] } : { deliveryIds: ids });
+}
+
+/**
+ * findReplayable then queueReplayPaced: how many matched and how many were queued, and the
  * circuits that will hold the queued ones back.
  */
 export async function replayDeliveries(
   conn: Connection,
   scope: Scope,
   q: ReplayQuery,
+  pace: ReplayPace = {},
 ): Promise<{ matched: number; queued: number; circuits: CircuitNotice[] }> {
   const ids = await findReplayable(conn, scope, q);
-  let queued = 0;
-  for (let i = 0; i < ids.length; i += REPLAY_CHUNK) queued += await queueReplay(conn, ids.slice(i, i + REPLAY_CHUNK));
-  const circuits = queued === 0 ? [] : await circuitNotices(conn, scope, q.webhook_id !== undefined ? { webhookIds: [q.webhook_id] } : { deliveryIds: ids });
+  const queued = await queueReplayPaced(conn, ids, pace);
+  const circuits = queued === 0 ? [] : await replayCircuits(conn, scope, q, ids);
   return { matched: ids.length, queued, circuits };
+}
+
+/**
+ * Replays one webhook's deliveries. A webhook this scope does not see is not found; a disabled
+ * one is a conflict (its deliveries would fail at once).
+ */
+export async function replayWebhookDeliveries(
+  conn: Connection,
+  scope: Scope,
+  webhookId: string,
+  q: Omit<ReplayQuery, "webhook_id">,
+): Promise<{ matched: number; queued: number; circuits: CircuitNotice[] }> {
+  const webhook = await getWebhook(conn, scope, webhookId);
+  if (!webhook.is_active) {
+    throw new DomainError("conflict", `webhook ${webhook.id} is disabled; enable it (PATCH is_active: true) before replaying`);
+  }
+  return replayDeliveries(conn, scope, { ...q, webhook_id: webhook.id });
 }
