@@ -63,13 +63,13 @@ export function registerDeliveries(program: Command, cli: Cli): void {
     cli.run(opts, async ({ conn, out }) => {
       const { circuitNotices, listDeliveries } = await service();
       const page = await listDeliveries(conn, ADMIN, {
-        ...(opts.status !== undefined ? { status: opts.status } : {}),
-        ...(opts.webhook !== undefined ? { webhook_id: opts.webhook } : {}),
-        ...(opts.event !== undefined ? { event: opts.event } : {}),
-        ...(opts.since !== undefined ? { since: opts.since } : {}),
-        ...(opts.until !== undefined ? { until: opts.until } : {}),
+        status: opts.status,
+        webhook_id: opts.webhook,
+        event: opts.event,
+        since: opts.since,
+        until: opts.until,
         limit: opts.limit,
-        ...(opts.cursor !== undefined ? { cursor: opts.cursor } : {}),
+        cursor: opts.cursor,
       });
       out.list(page.items, deliveryColumns, { empty: "No deliveries match." });
       if (page.next_cursor) out.notice(`More deliveries: add --cursor ${page.next_cursor}`);

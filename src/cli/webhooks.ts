@@ -235,7 +235,7 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
   if (opts.filter !== undefined) raw.filter = opts.filter === false ? null : opts.filter;
   if (opts.signature !== undefined || opts.signatureHeader !== undefined) {
     const scheme = opts.signature ?? current?.signature_scheme ?? "standard";
-    raw.signature = { scheme, ...(opts.signatureHeader !== undefined ? { header: opts.signatureHeader } : {}) };
+    raw.signature = { scheme, header: opts.signatureHeader };
   }
   if (opts.secret !== undefined) raw.secret = opts.secret;
   // Its bounds are the schema's (timeout_ms), named --timeout by withFlagNames.
@@ -383,10 +383,10 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       if (opts.active && opts.inactive) throw usage("--active and --inactive: choose one");
       const { listWebhooks } = await service();
       const page = await listWebhooks(conn, ADMIN, {
-        ...(opts.active ? { is_active: true } : opts.inactive ? { is_active: false } : {}),
-        ...(opts.event !== undefined ? { event: opts.event } : {}),
+        is_active: opts.active ? true : opts.inactive ? false : undefined,
+        event: opts.event,
         limit: opts.limit,
-        ...(opts.cursor !== undefined ? { cursor: opts.cursor } : {}),
+        cursor: opts.cursor,
       });
       out.list(page.items, listColumns, { empty: "No webhooks. Create one with: pg-webhooks webhooks create --url URL --events TYPES" });
       if (page.next_cursor) out.notice(`More webhooks: add --cursor ${page.next_cursor}`);
@@ -538,10 +538,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       const { rotateSecret } = await service();
       let r: Awaited<ReturnType<typeof rotateSecret>>;
       try {
-        r = await rotateSecret(conn, ADMIN, id, {
-          ...(opts.grace !== undefined ? { grace_ms: opts.grace } : {}),
-          ...(opts.at !== undefined ? { switch_at: opts.at } : {}),
-        });
+        r = await rotateSecret(conn, ADMIN, id, { grace_ms: opts.grace, switch_at: opts.at });
       } catch (e) {
         throw withFlagNames(e, { grace_ms: "--grace", switch_at: "--at" });
       }

@@ -1,8 +1,8 @@
 // A webhook (a row of webhooks.subscriptions) as the API and the CLI take it (create and patch
 // input) and show it (the view, with the endpoint's health), and the pure mapping from row to view.
+import type { Selectable } from "kysely";
 import { z } from "zod";
 import type { EndpointHealthTable, Subscription } from "../db/schema";
-import type { Selectable } from "kysely";
 import { maskHeaders } from "../delivery/mask";
 import { eventPatternSchema, filterSchema } from "../dispatch/filter";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../dispatch/rate-limit";
