@@ -290,21 +290,21 @@ function isNewEndpoint(current: WebhookRow, patch: WebhookPatch): boolean {
  * new endpoint, or a user enabling the webhook); "close" keeps them (the breaker turned off).
  */
 async function resetHealth(tx: Queryable, webhookId: string, how: "forget" | "close"): Promise<void> {
-  const health = build.updateTable("webhooks.endpoint_health").where("subscription_id", "=", webhookId);
-  if (how === "forget") await affected(tx, build.deleteFrom("webhooks.endpoint_health").where("subscription_id", "=", webhookId));
-  else {
-    await affected(
-      tx,
-      health.set({
-        circuit: "closed",
-        opened_at: null,
-        next_probe_at: null,
-        probe_interval_ms: null,
-        probe_delivery_id: null,
-        updated_at: sql`now()`,
-      }),
-    );
-  }
+  const reset =
+    how === "forget"
+      ? build.deleteFrom("webhooks.endpoint_health").where("subscription_id", "=", webhookId)
+      : build
+          .updateTable("webhooks.endpoint_health")
+          .set({
+            circuit: "closed",
+            opened_at: null,
+            next_probe_at: null,
+            probe_interval_ms: null,
+            probe_delivery_id: null,
+            updated_at: sql`now()`,
+          })
+          .where("subscription_id", "=", webhookId);
+  await affected(tx, reset);
   const unparked: QueuedDelivery[] = await all(
     tx,
     build
