@@ -18,7 +18,7 @@ export class ExactNumber {
 // How a body carries an ExactNumber (BigNumbers). "string": a JSON string of its digits, which a
 // double-based parser keeps. "number": a JSON number with Postgres's digits, for receivers whose
 // parser keeps them (JSON.stringify of such a parsed body is no longer the body).
-export { BIG_NUMBERS, type BigNumbers } from "../model/enums";
+export type { BigNumbers };
 
 // jsonb cannot hold U+0000, and the nonce is per process: no stored string starts like this.
 const NONCE = randomBytes(12).toString("hex");

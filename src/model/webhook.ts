@@ -9,7 +9,7 @@ import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../dispatch/rate-lim
 import { DEFAULT_RETRY_POLICY, retryPolicySchema } from "../dispatch/retry-policy";
 import { BIG_NUMBERS, CIRCUIT_STATES, HTTP_METHODS, SIGNATURE_SCHEMES } from "./enums";
 import { rotationSummary } from "./rotation";
-import { parseInput, singleLine, storable, storableJson, strictObject } from "./validation";
+import { expectedOneOf, parseInput, singleLine, storable, storableJson, strictObject } from "./validation";
 
 // ── Input ───────────────────────────────────────────────────────────────────────────────
 
@@ -120,7 +120,7 @@ const urlSchema = z
 
 const signatureSchema = strictObject({
   scheme: z
-    .enum(SIGNATURE_SCHEMES, { error: 'expected scheme "standard", "hex" or "sha256"' })
+    .enum(SIGNATURE_SCHEMES, { error: expectedOneOf("scheme", SIGNATURE_SCHEMES) })
     .default("standard")
     .meta({
       description:
@@ -171,7 +171,7 @@ const base = {
   name: z.string().max(200).check(singleLine()).nullable(),
   description: z.string().max(2000).check(storable).nullable(),
   url: urlSchema,
-  method: z.enum(HTTP_METHODS, { error: 'expected method "POST", "PUT" or "PATCH"' }),
+  method: z.enum(HTTP_METHODS, { error: expectedOneOf("method", HTTP_METHODS) }),
   auth: authSchema,
   headers: headersSchema,
   secret_headers: secretHeadersSchema,
@@ -226,7 +226,7 @@ const base = {
         "whatever their retry schedule says. 0: the circuit never opens, so retry schedules keep their timing. " +
         "null: the dispatcher default (WEBHOOKS_BREAKER_THRESHOLD, 10).",
     }),
-  big_numbers: z.enum(BIG_NUMBERS, { error: 'expected big_numbers "string" or "number"' }).meta({
+  big_numbers: z.enum(BIG_NUMBERS, { error: expectedOneOf("big_numbers", BIG_NUMBERS) }).meta({
     description:
       "How the body carries a number that a double-based JSON parser would change (more than 15 significant digits: " +
       "bigint beyond 2^53, long numeric values, such numbers inside json/jsonb). string (default): a JSON string of its exact " +
