@@ -5,7 +5,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { eventPatternSchema } from "../dispatch/filter";
 import { circuitNoticeSchema, deliveryViewSchema } from "../model/delivery";
 import { DELIVERY_STATUSES, REPLAYABLE_STATUSES } from "../model/enums";
-import { circuitNotices, listDeliveries, replayWebhookDeliveries } from "../services/deliveries";
+import { listWebhookDeliveries, replayWebhookDeliveries } from "../services/deliveries";
 import { sendTest, testResultSchema, testSendSchema } from "../services/test-send";
 import { storable, strictObject } from "../model/validation";
 import { rotateSecretSchema, rotatedSecretSchema } from "../model/rotation";
@@ -212,15 +212,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
         },
       },
     },
-    async (request) => {
-      const scope = scopeOf(request);
-      const webhook = await getWebhook(conn, scope, request.params.id);
-      const [page, circuits] = await Promise.all([
-        listDeliveries(conn, scope, { ...request.query, webhook_id: webhook.id }),
-        circuitNotices(conn, scope, { webhookIds: [webhook.id] }),
-      ]);
-      return { ...page, circuit: circuits[0] ?? null };
-    },
+    async (request) => listWebhookDeliveries(conn, scopeOf(request), request.params.id, request.query),
   );
 
   app.post(

@@ -112,6 +112,24 @@ export async function listDeliveries(
   return { items: page.map(({ cursor_ts: _, ...view }) => view), next_cursor };
 }
 
+/**
+ * One webhook's deliveries, newest first, with the notice of its circuit while that is not
+ * closed. A webhook this scope does not see is not found.
+ */
+export async function listWebhookDeliveries(
+  conn: Connection,
+  scope: Scope,
+  webhookId: string,
+  q: Omit<DeliveryListQuery, "webhook_id">,
+): Promise<{ items: DeliveryView[]; next_cursor: string | null; circuit: CircuitNotice | null }> {
+  const webhook = await getWebhook(conn, scope, webhookId);
+  const [page, circuits] = await Promise.all([
+    listDeliveries(conn, scope, { ...q, webhook_id: webhook.id }),
+    circuitNotices(conn, scope, { webhookIds: [webhook.id] }),
+  ]);
+  return { ...page, circuit: circuits[0] ?? null };
+}
+
 /** One delivery with every attempt; another tenant's delivery does not exist. */
 export async function getDelivery(conn: Connection, scope: Scope, id: string): Promise<DeliveryDetail> {
   if (!isUuid(id)) throw deliveryNotFound(id);
