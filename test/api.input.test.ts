@@ -5,8 +5,8 @@ import { BODY_LIMIT } from "../src/api/app";
 import { toErrorResponse } from "../src/api/errors";
 import { DomainError } from "../src/errors";
 import { testSendSchema } from "../src/services/test-send";
-import { parseInput } from "../src/services/validation";
-import { parseWebhookInput, webhookCreateSchema } from "../src/services/webhooks";
+import { parseInput } from "../src/model/validation";
+import { parseWebhookInput, webhookCreateSchema } from "../src/model/webhook";
 import { insertFailedDelivery, rowCounts, startApi, webhookBody, type Api, type CallOptions, type HttpMethod } from "./helpers/api";
 import { startReceiver, type Receiver } from "./helpers/receiver";
 

@@ -4,7 +4,8 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { Webhook } from "standardwebhooks";
-import { createWebhook, getWebhook, parseWebhookInput, rotateSecret, webhookCreateSchema } from "../src/services/webhooks";
+import { parseWebhookInput, webhookCreateSchema } from "../src/model/webhook";
+import { createWebhook, getWebhook, rotateSecret } from "../src/services/webhooks";
 import { retryDelivery } from "../src/services/deliveries";
 import { ADMIN } from "../src/services/scope";
 import { createTestDatabase, emptyWebhookTables, type TestDatabase } from "./helpers/db";

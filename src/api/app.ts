@@ -9,7 +9,7 @@ import type { Connection } from "../db/connection";
 import type { DeliverContext } from "../dispatch/context";
 import { parseExact } from "../delivery/event-json";
 import { DomainError } from "../errors";
-import { jsonProblem, type JsonProblem } from "../services/validation";
+import { jsonProblem, type JsonProblem } from "../model/validation";
 import type { Logger } from "../logger";
 import type { Metrics } from "../metrics";
 import { requireApiKey } from "./auth";

@@ -1,7 +1,8 @@
 // /v1/deliveries/:id: one delivery with every attempt, and sending it again.
 import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { deliveryDetailSchema, getDelivery, retryDelivery } from "../services/deliveries";
+import { deliveryDetailSchema } from "../model/delivery";
+import { getDelivery, retryDelivery } from "../services/deliveries";
 import type { ApiOptions } from "./app";
 import { scopeOf } from "./auth";
 import { errorResponses, idParams } from "./schemas";

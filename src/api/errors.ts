@@ -8,7 +8,7 @@ import { ResponseSerializationError } from "fastify-type-provider-zod";
 import type { z } from "zod";
 import { fromPostgresError } from "../db/errors";
 import { DomainError, coerceError, type ErrorCode, type ErrorDetail } from "../errors";
-import { inputError } from "../services/validation";
+import { inputError } from "../model/validation";
 import type { ErrorBody } from "./schemas";
 
 export function errorBody(code: ErrorCode, message: string, details: ErrorDetail[] = []): ErrorBody {

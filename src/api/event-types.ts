@@ -2,7 +2,8 @@
 import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { Connection } from "../db/connection";
-import { eventTypeSchema, listEventTypes } from "../services/event-types";
+import { eventTypeSchema } from "../model/event-type";
+import { listEventTypes } from "../services/event-types";
 import { scopeOf } from "./auth";
 import { errorResponses } from "./schemas";
 

@@ -2,7 +2,7 @@
 // They feed both request validation and the OpenAPI document.
 import { z } from "zod";
 import { ERROR_CODES } from "../errors";
-import { strictObject } from "../services/validation";
+import { strictObject } from "../model/validation";
 import { parseSince } from "../util/duration";
 
 export const idParams = strictObject({

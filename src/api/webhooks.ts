@@ -2,33 +2,15 @@
 // secret rotation, delivery log and replay. Each handler parses, calls a service, answers.
 import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { DomainError } from "../errors";
 import { eventPatternSchema } from "../model/filter";
-import {
-  DELIVERY_STATUSES,
-  REPLAYABLE_STATUSES,
-  circuitNoticeSchema,
-  circuitNotices,
-  deliveryViewSchema,
-  listDeliveries,
-  replayDeliveries,
-} from "../services/deliveries";
+import { circuitNoticeSchema, deliveryViewSchema } from "../model/delivery";
+import { DELIVERY_STATUSES, REPLAYABLE_STATUSES } from "../model/enums";
+import { listWebhookDeliveries, replayWebhookDeliveries } from "../services/deliveries";
 import { sendTest, testResultSchema, testSendSchema } from "../services/test-send";
-import { storable, strictObject } from "../services/validation";
-import {
-  createWebhook,
-  deleteWebhook,
-  getWebhook,
-  getWebhookSecret,
-  listWebhooks,
-  rotateSecret,
-  rotateSecretSchema,
-  rotatedSecretSchema,
-  updateWebhook,
-  webhookCreateSchema,
-  webhookPatchSchema,
-  webhookViewSchema,
-} from "../services/webhooks";
+import { storable, strictObject } from "../model/validation";
+import { rotateSecretSchema, rotatedSecretSchema } from "../model/rotation";
+import { webhookCreateSchema, webhookPatchSchema, webhookViewSchema } from "../model/webhook";
+import { createWebhook, deleteWebhook, getWebhook, getWebhookSecret, listWebhooks, rotateSecret, updateWebhook } from "../services/webhooks";
 import type { ApiOptions } from "./app";
 import { scopeOf } from "./auth";
 import { cursorSchema, errorResponses, idParams, limitSchema, pageOf, whenSchema } from "./schemas";
@@ -105,15 +87,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
         response: { 200: pageOf(webhookViewSchema).describe("A page of webhooks"), ...errorResponses(400, 401) },
       },
     },
-    async (request) => {
-      const q = request.query;
-      return listWebhooks(conn, scopeOf(request), {
-        limit: q.limit,
-        ...(q.is_active !== undefined ? { is_active: q.is_active } : {}),
-        ...(q.event !== undefined ? { event: q.event } : {}),
-        ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
-      });
-    },
+    async (request) => listWebhooks(conn, scopeOf(request), request.query),
   );
 
   app.get(
@@ -238,24 +212,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
         },
       },
     },
-    async (request) => {
-      const scope = scopeOf(request);
-      const webhook = await getWebhook(conn, scope, request.params.id);
-      const q = request.query;
-      const [page, circuits] = await Promise.all([
-        listDeliveries(conn, scope, {
-          webhook_id: webhook.id,
-          limit: q.limit,
-          ...(q.status !== undefined ? { status: q.status } : {}),
-          ...(q.event !== undefined ? { event: q.event } : {}),
-          ...(q.since !== undefined ? { since: q.since } : {}),
-          ...(q.until !== undefined ? { until: q.until } : {}),
-          ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
-        }),
-        circuitNotices(conn, scope, { webhookIds: [webhook.id] }),
-      ]);
-      return { ...page, circuit: circuits[0] ?? null };
-    },
+    async (request) => listWebhookDeliveries(conn, scopeOf(request), request.params.id, request.query),
   );
 
   app.post(
@@ -282,20 +239,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
       },
     },
     async (request, reply) => {
-      const scope = scopeOf(request);
-      const webhook = await getWebhook(conn, scope, request.params.id);
-      if (!webhook.is_active) {
-        throw new DomainError("conflict", `webhook ${webhook.id} is disabled; enable it (PATCH is_active: true) before replaying`);
-      }
-      const b = request.body;
-      const result = await replayDeliveries(conn, scope, {
-        webhook_id: webhook.id,
-        status: b.status,
-        ...(b.event !== undefined ? { event: b.event } : {}),
-        ...(b.since !== undefined ? { since: b.since } : {}),
-        ...(b.until !== undefined ? { until: b.until } : {}),
-      });
-      const { circuits, ...counts } = result;
+      const { circuits, ...counts } = await replayWebhookDeliveries(conn, scopeOf(request), request.params.id, request.body);
       return reply.code(202).send({ ...counts, circuit: circuits[0] ?? null });
     },
   );

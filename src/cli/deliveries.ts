@@ -1,24 +1,17 @@
 // `pg-webhooks deliveries list|show`: what was sent where, and how each attempt went.
 import type { Command } from "commander";
-import type { DeliveryStatus } from "../db/schema";
-import type * as DeliveriesService from "../services/deliveries";
-import type { AttemptView, DeliveryView } from "../services/deliveries";
+import { DELIVERY_STATUSES, type DeliveryStatus } from "../model/enums";
+import type { AttemptView, DeliveryView } from "../model/delivery";
 import { ADMIN } from "../services/scope";
 import type { Cli } from "./context";
-import { common, integer, oneOf, uuid, when, type CommonOptions, type SameValues } from "./options";
+import { common, integer, oneOf, uuid, when, type CommonOptions } from "./options";
 import { renderFields, renderTable, type Column } from "./output";
 
-// The service (zod views) loads when an action runs; these lists must match its own.
+// The service (zod views) loads when an action runs.
 const service = () => import("../services/deliveries.js");
-export const DELIVERY_STATUSES = ["pending", "retrying", "succeeded", "failed", "cancelled"] as const;
-export const REPLAYABLE_STATUSES = ["failed", "succeeded", "cancelled"] as const;
-const sameStatuses: SameValues<(typeof DELIVERY_STATUSES)[number], DeliveryStatus> = true;
-const sameReplayable: SameValues<(typeof REPLAYABLE_STATUSES)[number], (typeof DeliveriesService.REPLAYABLE_STATUSES)[number]> = true;
-void sameStatuses;
-void sameReplayable;
 
 interface ListOptions extends CommonOptions {
-  status?: (typeof DELIVERY_STATUSES)[number];
+  status?: DeliveryStatus;
   webhook?: string;
   event?: string;
   since?: Date;
@@ -70,13 +63,13 @@ export function registerDeliveries(program: Command, cli: Cli): void {
     cli.run(opts, async ({ conn, out }) => {
       const { circuitNotices, listDeliveries } = await service();
       const page = await listDeliveries(conn, ADMIN, {
-        ...(opts.status !== undefined ? { status: opts.status } : {}),
-        ...(opts.webhook !== undefined ? { webhook_id: opts.webhook } : {}),
-        ...(opts.event !== undefined ? { event: opts.event } : {}),
-        ...(opts.since !== undefined ? { since: opts.since } : {}),
-        ...(opts.until !== undefined ? { until: opts.until } : {}),
+        status: opts.status,
+        webhook_id: opts.webhook,
+        event: opts.event,
+        since: opts.since,
+        until: opts.until,
         limit: opts.limit,
-        ...(opts.cursor !== undefined ? { cursor: opts.cursor } : {}),
+        cursor: opts.cursor,
       });
       out.list(page.items, deliveryColumns, { empty: "No deliveries match." });
       if (page.next_cursor) out.notice(`More deliveries: add --cursor ${page.next_cursor}`);

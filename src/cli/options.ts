@@ -3,7 +3,7 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { parseExact } from "../delivery/event-json";
 import { DomainError } from "../errors";
-import { jsonProblem } from "../services/validation";
+import { jsonProblem } from "../model/validation";
 import { parseDuration, parseSince } from "../util/duration";
 
 export interface CommonOptions {
@@ -78,12 +78,6 @@ export function listOf<T extends string>(values: readonly T[]) {
   const one = oneOf(values);
   return (text: string, previous: T[] = []): T[] => [...previous, ...list(text).map(one)];
 }
-
-/**
- * `true` only when A and B are the same union: a CLI that keeps its own copy of a service's
- * list of choices (so `--help` need not load the service) fails to compile when they drift.
- */
-export type SameValues<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 
 /** Collects a repeatable flag. */
 export function collect(text: string, previous: string[] = []): string[] {

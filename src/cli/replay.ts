@@ -1,19 +1,18 @@
 // `pg-webhooks replay`: sends matching deliveries again, safely. It counts first, asks
-// (or needs --yes), queues in small chunks at an optional --rate, and ends with a summary.
-// Deliveries already pending are skipped, so running it twice queues nothing twice.
+// (or needs --yes), queues through the service (in chunks, at an optional --rate) with a
+// progress bar, and ends with a summary. Deliveries already pending are skipped, so running it
+// twice queues nothing twice.
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { DomainError } from "../errors";
-import type { CircuitNotice, DeliveryView } from "../services/deliveries";
+import type { CircuitNotice, DeliveryView } from "../model/delivery";
 import { listDispatchers } from "../services/status";
 import { ADMIN } from "../services/scope";
+import { REPLAYABLE_STATUSES } from "../model/enums";
 import type { Cli } from "./context";
-import { REPLAYABLE_STATUSES } from "./deliveries";
 import { collectUuids, common, oneOf, positiveNumber, uuid, when, type CommonOptions } from "./options";
 import { renderTable, type Column } from "./output";
 
-/** Deliveries per queueReplay call without --rate: small, so each transaction is short. */
-export const REPLAY_CHUNK = 100;
 const SAMPLE_SIZE = 10;
 
 interface ReplayOptions extends CommonOptions {
@@ -50,8 +49,6 @@ const sampleColumns: Column<Sample>[] = [
   { header: "created", value: (d) => d.created_at },
 ];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
@@ -80,16 +77,17 @@ export function registerReplay(program: Command, cli: Cli): void {
     "pg-webhooks replay --status failed --since 2h --rate 20 --yes",
   ).action((opts: ReplayOptions) =>
     cli.run(opts, async ({ conn, out }) => {
-      const { circuitNotices, findReplayable, getDelivery, queueReplay } = await import("../services/deliveries.js");
+      const { findReplayable, getDelivery, queueReplayPaced, replayCircuits } = await import("../services/deliveries.js");
       const started = Date.now();
-      const ids = await findReplayable(conn, ADMIN, {
+      const query = {
         status: opts.status,
-        ...(opts.webhook !== undefined ? { webhook_id: opts.webhook } : {}),
-        ...(opts.event !== undefined ? { event: opts.event } : {}),
-        ...(opts.since !== undefined ? { since: opts.since } : {}),
-        ...(opts.until !== undefined ? { until: opts.until } : {}),
-        ...(opts.delivery !== undefined ? { delivery_ids: opts.delivery } : {}),
-      });
+        webhook_id: opts.webhook,
+        event: opts.event,
+        since: opts.since,
+        until: opts.until,
+        delivery_ids: opts.delivery,
+      };
+      const ids = await findReplayable(conn, ADMIN, query);
       const summary: ReplaySummary = {
         matched: ids.length,
         queued: 0,
@@ -98,10 +96,7 @@ export function registerReplay(program: Command, cli: Cli): void {
         duration_ms: 0,
         circuits: [],
       };
-      const circuits = async () =>
-        ids.length === 0
-          ? []
-          : circuitNotices(conn, ADMIN, opts.webhook !== undefined ? { webhookIds: [opts.webhook] } : { deliveryIds: ids });
+      const circuits = () => replayCircuits(conn, ADMIN, query, ids);
       const finish = async () => {
         summary.duration_ms = Date.now() - started;
         summary.circuits = summary.queued > 0 ? await circuits() : [];
@@ -154,29 +149,15 @@ export function registerReplay(program: Command, cli: Cli): void {
         out.notice("warning: no dispatcher is running; the replayed deliveries are sent once `pg-webhooks start` runs");
       }
 
-      // With --rate, chunks of about a quarter second's worth keep the pace smooth.
-      const chunk = opts.rate ? Math.max(1, Math.min(REPLAY_CHUNK, Math.floor(opts.rate / 4))) : REPLAY_CHUNK;
       const { SingleBar, Presets } = await import("cli-progress"); // only replays draw a bar
       const bar = cli.tty.stderr && !opts.json ? new SingleBar({ stream: process.stderr, hideCursor: true }, Presets.shades_classic) : null;
       bar?.start(ids.length, 0);
-      const queueStart = Date.now();
-      let done = 0;
       try {
-        for (let i = 0; i < ids.length; i += chunk) {
-          const part = ids.slice(i, i + chunk);
-          summary.queued += await queueReplay(conn, part);
-          done += part.length;
-          bar?.update(done);
-          if (opts.rate && done < ids.length) {
-            const due = queueStart + (done / opts.rate) * 1000;
-            const wait = due - Date.now();
-            if (wait > 0) await sleep(wait);
-          }
-        }
+        summary.queued = await queueReplayPaced(conn, ids, { ratePerS: opts.rate, onProgress: (done) => bar?.update(done) });
       } finally {
         bar?.stop();
-        summary.skipped = done - summary.queued;
       }
+      summary.skipped = ids.length - summary.queued;
       await finish();
     }),
   );

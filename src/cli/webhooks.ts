@@ -4,16 +4,15 @@ import { InvalidArgumentError, type Command } from "commander";
 import { isSecretHeader } from "../delivery/mask";
 import type { Config } from "../config";
 import { DomainError } from "../errors";
-import { BIG_NUMBERS } from "../delivery/event-json";
+import { BIG_NUMBERS, HTTP_METHODS, SIGNATURE_SCHEMES, type BigNumbers, type HttpMethod, type SignatureScheme } from "../model/enums";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
-import type * as WebhooksService from "../services/webhooks";
-import type { WebhookView } from "../services/webhooks";
+import type { WebhookView } from "../model/webhook";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../model/rate-limit";
+import type * as WebhooksService from "../services/webhooks";
 import { formatDuration, parseDuration } from "../util/duration";
 import type { Cli } from "./context";
 import {
-  type SameValues,
   collectHeaders,
   common,
   durationMs,
@@ -28,15 +27,9 @@ import {
 } from "./options";
 import { renderFields, type Column } from "./output";
 
-
-// The services (zod schemas, SSRF guard) load when an action runs; these lists must match theirs.
+// The services and the model's zod schemas (and the SSRF guard) load when an action runs.
 const service = () => import("../services/webhooks.js");
-const METHODS = ["POST", "PUT", "PATCH"] as const;
-const SIGNATURE_SCHEMES = ["standard", "hex", "sha256"] as const;
-const sameMethods: SameValues<(typeof METHODS)[number], (typeof WebhooksService.METHODS)[number]> = true;
-const sameSchemes: SameValues<(typeof SIGNATURE_SCHEMES)[number], (typeof WebhooksService.SIGNATURE_SCHEMES)[number]> = true;
-void sameMethods;
-void sameSchemes;
+const model = () => import("../model/webhook.js");
 
 /** API field → the flag that sets it, for error messages. */
 const FLAGS: Record<string, string> = {
@@ -68,7 +61,7 @@ interface FieldOptions extends CommonOptions {
   name?: string;
   description?: string;
   tenant?: string;
-  method?: (typeof METHODS)[number];
+  method?: HttpMethod;
   authBearer?: string;
   authBasic?: string;
   authHeader?: [string, string];
@@ -76,7 +69,7 @@ interface FieldOptions extends CommonOptions {
   header?: [string, string][];
   secretHeader?: [string, string][];
   filter?: Record<string, unknown> | false;
-  signature?: (typeof SIGNATURE_SCHEMES)[number];
+  signature?: SignatureScheme;
   signatureHeader?: string;
   secret?: string;
   maxAttempts?: number;
@@ -89,7 +82,7 @@ interface FieldOptions extends CommonOptions {
   disableAfter?: number | false;
   /** "default": back to the dispatcher's (a parser returning null would read as no value) */
   breakerThreshold?: number | "default";
-  bigNumbers?: (typeof BIG_NUMBERS)[number];
+  bigNumbers?: BigNumbers;
   disabled?: boolean;
 }
 
@@ -145,7 +138,7 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
   cmd
     .option("--name <name>", "a label")
     .option("--description <text>", "what the webhook is for")
-    .option("--method <method>", `HTTP method: ${METHODS.join(", ")} (default POST)`, oneOf(METHODS))
+    .option("--method <method>", `HTTP method: ${HTTP_METHODS.join(", ")} (default POST)`, oneOf(HTTP_METHODS))
     .option("--auth-bearer <token>", "send Authorization: Bearer <token>")
     .option("--auth-basic <user:pass>", "send HTTP basic auth")
     .option("--auth-header <'Name: value'>", "send an API-key header, e.g. 'X-API-Key: abc'", (v) => collectHeaders(v)[0] as [string, string])
@@ -236,13 +229,11 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
   if (opts.filter !== undefined) raw.filter = opts.filter === false ? null : opts.filter;
   if (opts.signature !== undefined || opts.signatureHeader !== undefined) {
     const scheme = opts.signature ?? current?.signature_scheme ?? "standard";
-    raw.signature = { scheme, ...(opts.signatureHeader !== undefined ? { header: opts.signatureHeader } : {}) };
+    raw.signature = { scheme, header: opts.signatureHeader };
   }
   if (opts.secret !== undefined) raw.secret = opts.secret;
-  if (opts.timeout !== undefined) {
-    if (opts.timeout < 100 || opts.timeout > 300_000) throw usage(`--timeout: expected a duration from 100ms to 5m, got ${opts.timeout}ms`);
-    raw.timeout_ms = opts.timeout;
-  }
+  // Its bounds are the schema's (timeout_ms), named --timeout by withFlagNames.
+  if (opts.timeout !== undefined) raw.timeout_ms = opts.timeout;
   if (opts.maxInFlight !== undefined) raw.max_in_flight = opts.maxInFlight;
   if (opts.rateLimit !== undefined) raw.rate_limit_per_s = opts.rateLimit === false ? null : opts.rateLimit;
   if (opts.disableAfter !== undefined) raw.disable_after_s = opts.disableAfter === false ? null : opts.disableAfter;
@@ -355,7 +346,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
     `pg-webhooks webhooks create --url https://api.example.com/in --events deals.updated --filter '{"data.stage": {"$eq": "won"}}' --auth-header 'X-API-Key: k3y' --retry-schedule 30s,5m,1h --timeout 10s`,
   ).action((opts: FieldOptions) =>
     cli.run(opts, async ({ conn, out, config }) => {
-      const { createWebhook, parseWebhookInput, webhookCreateSchema } = await service();
+      const [{ createWebhook }, { parseWebhookInput, webhookCreateSchema }] = await Promise.all([service(), model()]);
       let result: Awaited<ReturnType<typeof createWebhook>>;
       try {
         const input = parseWebhookInput(webhookCreateSchema, await fieldsFromOptions(opts));
@@ -386,10 +377,10 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       if (opts.active && opts.inactive) throw usage("--active and --inactive: choose one");
       const { listWebhooks } = await service();
       const page = await listWebhooks(conn, ADMIN, {
-        ...(opts.active ? { is_active: true } : opts.inactive ? { is_active: false } : {}),
-        ...(opts.event !== undefined ? { event: opts.event } : {}),
+        is_active: opts.active ? true : opts.inactive ? false : undefined,
+        event: opts.event,
         limit: opts.limit,
-        ...(opts.cursor !== undefined ? { cursor: opts.cursor } : {}),
+        cursor: opts.cursor,
       });
       out.list(page.items, listColumns, { empty: "No webhooks. Create one with: pg-webhooks webhooks create --url URL --events TYPES" });
       if (page.next_cursor) out.notice(`More webhooks: add --cursor ${page.next_cursor}`);
@@ -427,7 +418,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
     "pg-webhooks webhooks update 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --events 'clients.*' --max-attempts 5",
   ).action((id: string, opts: FieldOptions) =>
     cli.run(opts, async ({ conn, out, config }) => {
-      const { getWebhook, parseWebhookInput, updateWebhook, webhookPatchSchema } = await service();
+      const [{ getWebhook, updateWebhook }, { parseWebhookInput, webhookPatchSchema }] = await Promise.all([service(), model()]);
       let w: WebhookView;
       try {
         // Flags that change part of a field (attempts of the retry policy, the header of the
@@ -536,10 +527,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       const { rotateSecret } = await service();
       let r: Awaited<ReturnType<typeof rotateSecret>>;
       try {
-        r = await rotateSecret(conn, ADMIN, id, {
-          ...(opts.grace !== undefined ? { grace_ms: opts.grace } : {}),
-          ...(opts.at !== undefined ? { switch_at: opts.at } : {}),
-        });
+        r = await rotateSecret(conn, ADMIN, id, { grace_ms: opts.grace, switch_at: opts.at });
       } catch (e) {
         throw withFlagNames(e, { grace_ms: "--grace", switch_at: "--at" });
       }

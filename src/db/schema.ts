@@ -1,9 +1,13 @@
-// Table shapes of the `webhooks` schema, declared once for kysely.
+// Table shapes of the `webhooks` schema (sql/schema.sql), declared once for kysely. A column with
+// a default is Generated (or takes undefined on insert); bigint columns read as strings.
 import type { ColumnType, Generated, Selectable } from "kysely";
+import type { BigNumbers, CircuitState, DeliveryStatus, HttpMethod, SignatureScheme } from "../model/enums";
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 type Json<T = unknown> = ColumnType<T, string | T, string | T>;
+/** A jsonb column with a default. */
+type JsonWithDefault<T = unknown> = ColumnType<T, string | T | undefined, string | T>;
 
 export interface OutboxTable {
   id: Generated<string>;
@@ -24,20 +28,20 @@ export interface SubscriptionTable {
   name: string | null;
   description: string | null;
   url: string;
-  method: "POST" | "PUT" | "PATCH";
-  auth: Json;
-  headers: Json<Record<string, string>>;
+  method: Generated<HttpMethod>;
+  auth: JsonWithDefault;
+  headers: JsonWithDefault<Record<string, string>>;
   /** Lower-cased names of static headers marked secret. */
   secret_headers: Generated<string[]>;
   events: string[];
   filter: Json | null;
-  signature_scheme: "standard" | "hex" | "sha256";
+  signature_scheme: Generated<SignatureScheme>;
   signature_header: string | null;
   secret: string;
   previous_secret: string | null;
   previous_secret_expires_at: NullableTimestamp;
   retry: Json;
-  timeout_ms: number;
+  timeout_ms: Generated<number>;
   max_in_flight: Generated<number>;
   rate_limit_per_s: number | null;
   disable_after_s: number | null;
@@ -46,8 +50,8 @@ export interface SubscriptionTable {
   /** Raised by a trigger on every update (bigint, read as a string). */
   settings_version: Generated<string>;
   /** How bodies carry numbers a double would change: a string of the digits, or the digits as a number. */
-  big_numbers: Generated<"string" | "number">;
-  is_active: boolean;
+  big_numbers: Generated<BigNumbers>;
+  is_active: Generated<boolean>;
   disabled_reason: string | null;
   disabled_at: NullableTimestamp;
   created_at: Timestamp;
@@ -55,7 +59,7 @@ export interface SubscriptionTable {
   deleted_at: NullableTimestamp;
 }
 
-export type DeliveryStatus = "pending" | "retrying" | "succeeded" | "failed" | "cancelled";
+export type { DeliveryStatus };
 
 export interface DeliveryTable {
   id: Generated<string>;
@@ -64,8 +68,8 @@ export interface DeliveryTable {
   event_id: string;
   event_type: string;
   tenant: string | null;
-  status: DeliveryStatus;
-  attempts: number;
+  status: Generated<DeliveryStatus>;
+  attempts: Generated<number>;
   next_attempt_at: NullableTimestamp;
   last_status_code: number | null;
   last_duration_ms: number | null;
@@ -104,10 +108,10 @@ export interface TrackedTable {
   event_prefix: string;
   operations: string[];
   tenant_column: string | null;
-  excluded_columns: string[];
-  primary_key: string[];
+  excluded_columns: Generated<string[]>;
+  primary_key: Generated<string[]>;
   tenant_attnum: number | null;
-  excluded_attnums: number[];
+  excluded_attnums: Generated<number[]>;
   tracked_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -127,15 +131,15 @@ export interface DispatcherTable {
   id: string;
   hostname: string;
   pid: number;
-  worker_ids: string[];
+  worker_ids: Generated<string[]>;
   started_at: Timestamp;
   heartbeat_at: Timestamp;
 }
 
 export interface EndpointHealthTable {
   subscription_id: string;
-  circuit: "closed" | "open" | "half_open";
-  consecutive_failures: number;
+  circuit: Generated<CircuitState>;
+  consecutive_failures: Generated<number>;
   failing_since: NullableTimestamp;
   last_success_at: NullableTimestamp;
   last_failure_at: NullableTimestamp;
@@ -146,16 +150,34 @@ export interface EndpointHealthTable {
   updated_at: Timestamp;
 }
 
+export interface EventTypeSeenTable {
+  type: string;
+  first_seen_at: Timestamp;
+}
+
+/** One row: idle is true while some dispatcher sleeps and wants a NOTIFY on new events. */
+export interface DispatcherWakeupTable {
+  id: Generated<boolean>;
+  idle: Generated<boolean>;
+}
+
+export interface SchemaMigrationTable {
+  name: string;
+  applied_at: Timestamp;
+}
+
 export interface Database {
   "webhooks.outbox": OutboxTable;
   "webhooks.subscriptions": SubscriptionTable;
   "webhooks.deliveries": DeliveryTable;
   "webhooks.attempts": AttemptTable;
   "webhooks.tracked_tables": TrackedTable;
-  "webhooks.event_types_seen": { type: string; first_seen_at: Timestamp };
+  "webhooks.event_types_seen": EventTypeSeenTable;
   "webhooks.api_keys": ApiKeyTable;
   "webhooks.dispatchers": DispatcherTable;
   "webhooks.endpoint_health": EndpointHealthTable;
+  "webhooks.dispatcher_wakeup": DispatcherWakeupTable;
+  "webhooks.schema_migrations": SchemaMigrationTable;
 }
 
 export type Subscription = Selectable<SubscriptionTable>;

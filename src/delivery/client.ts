@@ -10,10 +10,11 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { assertUrlAllowed, guardedLookup } from "./ssrf";
 import { timerMs } from "../util/timer";
+import type { HttpMethod } from "../model/enums";
 
 export interface OutgoingRequest {
   url: string;
-  method: "POST" | "PUT" | "PATCH";
+  method: HttpMethod;
   headers: Record<string, string>;
   body: string;
   timeoutMs: number;

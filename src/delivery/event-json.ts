@@ -1,6 +1,7 @@
 // Event data as exact JSON: parses the jsonb text Postgres sends without changing any number,
 // and writes bodies so that JSON.stringify(JSON.parse(body)) === body still holds.
 import { randomBytes } from "node:crypto";
+import type { BigNumbers } from "../model/enums";
 
 /**
  * A number a double would change (9007199254740993, 12345678901234567890.12, 1e400), kept as
@@ -14,13 +15,10 @@ export class ExactNumber {
   }
 }
 
-/**
- * How a body carries an ExactNumber. "string": a JSON string of its digits, which a double-based
- * parser keeps. "number": a JSON number with Postgres's digits, for receivers whose parser keeps
- * them (JSON.stringify of such a parsed body is no longer the body).
- */
-export const BIG_NUMBERS = ["string", "number"] as const;
-export type BigNumbers = (typeof BIG_NUMBERS)[number];
+// How a body carries an ExactNumber (BigNumbers). "string": a JSON string of its digits, which a
+// double-based parser keeps. "number": a JSON number with Postgres's digits, for receivers whose
+// parser keeps them (JSON.stringify of such a parsed body is no longer the body).
+export type { BigNumbers };
 
 // jsonb cannot hold U+0000, and the nonce is per process: no stored string starts like this.
 const NONCE = randomBytes(12).toString("hex");

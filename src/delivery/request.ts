@@ -5,28 +5,26 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { OutgoingRequest } from "./client";
 import { maskValue, isSecretHeader } from "./mask";
-import { signatureHeaders, signingSecrets, type SignatureScheme } from "./sign";
+import { signatureHeaders, signingSecrets } from "./sign";
+import type { Subscription } from "../db/schema";
+import type { Auth } from "../model/webhook";
 
-export type Auth =
-  | { type: "none" }
-  | { type: "bearer"; token: string }
-  | { type: "basic"; username: string; password: string }
-  | { type: "header"; name: string; value: string };
+export type { Auth };
 
-export interface TargetSpec {
-  url: string;
-  method: "POST" | "PUT" | "PATCH";
-  auth: Auth;
-  headers: Record<string, string>;
-  /** Static headers the user marked secret: masked in the attempt log. */
-  secret_headers: string[];
-  signature_scheme: SignatureScheme;
-  signature_header: string | null;
-  secret: string;
-  previous_secret: string | null;
-  previous_secret_expires_at: Date | null;
-  timeout_ms: number;
-}
+/** What a request is built from: a webhook row's target columns, with its auth parsed. */
+export type TargetSpec = Pick<
+  Subscription,
+  | "url"
+  | "method"
+  | "headers"
+  | "secret_headers"
+  | "signature_scheme"
+  | "signature_header"
+  | "secret"
+  | "previous_secret"
+  | "previous_secret_expires_at"
+  | "timeout_ms"
+> & { auth: Auth };
 
 // src/delivery and dist/delivery both sit two levels below package.json.
 const { version } = z

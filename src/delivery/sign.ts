@@ -1,8 +1,9 @@
 // Signing: the Standard Webhooks scheme by default, and the two older styles receivers in the
 // field still check (hex HMAC of the raw body; `sha256=<hex>` in a header the user names).
 import { createHmac, randomBytes } from "node:crypto";
+import type { SignatureScheme } from "../model/enums";
 
-export type SignatureScheme = "standard" | "hex" | "sha256";
+export type { SignatureScheme };
 
 const SECRET_PREFIX = "whsec_";
 

@@ -1,5 +1,6 @@
 // Opaque page cursors: base64url of (created_at with microseconds, id), the sort key of every
 // list. Microseconds matter: a JS Date would round them away and repeat or skip rows.
+import { sql, type RawBuilder } from "kysely";
 import { DomainError } from "../errors";
 import { parseTimestamp } from "../util/duration";
 
@@ -10,12 +11,19 @@ export interface CursorKey {
 }
 
 /**
- * The SQL expression for a row's cursor timestamp; pair it with encodeCursor. Compare against
- * it as `${ts}::text::timestamptz`: a parameter typed timestamptz would go through a JS Date
- * and lose the microseconds.
+ * A row's cursor timestamp, to pair with encodeCursor: created_at as text, since a JS Date would
+ * drop its microseconds.
  */
-export function cursorTs(column: "created_at" | "d.created_at"): string {
-  return `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+export function cursorTs(table: "s" | "d"): RawBuilder<string> {
+  return sql<string>`to_char(${sql.ref(`${table}.created_at`)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+}
+
+/**
+ * Rows after (`>`, oldest-first lists) or before (`<`, newest first) the cursor in (created_at,
+ * id) order. The timestamp goes in as text: a timestamptz parameter would pass through a JS Date.
+ */
+export function pastCursor(table: "s" | "d", op: ">" | "<", key: CursorKey): RawBuilder<boolean> {
+  return sql<boolean>`(${sql.ref(`${table}.created_at`)}, ${sql.ref(`${table}.id`)}) ${sql.raw(op)} (${key.ts}::text::timestamptz, ${key.id}::uuid)`;
 }
 
 export function encodeCursor(key: CursorKey): string {

@@ -1,19 +1,10 @@
 // The event types there are to subscribe to: those tracked tables produce (from their
 // options) and the custom types webhooks.emit() has produced so far. A tenant key sees only
 // the custom types of its own tenant's events: a type name can itself tell another tenant's story.
-import { z } from "zod";
+import { sql } from "kysely";
 import type { Connection } from "../db/connection";
+import type { EventTypeInfo } from "../model/event-type";
 import type { Scope } from "./scope";
-
-export const eventTypeSchema = z
-  .object({
-    type: z.string(),
-    source: z.enum(["table", "custom"]),
-    table: z.string().optional().meta({ description: "The tracked table, for table events." }),
-  })
-  .meta({ id: "EventType" });
-
-export type EventTypeInfo = z.output<typeof eventTypeSchema>;
 
 const SUFFIX: Record<string, string> = { insert: "created", update: "updated", delete: "deleted" };
 
@@ -23,15 +14,32 @@ const SUFFIX: Record<string, string> = { insert: "created", update: "updated", d
  * an event of its tenant still in the outbox carries them (emit() keeps no tenant per type).
  */
 export async function listEventTypes(conn: Connection, scope: Scope): Promise<EventTypeInfo[]> {
-  const tables = await conn.sql<{ table: string; event_prefix: string; operations: string[] }[]>`
-    select table_name::text as table, event_prefix, operations from webhooks.tracked_tables order by table_name::text`;
-  const custom =
-    scope.tenant === null
-      ? await conn.sql<{ type: string }[]>`select type from webhooks.event_types_seen order by type`
-      : await conn.sql<{ type: string }[]>`
-          select s.type from webhooks.event_types_seen s
-           where exists (select 1 from webhooks.outbox o where o.type = s.type and o.tenant = ${scope.tenant} and o.source_table is null)
-           order by s.type`;
+  const { tenant } = scope;
+  // table_name is a regclass: as text it is the name as the search path shows it, and sorts as one.
+  const tableName = sql<string>`table_name::text`;
+  const tables = await conn.db
+    .selectFrom("webhooks.tracked_tables")
+    .select([tableName.as("table"), "event_prefix", "operations"])
+    .orderBy(tableName)
+    .execute();
+  const custom = await conn.db
+    .selectFrom("webhooks.event_types_seen as s")
+    .select("s.type")
+    .$call((q) =>
+      tenant === null
+        ? q
+        : q.where(({ exists, selectFrom }) =>
+            exists(
+              selectFrom("webhooks.outbox as o")
+                .select(sql`1`.as("one"))
+                .whereRef("o.type", "=", "s.type")
+                .where("o.tenant", "=", tenant)
+                .where("o.source_table", "is", null),
+            ),
+          ),
+    )
+    .orderBy("s.type")
+    .execute();
   const out: EventTypeInfo[] = [];
   for (const t of tables) {
     for (const op of ["insert", "update", "delete"]) {

@@ -1,12 +1,13 @@
 // API keys: created once and shown once (`pgw_…`), stored as a SHA-256 hash plus a short
 // prefix to recognise them by. A key without a tenant is an admin key.
 import { createHash, randomBytes } from "node:crypto";
+import { sql } from "kysely";
 import { z } from "zod";
 import type { Connection } from "../db/connection";
 import { notFound } from "../errors";
 import { isUuid } from "./cursor";
 import type { Scope } from "./scope";
-import { parseInput, singleLine, storable, strictObject } from "./validation";
+import { parseInput, singleLine, storable, strictObject } from "../model/validation";
 
 const KEY_PREFIX = "pgw_";
 /** Characters of the key kept in clear, enough to tell keys apart in a list. */
@@ -40,6 +41,8 @@ const keyInputSchema = strictObject({
   name: z.string().min(1, { error: "expected a non-empty name" }).max(200).check(singleLine()).nullable().optional(),
 });
 
+const VIEW_COLUMNS = ["id", "name", "tenant", "key_prefix", "created_at", "last_used_at", "revoked_at"] as const;
+
 function hashKey(key: string): string {
   return createHash("sha256").update(key, "utf8").digest("hex");
 }
@@ -47,35 +50,35 @@ function hashKey(key: string): string {
 export async function createKey(conn: Connection, input: { tenant?: string | null; name?: string | null }): Promise<CreatedKey> {
   const { tenant, name } = parseInput(keyInputSchema, input);
   const key = KEY_PREFIX + randomBytes(32).toString("base64url");
-  const [row] = await conn.sql<{ id: string; created_at: Date }[]>`
-    insert into webhooks.api_keys (name, tenant, key_prefix, key_hash)
-    values (${name ?? null}, ${tenant ?? null}, ${key.slice(0, SHOWN_PREFIX_LENGTH)}, ${hashKey(key)})
-    returning id, created_at`;
-  if (!row) throw new Error("insert into webhooks.api_keys returned no row");
+  const row = await conn.db
+    .insertInto("webhooks.api_keys")
+    .values({ name: name ?? null, tenant: tenant ?? null, key_prefix: key.slice(0, SHOWN_PREFIX_LENGTH), key_hash: hashKey(key) })
+    .returning(["id", "created_at"])
+    .executeTakeFirstOrThrow();
   return { id: row.id, key, tenant: tenant ?? null, name: name ?? null, key_prefix: key.slice(0, SHOWN_PREFIX_LENGTH), created_at: row.created_at };
 }
 
 /** Every key, revoked ones included, oldest first; never the keys themselves. */
 export async function listKeys(conn: Connection): Promise<ApiKeyView[]> {
-  return conn.sql<ApiKeyView[]>`
-    select id, name, tenant, key_prefix, created_at, last_used_at, revoked_at
-      from webhooks.api_keys
-     order by created_at, id`;
+  return conn.db.selectFrom("webhooks.api_keys").select(VIEW_COLUMNS).orderBy("created_at").orderBy("id").execute();
 }
 
 /** Revokes at once; revoking a revoked key changes nothing and answers the same. */
 export async function revokeKey(conn: Connection, id: string): Promise<ApiKeyView> {
   if (!isUuid(id)) throw notFound("key_not_found", "API key", id);
-  const [row] = await conn.sql<ApiKeyView[]>`
-    update webhooks.api_keys set revoked_at = coalesce(revoked_at, now())
-     where id = ${id}
-    returning id, name, tenant, key_prefix, created_at, last_used_at, revoked_at`;
+  const row = await conn.db
+    .updateTable("webhooks.api_keys")
+    .set({ revoked_at: sql`coalesce(revoked_at, now())` })
+    .where("id", "=", id)
+    .returning(VIEW_COLUMNS)
+    .executeTakeFirst();
   if (!row) throw notFound("key_not_found", "API key", id);
   return row;
 }
 
 /** The scope a bearer token grants, or null for a missing, unknown or revoked key. */
 export async function authenticate(conn: Connection, bearerToken: string): Promise<Scope | null> {
+  // postgres.js tagged SQL: this runs on every API request, and a kysely query reserves a connection first.
   if (!bearerToken.startsWith(KEY_PREFIX) || bearerToken.length > 200) return null;
   const [row] = await conn.sql<{ id: string; tenant: string | null; stale: boolean }[]>`
     select id, tenant, (last_used_at is null or last_used_at < now() - ${LAST_USED_RESOLUTION}::interval) as stale

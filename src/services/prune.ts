@@ -1,6 +1,9 @@
 // Pruning history: finished deliveries and their attempts, then dispatched outbox rows and
 // deleted webhooks nothing refers to any more. Batched so no statement holds locks for long.
+// Tagged SQL: each batch is one statement of writable CTEs (select ... skip locked, delete,
+// count), which reads best as the SQL it is; nothing in them is optional.
 import type { Connection } from "../db/connection";
+import { REPLAYABLE_STATUSES } from "../model/enums";
 
 export const PRUNE_BATCH = 5000;
 
@@ -21,7 +24,8 @@ export interface PruneResult {
   webhooks: number;
 }
 
-const FINISHED = ["succeeded", "failed", "cancelled"];
+/** Finished deliveries: the statuses a replay picks from. */
+const FINISHED: string[] = [...REPLAYABLE_STATUSES];
 
 async function count(conn: Connection, cutoff: Date): Promise<Omit<PruneResult, "cutoff" | "dry_run">> {
   const [row] = await conn.sql<{ deliveries: string; attempts: string; outbox: string; webhooks: string }[]>`

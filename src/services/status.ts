@@ -2,7 +2,7 @@
 // how each webhook's endpoint has been answering over the last 24 hours, and which webhooks
 // need attention (circuit not closed, or disabled).
 import type { Connection } from "../db/connection";
-import type { Circuit } from "./webhooks";
+import type { CircuitState as Circuit } from "../model/enums";
 
 export const STATUS_WINDOW_HOURS = 24;
 
@@ -55,19 +55,22 @@ export interface Status {
 
 /** Dispatchers that have registered and not yet stopped (or been presumed dead). */
 export async function listDispatchers(conn: Connection): Promise<Status["dispatchers"]> {
-  return conn.sql<Status["dispatchers"]>`
-    select id, hostname, pid, heartbeat_at from webhooks.dispatchers order by started_at`;
+  return conn.db.selectFrom("webhooks.dispatchers").select(["id", "hostname", "pid", "heartbeat_at"]).orderBy("started_at").execute();
 }
 
 export async function getStatus(conn: Connection): Promise<Status> {
   const { sql } = conn;
+  // Tagged SQL for the aggregates below: they have no optional parts, and read as the report they are.
   const [outbox] = await sql<{ now: Date; undispatched: string; oldest: Date | null; lag_ms: number | null }[]>`
     select now() as now, count(*) as undispatched, min(occurred_at) as oldest,
            (extract(epoch from now() - min(occurred_at)) * 1000)::float8 as lag_ms
       from webhooks.outbox where dispatched_at is null`;
-  const counts = await sql<{ status: string; n: string }[]>`
-    select status, count(*) as n from webhooks.deliveries
-     where status in ('pending', 'retrying', 'failed') group by status`;
+  const counts = await conn.db
+    .selectFrom("webhooks.deliveries")
+    .select(["status", (eb) => eb.fn.countAll<string>().as("n")])
+    .where("status", "in", ["pending", "retrying", "failed"])
+    .groupBy("status")
+    .execute();
   const byStatus = new Map(counts.map((c) => [c.status, Number(c.n)]));
   const dispatchers = await listDispatchers(conn);
   const rows = await sql<(WebhookAttention & { attempts: string; ok: string; median: number | null; failed: string })[]>`

@@ -10,9 +10,10 @@ import { send } from "../dispatch/send";
 import { DEFAULT_BREAKER } from "../model/circuit";
 import { stringifyExact } from "../delivery/event-json";
 import { DomainError } from "../errors";
-import { getWebhook, type WebhookView } from "./webhooks";
+import { getWebhook } from "./webhooks";
+import type { WebhookView } from "../model/webhook";
 import type { Scope } from "./scope";
-import { parseInput, storableJson, strictObject } from "./validation";
+import { parseInput, storableJson, strictObject } from "../model/validation";
 
 export const TEST_EVENT_TYPE = "webhook.test";
 /** Characters of the receiver's answer returned by a test send (the attempt keeps up to 5,000). */

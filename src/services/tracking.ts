@@ -1,8 +1,10 @@
 // Tracking tables and emitting custom events: thin wrappers over the SQL functions DBAs call
 // (webhooks.track_table, untrack_table, emit), so the CLI and SQL behave identically.
+import { sql } from "kysely";
 import type { Connection } from "../db/connection";
 import { fromPostgresError } from "../db/errors";
 import { stringifyExact } from "../delivery/event-json";
+import { all, build, first } from "./query";
 
 export const OPERATIONS = ["insert", "update", "delete"] as const;
 export type Operation = (typeof OPERATIONS)[number];
@@ -37,14 +39,21 @@ function asDomainError(e: unknown, table?: string): unknown {
   return d?.code === "invalid_input" ? d : e;
 }
 
-const trackedColumns = (conn: Connection) => conn.sql`
-  table_name::text as table, event_prefix, operations, tenant_column, excluded_columns, primary_key, tracked_at, updated_at`;
+// table_name is a regclass: as text it is the name as the search path shows it, and sorts as one.
+const tableName = sql<string>`table_name::text`;
+
+/** tracked_tables rows as TrackedTableInfo. */
+const trackedTables = () =>
+  build
+    .selectFrom("webhooks.tracked_tables")
+    .select([tableName.as("table"), "event_prefix", "operations", "tenant_column", "excluded_columns", "primary_key", "tracked_at", "updated_at"]);
 
 /** Installs (or re-configures) the capture trigger on a table; returns its tracking options. */
 export async function trackTable(conn: Connection, opts: TrackOptions): Promise<TrackedTableInfo> {
   const operations = opts.operations && opts.operations.length > 0 ? opts.operations : [...OPERATIONS];
   try {
     return await conn.sql.begin(async (tx) => {
+      // Tagged SQL: the call a DBA would type, with its named arguments.
       await tx`
         select webhooks.track_table(
           ${opts.table}::regclass,
@@ -52,8 +61,7 @@ export async function trackTable(conn: Connection, opts: TrackOptions): Promise<
           operations => ${operations}::text[],
           tenant_column => ${opts.tenantColumn ?? null}::text,
           excluded_columns => ${opts.excludedColumns ?? []}::text[])`;
-      const [row] = await tx<TrackedTableInfo[]>`
-        select ${trackedColumns(conn)} from webhooks.tracked_tables where table_name = ${opts.table}::regclass`;
+      const row = await first(tx, trackedTables().where("table_name", "=", sql<string>`${opts.table}::regclass`));
       if (!row) throw new Error(`track_table(${opts.table}) left no tracked_tables row`);
       return row;
     });
@@ -65,6 +73,7 @@ export async function trackTable(conn: Connection, opts: TrackOptions): Promise<
 /** Removes the capture trigger; false when the table was not tracked. */
 export async function untrackTable(conn: Connection, table: string): Promise<boolean> {
   try {
+    // Tagged SQL: a call of the function DBAs call, nothing to type beyond its one result.
     const [row] = await conn.sql<{ untracked: boolean }[]>`select webhooks.untrack_table(${table}::regclass) as untracked`;
     return row?.untracked === true;
   } catch (e) {
@@ -73,8 +82,7 @@ export async function untrackTable(conn: Connection, table: string): Promise<boo
 }
 
 export async function listTracked(conn: Connection): Promise<TrackedTableInfo[]> {
-  return conn.sql<TrackedTableInfo[]>`
-    select ${trackedColumns(conn)} from webhooks.tracked_tables order by table_name::text`;
+  return all(conn.db, trackedTables().orderBy(tableName));
 }
 
 export interface EmitInput {
@@ -86,6 +94,7 @@ export interface EmitInput {
 /** Emits a custom event in its own transaction; returns the event id. */
 export async function emitEvent(conn: Connection, input: EmitInput): Promise<{ event_id: string }> {
   try {
+    // Tagged SQL: a call of webhooks.emit(), with the data as an explicit jsonb parameter.
     const [row] = await conn.sql<{ event_id: string }[]>`
       select webhooks.emit(${input.type}, ${stringifyExact(input.data, "number", true)}::text::jsonb, ${input.tenant ?? null}::text) as event_id`;
     if (!row) throw new Error("webhooks.emit returned no row");

@@ -126,3 +126,10 @@ export const storableJson = z.superRefine<unknown>((value, ctx) => {
   const problem = jsonProblem(value);
   if (problem) ctx.addIssue({ code: "custom", path: problem.path, message: problem.message, input: value });
 });
+
+/** An enum's values in a message: `expected method "POST", "PUT" or "PATCH"`. */
+export function expectedOneOf(what: string, values: readonly string[]): string {
+  const quoted = values.map((v) => JSON.stringify(v));
+  const last = quoted.pop() ?? "";
+  return `expected ${what} ${quoted.length > 0 ? `${quoted.join(", ")} or ${last}` : last}`;
+}

@@ -1,0 +1,12 @@
+// An event type there is to subscribe to, as GET /v1/event-types lists it.
+import { z } from "zod";
+
+export const eventTypeSchema = z
+  .object({
+    type: z.string(),
+    source: z.enum(["table", "custom"]),
+    table: z.string().optional().meta({ description: "The tracked table, for table events." }),
+  })
+  .meta({ id: "EventType" });
+
+export type EventTypeInfo = z.output<typeof eventTypeSchema>;
