@@ -64,7 +64,7 @@ export function registerTracking(program: Command, cli: Cli): void {
         const types = OPERATIONS.filter((o) => info.operations.includes(o)).map(
           (o) => `${info.event_prefix}.${o === "insert" ? "created" : `${o}d`}`,
         );
-        // TRUNCATE is announced with deletes (sql/0004).
+        // TRUNCATE is announced with deletes (sql/0002_events.sql).
         if (info.operations.includes("delete")) types.push(`${info.event_prefix}.truncated`);
         out.say(`Tracking ${info.table}: ${types.join(", ")}`);
         if (info.tenant_column) out.say(`  tenant column: ${info.tenant_column}`);

@@ -7,7 +7,7 @@ import { DomainError } from "../errors";
 import { BIG_NUMBERS, HTTP_METHODS, SIGNATURE_SCHEMES, type BigNumbers, type HttpMethod, type SignatureScheme } from "../model/enums";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
-import type { WebhookView } from "../model/webhook";
+import { DEFAULT_MAX_IN_FLIGHT, MAX_BREAKER_THRESHOLD, MAX_DISABLE_AFTER_S, MAX_IN_FLIGHT, type WebhookView } from "../model/webhook";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../model/rate-limit";
 import type * as WebhooksService from "../services/webhooks";
 import { formatDuration, parseDuration } from "../util/duration";
@@ -86,8 +86,6 @@ interface FieldOptions extends CommonOptions {
   disabled?: boolean;
 }
 
-const MAX_DISABLE_AFTER_S = 365 * 24 * 3600;
-
 /** "5d", "12h", "90m", "3600s" or plain seconds ("3600") → whole seconds, 1s to 365d. */
 function disableAfterSeconds(text: string): number {
   const t = text.trim();
@@ -121,9 +119,9 @@ function breakerThreshold(text: string): number | "default" {
   const t = text.toLowerCase();
   if (t === "off" || t === "0") return 0;
   if (t === "default") return "default";
-  if (/^[1-9]\d{0,3}$/.test(t) && Number(t) <= 1000) return Number(t);
+  if (/^[1-9]\d{0,3}$/.test(t) && Number(t) <= MAX_BREAKER_THRESHOLD) return Number(t);
   throw new InvalidArgumentError(
-    `expected consecutive failures from 1 to 1000, off (never open the circuit) or default (WEBHOOKS_BREAKER_THRESHOLD), got ${JSON.stringify(text)}`,
+    `expected consecutive failures from 1 to ${MAX_BREAKER_THRESHOLD}, off (never open the circuit) or default (WEBHOOKS_BREAKER_THRESHOLD), got ${JSON.stringify(text)}`,
   );
 }
 
@@ -161,7 +159,7 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
     .option("--max-attempts <n>", "attempts before a delivery fails (1-20)", integer(1, 20))
     .option("--retry-schedule <schedule>", "exponential, linear, or delays such as 30s,5m,1h")
     .option("--timeout <duration>", "per-request timeout, e.g. 15s (default 15s)", durationMs)
-    .option("--max-in-flight <n>", "requests to it in flight at once, per dispatcher (1-1000, default 10)", integer(1, 1000))
+    .option("--max-in-flight <n>", `requests to it in flight at once, per dispatcher (1-${MAX_IN_FLIGHT}, default ${DEFAULT_MAX_IN_FLIGHT})`, integer(1, MAX_IN_FLIGHT))
     .option("--rate-limit <per-second>", "at most this many requests per second, per dispatcher, 0.001-10000, e.g. 5 or 0.5 (default: no limit)", ratePerSecond)
     .option(
       "--disable-after <duration>",

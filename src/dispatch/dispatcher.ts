@@ -144,7 +144,7 @@ export async function startDispatcher(opts: {
     },
   });
 
-  // A changed webhook (sql/0005's trigger NOTIFYs its id at commit): the lanes re-read it.
+  // A changed webhook (sql/0003_live_settings.sql's trigger NOTIFYs its id at commit): the lanes re-read it.
   // Ids arriving together are read in one query; after a reconnect every lane is re-read,
   // since notifications sent while disconnected are gone.
   let stopping = false;

@@ -96,7 +96,7 @@ async function fanoutBatch(tx: Queryable, limit: number, offer?: LeaseOffer): Pr
      limit ${limit}
        for update skip locked`;
   if (rows.length === 0) return { events: 0, deliveries: 0, more: false, leased: [] };
-  // Captured rows come without an event id (see sql/0003): they get one here, stored by the
+  // Captured rows come without an event id (see sql/0001_tables.sql, outbox.event_id): they get one here, stored by the
   // update below that marks them dispatched, in this transaction.
   const events: ClaimedEvent[] = rows.map((e) => ({ ...e, event_id: e.event_id ?? randomUUID() }));
 

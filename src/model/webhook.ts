@@ -161,11 +161,15 @@ const tenantSchema = z
   .check(storable);
 
 export const DEFAULT_MAX_IN_FLIGHT = 10;
-const MAX_IN_FLIGHT_MESSAGE = "expected a whole number of requests from 1 to 1000";
+/** Upper bounds of the per-webhook settings, shared with the CLI's option parsers. */
+export const MAX_IN_FLIGHT = 1000;
+export const MAX_BREAKER_THRESHOLD = 1000;
+export const MAX_DISABLE_AFTER_S = 365 * 24 * 3600;
+const MAX_IN_FLIGHT_MESSAGE = `expected a whole number of requests from 1 to ${MAX_IN_FLIGHT}`;
 const RATE_LIMIT_MESSAGE = `expected requests per second from ${MIN_RATE_LIMIT_PER_S} (one every 1000 s) to ${MAX_RATE_LIMIT_PER_S}, or null for no limit`;
 const BREAKER_THRESHOLD_MESSAGE =
-  "expected a whole number of consecutive failures from 1 to 1000, 0 to never open the circuit, or null for the dispatcher default";
-const DISABLE_AFTER_MESSAGE = "expected whole seconds from 1 to 31536000 (a year), or null for the dispatcher default";
+  `expected a whole number of consecutive failures from 1 to ${MAX_BREAKER_THRESHOLD}, 0 to never open the circuit, or null for the dispatcher default`;
+const DISABLE_AFTER_MESSAGE = `expected whole seconds from 1 to ${MAX_DISABLE_AFTER_S} (a year), or null for the dispatcher default`;
 
 const base = {
   name: z.string().max(200).check(singleLine()).nullable(),
@@ -193,7 +197,7 @@ const base = {
     .number({ error: MAX_IN_FLIGHT_MESSAGE })
     .int({ error: MAX_IN_FLIGHT_MESSAGE })
     .min(1, { error: MAX_IN_FLIGHT_MESSAGE })
-    .max(1000, { error: MAX_IN_FLIGHT_MESSAGE })
+    .max(MAX_IN_FLIGHT, { error: MAX_IN_FLIGHT_MESSAGE })
     .meta({ description: "Requests to this webhook in flight at once, per dispatcher (1-1000, default 10). More wait their turn." }),
   rate_limit_per_s: z
     .number({ error: RATE_LIMIT_MESSAGE })
@@ -208,7 +212,7 @@ const base = {
     .number({ error: DISABLE_AFTER_MESSAGE })
     .int({ error: DISABLE_AFTER_MESSAGE })
     .min(1, { error: DISABLE_AFTER_MESSAGE })
-    .max(31536000, { error: DISABLE_AFTER_MESSAGE })
+    .max(MAX_DISABLE_AFTER_S, { error: DISABLE_AFTER_MESSAGE })
     .nullable()
     .meta({
       description:
@@ -218,7 +222,7 @@ const base = {
     .number({ error: BREAKER_THRESHOLD_MESSAGE })
     .int({ error: BREAKER_THRESHOLD_MESSAGE })
     .min(0, { error: BREAKER_THRESHOLD_MESSAGE })
-    .max(1000, { error: BREAKER_THRESHOLD_MESSAGE })
+    .max(MAX_BREAKER_THRESHOLD, { error: BREAKER_THRESHOLD_MESSAGE })
     .nullable()
     .meta({
       description:
