@@ -32,7 +32,8 @@ export async function runDispatcher(databaseUrl: string, overrides: Record<strin
   return { ...d, stop: () => core.close() };
 }
 
-export interface WebhookRow {
+/** What a test gives insertWebhook: a url and any settings to differ from the defaults below. */
+export interface TestWebhook {
   url: string;
   events?: string[];
   tenant?: string | null;
@@ -49,7 +50,7 @@ export interface WebhookRow {
 }
 
 /** Inserts a webhook row directly (the services and API are tested on their own). */
-export async function insertWebhook(sql: Queryable, w: WebhookRow): Promise<{ id: string; secret: string }> {
+export async function insertWebhook(sql: Queryable, w: TestWebhook): Promise<{ id: string; secret: string }> {
   const secret = w.secret ?? generateSecret();
   const retry = w.retry ?? { max_attempts: 3, strategy: "schedule", delays_ms: [100, 200] };
   const [row] = await sql<{ id: string }[]>`
