@@ -428,6 +428,15 @@ describe("deliveries and replay", () => {
     expect(await json(["replay", "--webhook", webhook, "--yes"])).toMatchObject({ matched: 0, queued: 0 });
     const human2 = await cli(["replay", "--webhook", webhook, "--yes"]);
     expect(human2.stderr).toContain("nothing to replay");
+
+    // A disabled webhook's deliveries would fail at once: replaying it is refused, as the API's 409.
+    await t.sql`update webhooks.deliveries set status = 'failed' where id = ${delivery_id}`;
+    expect((await cli(["webhooks", "disable", webhook])).code).toBe(0);
+    const disabled = await cli(["replay", "--webhook", webhook, "--yes"]);
+    expect(disabled.code).toBe(1);
+    expect(disabled.stderr).toContain(`webhook ${webhook} is disabled; enable it`);
+    expect(await t.sql`select status from webhooks.deliveries where id = ${delivery_id}`).toEqual([{ status: "failed" }]);
+    expect((await cli(["webhooks", "enable", webhook])).code).toBe(0);
   });
 });
 

@@ -77,8 +77,9 @@ export function registerReplay(program: Command, cli: Cli): void {
     "pg-webhooks replay --status failed --since 2h --rate 20 --yes",
   ).action((opts: ReplayOptions) =>
     cli.run(opts, async ({ conn, out }) => {
-      const { findReplayable, getDelivery, queueReplayPaced, replayCircuits } = await import("../services/deliveries.js");
+      const { findReplayable, getDelivery, queueReplayPaced, replayCircuits, replayableWebhook } = await import("../services/deliveries.js");
       const started = Date.now();
+      if (opts.webhook !== undefined) await replayableWebhook(conn, ADMIN, opts.webhook);
       const query = {
         status: opts.status,
         webhook_id: opts.webhook,

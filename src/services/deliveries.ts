@@ -17,6 +17,7 @@ import {
 } from "../model/delivery";
 import { cursorTs, decodeCursor, isUuid, paginate, pastCursor } from "./cursor";
 import { all, build } from "./query";
+import type { WebhookView } from "../model/webhook";
 import { getWebhook } from "./webhooks";
 import type { Scope } from "./scope";
 
@@ -358,9 +359,22 @@ export async function replayWebhookDeliveries(
   webhookId: string,
   q: Omit<ReplayQuery, "webhook_id">,
 ): Promise<{ matched: number; queued: number; circuits: CircuitNotice[] }> {
+  const webhook = await replayableWebhook(conn, scope, webhookId);
+  return replayDeliveries(conn, scope, { ...q, webhook_id: webhook.id });
+}
+
+/**
+ * The webhook a replay names, if its deliveries can be replayed: one this scope does not see
+ * is not found; a disabled one is a conflict (its deliveries would fail at once). The API and
+ * the CLI both ask this before replaying one webhook's deliveries.
+ */
+export async function replayableWebhook(conn: Connection, scope: Scope, webhookId: string): Promise<WebhookView> {
   const webhook = await getWebhook(conn, scope, webhookId);
   if (!webhook.is_active) {
-    throw new DomainError("conflict", `webhook ${webhook.id} is disabled; enable it (PATCH is_active: true) before replaying`);
+    throw new DomainError(
+      "conflict",
+      `webhook ${webhook.id} is disabled; enable it (PATCH is_active: true, or pg-webhooks webhooks enable ${webhook.id}) before replaying`,
+    );
   }
-  return replayDeliveries(conn, scope, { ...q, webhook_id: webhook.id });
+  return webhook;
 }
