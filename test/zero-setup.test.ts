@@ -1,8 +1,9 @@
 // A new user with no DATABASE_URL: the binary runs on an embedded Postgres under ./.pg-webhooks.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../src/db/embedded";
 
 const BIN = join(__dirname, "..", "bin", "pg-webhooks.js");
 
@@ -36,6 +37,28 @@ describe("zero-setup", () => {
     const emit = run(dir, ["emit", "invoice.paid", '{"id": 1}', "--json"]);
     expect(emit.code).toBe(0);
   }, 180000);
+
+  it("stops `start` on SIGTERM with the embedded Postgres still there until the dispatcher and API have stopped", async () => {
+    const child = spawn(process.execPath, [BIN, "start"], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "info", PORT: String(await freePort()) },
+    });
+    let output = "";
+    child.stdout.on("data", (b: Buffer) => (output += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (output += b.toString()));
+    const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
+    for (const started = Date.now(); !output.includes("pg-webhooks running"); ) {
+      if (Date.now() - started > 60_000) throw new Error(`start did not come up:\n${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    // The package's own signal hook used to stop Postgres at once: the dispatcher's
+    // connections were then cut mid-shutdown (57P01 "terminating connection", logged as errors).
+    expect(output).toContain("dispatcher stopped");
+    expect(output).not.toMatch(/"level":(50|60)/);
+    expect(output).not.toContain("57P01");
+  }, 120000);
 });
 
 describe("configuration", () => {

@@ -64,6 +64,10 @@ export function registerStart(program: Command, cli: Cli): void {
         },
       );
     };
+    if (db.source === "embedded") {
+      const { takeShutdownSignals } = await import("../db/embedded.js");
+      takeShutdownSignals();
+    }
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
     const parts = [opts.dispatcher ? "dispatcher" : null, opts.api ? `API on ${server.apiUrl ?? "?"}` : null];

