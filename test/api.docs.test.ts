@@ -103,7 +103,7 @@ describe("GET /v1/health", () => {
 });
 
 describe("GET /v1/event-types", () => {
-  it("lists the types tracked tables produce and the custom types emitted so far", async () => {
+  it("lists the types tracked tables produce (truncated with deletes) and the custom types emitted so far", async () => {
     await api.db.sql`create table public.invoices (id serial primary key, total int)`;
     await api.db.sql`select webhooks.track_table('public.invoices', event_prefix => 'billing.invoice', operations => array['insert', 'delete'])`;
     await api.db.sql`select webhooks.emit('payment.failed', '{"id": 1}'::jsonb)`;
@@ -113,6 +113,8 @@ describe("GET /v1/event-types", () => {
       items: [
         { type: "billing.invoice.created", source: "table", table: "invoices" },
         { type: "billing.invoice.deleted", source: "table", table: "invoices" },
+        // Deletes are tracked, so a TRUNCATE is announced too.
+        { type: "billing.invoice.truncated", source: "table", table: "invoices" },
         { type: "payment.failed", source: "custom" },
       ],
     });

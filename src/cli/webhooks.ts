@@ -517,9 +517,9 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       )
       .argument("<id>", "webhook id", uuid)
       .option("--grace <duration>", "how long the old secret keeps signing, e.g. 24h; 0s: switch now (default 24h)", durationMs)
-      .option("--at <time>", "instead of --grace: the instant the old secret stops signing, an ISO timestamp such as 2026-01-31T22:00:00Z"),
+      .option("--at <time>", "instead of --grace: the instant the old secret stops signing, an ISO timestamp within 30 days, such as 2027-01-04T22:00:00Z"),
     "pg-webhooks webhooks rotate-secret 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --grace 24h",
-    "pg-webhooks webhooks rotate-secret 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --at 2026-01-31T22:00:00Z",
+    "pg-webhooks webhooks rotate-secret 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --at \"$(date -u -d +2days +%Y-%m-%dT22:00:00Z)\"",
   ).action((id: string, opts: CommonOptions & { grace?: number; at?: string }) =>
     cli.run(opts, async ({ conn, out }) => {
       const { rotateSecret } = await service();

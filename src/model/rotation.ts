@@ -8,7 +8,7 @@ export const DEFAULT_ROTATION_GRACE_MS = 24 * 60 * 60 * 1000;
 export const MAX_ROTATION_GRACE_MS = 30 * 24 * 60 * 60 * 1000;
 
 const GRACE_MESSAGE = `expected milliseconds from 0 to ${MAX_ROTATION_GRACE_MS} (30 days)`;
-export const SWITCH_AT_MESSAGE = "expected an ISO timestamp with a time zone within the next 30 days, such as 2026-01-31T22:00:00Z";
+export const SWITCH_AT_MESSAGE = "expected an ISO timestamp with a time zone within the next 30 days, written YYYY-MM-DDTHH:MM:SSZ or with an offset such as +01:00";
 
 /** Date.parse rolls 2024-02-30 over to March 1; a switch-over instant must name a real day. */
 function isCalendarDate(iso: string): boolean {

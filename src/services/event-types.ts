@@ -9,7 +9,7 @@ import type { Scope } from "./scope";
 const SUFFIX: Record<string, string> = { insert: "created", update: "updated", delete: "deleted" };
 
 /**
- * Table types first (by table, in created/updated/deleted order), then custom types by name.
+ * Table types first (by table, in created/updated/deleted/truncated order), then custom types by name.
  * Tracked tables are shared by every tenant; custom types are listed to a tenant key only when
  * an event of its tenant still in the outbox carries them (emit() keeps no tenant per type).
  */
@@ -45,6 +45,8 @@ export async function listEventTypes(conn: Connection, scope: Scope): Promise<Ev
     for (const op of ["insert", "update", "delete"]) {
       if (t.operations.includes(op)) out.push({ type: `${t.event_prefix}.${SUFFIX[op]}`, source: "table", table: t.table });
     }
+    // A TRUNCATE of a table whose deletes are tracked is one <prefix>.truncated event.
+    if (t.operations.includes("delete")) out.push({ type: `${t.event_prefix}.truncated`, source: "table", table: t.table });
   }
   for (const c of custom) out.push({ type: c.type, source: "custom" });
   return out;
