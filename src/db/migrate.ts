@@ -4,7 +4,7 @@
 // graphile-worker's own migrations run afterwards, in their own transactions.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { runMigrations } from "graphile-worker";
+import { Logger as GraphileLogger, runMigrations } from "graphile-worker";
 import type { Queryable, Sql } from "./connection";
 
 export const SQL_DIR = join(__dirname, "..", "..", "sql");
@@ -89,7 +89,6 @@ export async function adoptUnfoldedMigrations(sql: Queryable, done: Set<string>)
   return new Set([...[...done].filter((n) => !UNFOLDED.includes(n)), ...FOLDED]);
 }
 
-import { Logger as GraphileLogger } from "graphile-worker";
 export function silentGraphileLogger(): GraphileLogger {
   return new GraphileLogger(() => () => {});
 }
