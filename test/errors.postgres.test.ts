@@ -22,7 +22,7 @@ describe("a Postgres or driver error", () => {
     ["CONNECTION_CLOSED", 503, "write CONNECTION_CLOSED 10.0.0.5:5432", "error: write CONNECTION_CLOSED"],
     ["42P01", 500, 'relation "webhooks.subscriptions" does not exist', "run `pg-webhooks migrate` first"],
     ["42883", 500, "function webhooks.track_table(regclass) does not exist", "run `pg-webhooks migrate` first"],
-    ["53300", 500, "sorry, too many clients already", "the database refused a connection: sorry, too many clients already\n  the database server has no connection slots left"],
+    ["53300", 503, "sorry, too many clients already", "the database refused a connection: sorry, too many clients already\n  the database server has no connection slots left"],
   ])("%s: the API answers %i without the driver's message; the CLI says what to do and exits 1", (code, status, message, said) => {
     const e = pgError(code, message);
     const r = toErrorResponse(e, BODY_LIMIT);

@@ -35,8 +35,9 @@ export interface PostgresErrorContext {
 
 /**
  * The domain error a Postgres or driver error stands for, or null when it is none we know.
- * database_unavailable: the server is unreachable or the connection was lost (HTTP 503).
- * internal_error: the server refused us or the schema is not migrated; the hint says what to do.
+ * database_unavailable (HTTP 503): the server is unreachable, the connection was lost, or it has
+ * no connection slot free. internal_error: the server refused our login or the schema is not
+ * migrated. The hint says what to do.
  */
 export function fromPostgresError(e: unknown, context: PostgresErrorContext = {}): DomainError | null {
   const err = e as { code?: unknown; message?: unknown } | null;
@@ -58,7 +59,8 @@ export function fromPostgresError(e: unknown, context: PostgresErrorContext = {}
   }
 
   const tooMany = tooManyConnectionsHint(e, context.poolSize);
-  if (tooMany) return new DomainError("internal_error", `the database refused a connection: ${message}`, [], { hint: tooMany, cause });
+  // No slot free now is a passing state of the server, not a fault of ours: 503, try again.
+  if (tooMany) return new DomainError("database_unavailable", `the database refused a connection: ${message}`, [], { hint: tooMany, cause });
   if (UNREACHABLE.has(code)) {
     return new DomainError("database_unavailable", `could not connect to the database: ${message}`, [], { hint: CONNECT_HINT, cause });
   }
