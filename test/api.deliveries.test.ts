@@ -161,6 +161,20 @@ describe("GET /v1/deliveries/:id", () => {
     });
   });
 
+  it("masks credentials a receiver sent back (Set-Cookie, tokens) in the attempt log", async () => {
+    const w = await createWebhook();
+    const [d] = await seed(w, [{ status: "succeeded" }]);
+    const answered = { "set-cookie": "session=abc123; HttpOnly", "x-auth-token": "t0ken-from-receiver", "content-type": "text/plain" };
+    await api.db.sql`
+      insert into webhooks.attempts (delivery_id, attempt_number, started_at, url, method, request_headers, request_body,
+                                     response_status, response_headers, response_body, duration_ms, error)
+      values (${d!.id}, 1, now(), 'http://x/in', 'POST', '{}', '{"id":1}', 200, ${api.db.sql.json(answered)}, 'ok', 3, null)`;
+    const res = await api.call("GET", `/v1/deliveries/${d!.id}`);
+    expect(res.json().attempts[0].response_headers).toEqual({ "set-cookie": "****", "x-auth-token": "****", "content-type": "text/plain" });
+    expect(res.body).not.toContain("abc123");
+    expect(res.body).not.toContain("t0ken-from-receiver");
+  });
+
   it("answers 404 for an unknown delivery and 400 for a malformed id", async () => {
     expect((await api.call("GET", "/v1/deliveries/00000000-0000-4000-8000-000000000000")).json().error.code).toBe("delivery_not_found");
     expect((await api.call("GET", "/v1/deliveries/nope")).statusCode).toBe(400);

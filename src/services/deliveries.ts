@@ -162,8 +162,17 @@ export async function getDelivery(conn: Connection, scope: Scope, id: string): P
     .orderBy("id")
     .execute();
   const { attempts: _, secret_headers: secretHeaders, ...rest } = delivery;
-  // Masked at recording too; masked again here for headers marked secret after the attempt.
-  return { ...rest, attempts: attempts.map((a) => ({ ...a, request_headers: maskHeaders(a.request_headers, secretHeaders) })) };
+  // Request headers are masked at recording too; masked again here for headers marked secret
+  // after the attempt. A receiver's answer may carry credentials of its own (Set-Cookie, a
+  // token it hands out): the same rule masks them in the log.
+  return {
+    ...rest,
+    attempts: attempts.map((a) => ({
+      ...a,
+      request_headers: maskHeaders(a.request_headers, secretHeaders),
+      response_headers: a.response_headers === null ? null : maskHeaders(a.response_headers),
+    })),
+  };
 }
 
 /**
