@@ -126,6 +126,8 @@ function breakerThreshold(text: string): number | "default" {
 }
 
 function addFieldOptions(cmd: Command, creating: boolean): Command {
+  // update changes only what it is given: its help names no defaults.
+  const dflt = (value: string) => (creating ? ` (default${value.startsWith(":") ? "" : " "}${value})` : "");
   if (creating) {
     cmd
       .requiredOption("--url <url>", "where to send events (https://…)")
@@ -136,7 +138,7 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
   cmd
     .option("--name <name>", "a label")
     .option("--description <text>", "what the webhook is for")
-    .option("--method <method>", `HTTP method: ${HTTP_METHODS.join(", ")} (default POST)`, oneOf(HTTP_METHODS))
+    .option("--method <method>", `HTTP method: ${HTTP_METHODS.join(", ")}${dflt("POST")}`, oneOf(HTTP_METHODS))
     .option("--auth-bearer <token>", "send Authorization: Bearer <token>")
     .option("--auth-basic <user:pass>", "send HTTP basic auth")
     .option("--auth-header <'Name: value'>", "send an API-key header, e.g. 'X-API-Key: abc'", (v) => collectHeaders(v)[0] as [string, string])
@@ -148,8 +150,8 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
       collectHeaders,
     )
     .option("--filter <json>", 'only events matching this filter, e.g. \'{"data.stage": {"$eq": "won"}}\'', jsonObject)
-    .option("--signature <scheme>", "standard (Standard Webhooks, default), hex (X-Webhook-Signature) or sha256 (sha256=<hex>)", oneOf(SIGNATURE_SCHEMES))
-    .option("--signature-header <name>", "with --signature sha256: the header carrying it (default X-Hub-Signature-256)")
+    .option("--signature <scheme>", `standard (Standard Webhooks${creating ? ", default" : ""}), hex (X-Webhook-Signature) or sha256 (sha256=<hex>)`, oneOf(SIGNATURE_SCHEMES))
+    .option("--signature-header <name>", `with --signature sha256: the header carrying it${dflt("X-Hub-Signature-256")}`)
     .option(
       "--secret <secret>",
       creating
@@ -158,23 +160,23 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
     )
     .option("--max-attempts <n>", "attempts before a delivery fails (1-20)", integer(1, 20))
     .option("--retry-schedule <schedule>", "exponential, linear, or delays such as 30s,5m,1h")
-    .option("--timeout <duration>", "per-request timeout, e.g. 15s (default 15s)", durationMs)
-    .option("--max-in-flight <n>", `requests to it in flight at once, per dispatcher (1-${MAX_IN_FLIGHT}, default ${DEFAULT_MAX_IN_FLIGHT})`, integer(1, MAX_IN_FLIGHT))
-    .option("--rate-limit <per-second>", "at most this many requests per second, per dispatcher, 0.001-10000, e.g. 5 or 0.5 (default: no limit)", ratePerSecond)
+    .option("--timeout <duration>", `per-request timeout, e.g. 15s${dflt("15s")}`, durationMs)
+    .option("--max-in-flight <n>", `requests to it in flight at once, per dispatcher (1-${MAX_IN_FLIGHT}${creating ? `, default ${DEFAULT_MAX_IN_FLIGHT}` : ""})`, integer(1, MAX_IN_FLIGHT))
+    .option("--rate-limit <per-second>", `at most this many requests per second, per dispatcher, 0.001-10000, e.g. 5 or 0.5${dflt(": no limit")}`, ratePerSecond)
     .option(
       "--disable-after <duration>",
-      "disable it once every attempt has failed this long: 5d, 12h, 90m, 3600s or plain seconds (default: WEBHOOKS_DISABLE_AFTER_S, 5d)",
+      `disable it once every attempt has failed this long: 5d, 12h, 90m, 3600s or plain seconds${dflt(": WEBHOOKS_DISABLE_AFTER_S, 5d")}`,
       disableAfterSeconds,
     )
     .option(
       "--breaker-threshold <n|off|default>",
       "consecutive failures that open its circuit (deliveries then wait for a probe, whatever the retry schedule says); " +
-        "off: never, so the schedule keeps its timing (default: WEBHOOKS_BREAKER_THRESHOLD, 10)",
+        `off: never, so the schedule keeps its timing${dflt(": WEBHOOKS_BREAKER_THRESHOLD, 10")}`,
       breakerThreshold,
     )
     .option(
       "--big-numbers <how>",
-      "numbers a double would change (bigint beyond 2^53, over 15 digits): string (default; exact digits in a JSON string) " +
+      `numbers a double would change (bigint beyond 2^53, over 15 digits): string (${creating ? "default; " : ""}exact digits in a JSON string) ` +
         "or number (exact digits as a JSON number, for parsers that keep them; breaks JSON.stringify-based signature checks)",
       oneOf(BIG_NUMBERS),
     );
