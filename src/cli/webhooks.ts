@@ -9,7 +9,6 @@ import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
 import { DEFAULT_MAX_IN_FLIGHT, MAX_BREAKER_THRESHOLD, MAX_DISABLE_AFTER_S, MAX_IN_FLIGHT, type WebhookView } from "../model/webhook";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../model/rate-limit";
-import type * as WebhooksService from "../services/webhooks";
 import { formatDuration, parseDuration } from "../util/duration";
 import type { Cli } from "./context";
 import {

@@ -9,7 +9,6 @@ import { policyReader, storeResults } from "../dispatch/record";
 import { send } from "../dispatch/send";
 import { DEFAULT_BREAKER } from "../model/circuit";
 import { stringifyExact } from "../delivery/event-json";
-import { DomainError } from "../errors";
 import { getWebhook } from "./webhooks";
 import type { WebhookView } from "../model/webhook";
 import type { Scope } from "./scope";
