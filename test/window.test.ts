@@ -1,5 +1,8 @@
 // The lanes' window arithmetic: pure functions, specified by tables.
 import {
+  FANOUT_MIN_BATCH,
+  drainsSoon,
+  pacedBatch,
   INITIAL_WINDOW,
   TOTAL_QUEUE_CAP,
   fanoutRoom,
@@ -111,5 +114,25 @@ describe("a full lane", () => {
     ["stuck, long estimate: 30 s at most", true, 600_000, 30_000],
   ])("putBackDelayMs: %s", (_name, stuck, estimate, expected) => {
     expect(putBackDelayMs(stuck, estimate)).toBe(expected);
+  });
+});
+
+describe("paced fanout", () => {
+  it("waits only for lanes that free room for a batch within the pace wait", () => {
+    // 100 open at 20 ms each: 500 in 100 ms.
+    expect(drainsSoon(20, 100)).toBe(true);
+    // One at a time at 20 ms (5 in 100 ms), or 10 open at a second each: never waited for.
+    expect(drainsSoon(20, 1)).toBe(false);
+    expect(drainsSoon(1000, 10)).toBe(false);
+    expect(drainsSoon(0, 1)).toBe(true); // instant answers: 1 per ms at least
+  });
+
+  it("reads what the fullest busy lane takes, waits below the minimum, and is unpaced without busy lanes", () => {
+    expect(pacedBatch([], 1000)).toBe(1000);
+    expect(pacedBatch([5000, 2500], 1000)).toBe(1000);
+    expect(pacedBatch([5000, 300], 1000)).toBe(300);
+    expect(pacedBatch([FANOUT_MIN_BATCH], 1000)).toBe(FANOUT_MIN_BATCH);
+    expect(pacedBatch([FANOUT_MIN_BATCH - 1, 5000], 1000)).toBe(0);
+    expect(pacedBatch([0], 1000)).toBe(0);
   });
 });

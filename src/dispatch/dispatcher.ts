@@ -4,6 +4,7 @@
 // `pg_webhooks_settings` makes the lanes re-read a webhook changed by the API or the CLI;
 // the heartbeat keeps this dispatcher registered (heartbeat.ts) and probes reopen circuits.
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { EventEmitter } from "node:events";
 import { run, Logger as GraphileLogger, type Runner, type Task, type WorkerEvents } from "graphile-worker";
 // Not re-exported from the package root; see boundWorkerRetries.
@@ -13,12 +14,13 @@ import type { Logger } from "../logger";
 import type { DeliverContext } from "./context";
 import { connectionBudget, tooManyConnectionsHint } from "../db/budget";
 import { DELIVER_TASK, deliverPayloadSchema } from "./jobs";
-import { fanout } from "./fanout";
+import { FANOUT_BATCH, fanout } from "./fanout";
 import { createEngine } from "./lanes";
 import { startWakeUp } from "./wakeup";
 import { releaseAbandonedJobs, startHeartbeat } from "./registry";
 import { releaseProbes } from "./health";
 import { breakerFromConfig, type BreakerSettings } from "../model/circuit";
+import { FANOUT_MIN_BATCH, FANOUT_PACE_MAX_MS, pacedBatch } from "../model/window";
 import { settledBy } from "../util/deadline";
 import { timerMs } from "../util/timer";
 
@@ -31,6 +33,9 @@ export interface Dispatcher {
    */
   close(deadline?: number): Promise<void>;
 }
+
+/** How often a paced fanout looks again for room in a lane that drains soon. */
+const FANOUT_PACE_POLL_MS = 5;
 
 /** After the deadline, the last recording flush and the heartbeat row's removal get this long. */
 export const CLOSE_AFTER_DEADLINE_MS = 2000;
@@ -130,6 +135,8 @@ export async function startDispatcher(opts: {
     taskList: { [DELIVER_TASK]: tracked(deliverTask) },
   });
 
+  let stopping = false;
+  let fed = new Set<string>();
   // Fanout runs in this process, not as a job: a wake-up starts it at once. Several
   // dispatchers fan out side by side; SKIP LOCKED gives each its own events. What it leased
   // to this dispatcher goes to the lanes once its transaction has committed.
@@ -138,7 +145,22 @@ export async function startDispatcher(opts: {
     logger,
     pollIntervalMs: config.WEBHOOKS_POLL_INTERVAL_MS,
     round: async () => {
-      const r = await fanout(conn, engine.offer());
+      // Paced: while the webhooks the last batch fed have busy lanes that are full,
+      // read only what they take (waiting up to FANOUT_PACE_MAX_MS for room), so a busy
+      // webhook's stream goes to its lane; the rest stays in the outbox meanwhile, which costs
+      // nothing, instead of becoming jobs. A lane that is slow, stuck or stopped is not waited for.
+      let offer = engine.offer();
+      const waitUntil = Date.now() + FANOUT_PACE_MAX_MS;
+      let limit = FANOUT_BATCH;
+      for (;;) {
+        const rooms = [...fed].filter((w) => offer.soon.has(w)).map((w) => Math.min(offer.room.get(w) ?? FANOUT_BATCH, offer.capacity));
+        limit = pacedBatch(rooms, FANOUT_BATCH);
+        if (limit > 0 || stopping || Date.now() >= waitUntil) break;
+        await sleep(FANOUT_PACE_POLL_MS);
+        offer = engine.offer();
+      }
+      const r = await fanout(conn, offer, limit > 0 ? limit : FANOUT_MIN_BATCH);
+      fed = r.webhooks;
       if (r.leased.length > 0) engine.take(r.leased);
       return { events: r.events, deliveries: r.deliveries, more: r.more };
     },
@@ -147,7 +169,6 @@ export async function startDispatcher(opts: {
   // A changed webhook (sql/0003_live_settings.sql's trigger NOTIFYs its id at commit): the lanes re-read it.
   // Ids arriving together are read in one query; after a reconnect every lane is re-read,
   // since notifications sent while disconnected are gone.
-  let stopping = false;
   const changed = new Set<string>();
   let everyLane = false;
   let refreshing: Promise<void> | null = null;

@@ -22,6 +22,11 @@ export interface LeaseOffer {
   capacity: number;
   /** The room of each webhook that has a lane (0: queue jobs); one without takes fanoutRoom(max_in_flight, 0). */
   room: ReadonlyMap<string, number>;
+  /**
+   * Webhooks whose lane frees room fast (model/window.ts, drainsSoon): when such a lane is
+   * full, waiting a moment for its room is cheaper than queuing jobs.
+   */
+  soon: ReadonlySet<string>;
 }
 
 export const FANOUT_BATCH = 1000;
@@ -48,6 +53,8 @@ export interface FanoutResult {
   more: boolean;
   /** Deliveries written leased to the offer's owner, for its lanes (after the commit). */
   leased: ClaimedDelivery[];
+  /** The webhooks this batch wrote deliveries for. */
+  webhooks: Set<string>;
 }
 
 /** The body filters see, its numbers exact; parsed once per event. */
@@ -95,7 +102,7 @@ async function fanoutBatch(tx: Queryable, limit: number, offer?: LeaseOffer): Pr
      order by id
      limit ${limit}
        for update skip locked`;
-  if (rows.length === 0) return { events: 0, deliveries: 0, more: false, leased: [] };
+  if (rows.length === 0) return { events: 0, deliveries: 0, more: false, leased: [], webhooks: new Set() };
   // Captured rows come without an event id (see sql/0001_tables.sql, outbox.event_id): they get one here, stored by the
   // update below that marks them dispatched, in this transaction.
   const events: ClaimedEvent[] = rows.map((e) => ({ ...e, event_id: e.event_id ?? randomUUID() }));
@@ -126,10 +133,12 @@ async function fanoutBatch(tx: Queryable, limit: number, offer?: LeaseOffer): Pr
   const now = new Date();
   const leasable = (s: LiveSubscription | LeasableSubscription): s is LeasableSubscription => "circuit_closed" in s;
   const parsed = new WeakMap<ClaimedEvent, FilterBody>();
+  const fed = new Set<string>();
   for (const e of events) {
     for (const s of subs) {
       if (!subscriptionWants(s, e, parsed)) continue;
       const id = randomUUID();
+      fed.add(s.id);
       ids.push(id);
       subIds.push(s.id);
       outboxIds.push(e.id);
@@ -167,5 +176,5 @@ async function fanoutBatch(tx: Queryable, limit: number, offer?: LeaseOffer): Pr
     update webhooks.outbox o set dispatched_at = now(), event_id = coalesce(o.event_id, v.event_id)
       from unnest(${events.map((e) => e.id)}::bigint[], ${events.map((e) => e.event_id)}::uuid[]) as v(id, event_id)
      where o.id = v.id`;
-  return { events: events.length, deliveries: ids.length, more: events.length >= limit, leased };
+  return { events: events.length, deliveries: ids.length, more: events.length >= limit, leased, webhooks: fed };
 }

@@ -20,6 +20,7 @@ import { DEFAULT_BREAKER, breakerFor, disablingResponse, tripped, type BreakerSe
 import {
   INITIAL_WINDOW,
   TOTAL_QUEUE_CAP,
+  drainsSoon,
   fanoutRoom,
   laneCap,
   nextWindow,
@@ -275,11 +276,16 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
 
   const offer = (): LeaseOffer => {
     const room = new Map<string, number>();
-    if (closed) return { owner, capacity: 0, room };
+    const soon = new Set<string>();
+    if (closed) return { owner, capacity: 0, room, soon };
     const now = Date.now();
     // A lane stopped here (410, a run of failures) or stuck: jobs and their claim decide.
-    for (const [id, l] of lanes) room.set(id, l.stop || l.stuck(now) ? 0 : fanoutRoom(l.maxInFlight, l.queue.length));
-    return { owner, capacity: totalRoom(total), room };
+    for (const [id, l] of lanes) {
+      const usable = !l.stop && !l.stuck(now);
+      room.set(id, usable ? fanoutRoom(l.maxInFlight, l.queue.length) : 0);
+      if (usable && drainsSoon(l.avgMs, openLimit(l.window, l.maxInFlight))) soon.add(id);
+    }
+    return { owner, capacity: totalRoom(total), room, soon };
   };
 
   const take = (deliveries: ClaimedDelivery[]): void => {

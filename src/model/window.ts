@@ -43,6 +43,34 @@ export function fanoutRoom(maxInFlight: number, queued: number): number {
   return Math.max(0, Math.max(laneCap(maxInFlight), TOTAL_QUEUE_CAP / 2) - queued);
 }
 
+/** The most fanout waits, per batch, for room in a busy lane. */
+export const FANOUT_PACE_MAX_MS = 100;
+/** The smallest batch a paced fanout reads. */
+export const FANOUT_MIN_BATCH = 100;
+
+/**
+ * True when a lane with `openLimitNow` requests open at once, each taking about `perRequestMs`,
+ * frees room for FANOUT_MIN_BATCH deliveries within FANOUT_PACE_MAX_MS: when such a lane is
+ * full, fanout waits that moment for its room rather than queuing jobs for what does not fit.
+ * A slow lane (or one sending a request at a time) is never waited for.
+ */
+export function drainsSoon(perRequestMs: number, openLimitNow: number): boolean {
+  return (openLimitNow / Math.max(1, perRequestMs)) * FANOUT_PACE_MAX_MS >= FANOUT_MIN_BATCH;
+}
+
+/**
+ * How many events fanout reads next, given the room of the busy lanes (drainsSoon) among those
+ * the last batch fed (`rooms`): no more than the fullest of them takes, so that a steady stream
+ * to one busy webhook goes to its lane instead of to jobs; 0 means wait for room first.
+ * FANOUT_MIN_BATCH keeps batches worth their transaction.
+ */
+export function pacedBatch(rooms: number[], maxBatch: number, minBatch = FANOUT_MIN_BATCH): number {
+  if (rooms.length === 0) return maxBatch;
+  const least = Math.min(...rooms);
+  if (least >= maxBatch) return maxBatch;
+  return least >= minBatch ? least : 0;
+}
+
 /** How many more deliveries all lanes together take when they hold `held`. */
 export function totalRoom(held: number): number {
   return Math.max(0, TOTAL_QUEUE_CAP - held);
