@@ -7,6 +7,7 @@ import { fromPostgresError } from "../db/errors";
 import { registerMigrate } from "./migrate";
 import { registerStart } from "./start";
 import { registerTracking } from "./tracking";
+import { registerRules } from "./rules";
 import { registerWebhooks } from "./webhooks";
 import { registerDeliveries } from "./deliveries";
 import { registerReplay } from "./replay";
@@ -40,6 +41,7 @@ Example:
   registerMigrate(program, cli);
   registerStart(program, cli);
   registerTracking(program, cli);
+  registerRules(program, cli);
   registerWebhooks(program, cli);
   registerDeliveries(program, cli);
   registerReplay(program, cli);

@@ -116,6 +116,19 @@ export interface TrackedTable {
   updated_at: Timestamp;
 }
 
+export interface EventRuleTable {
+  table_name: string;
+  event_type: string;
+  operations: Generated<string[]>;
+  on_change: string[] | null;
+  condition: unknown;
+  sql_condition: string | null;
+  sql_function: string | null;
+  disabled_reason: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 export interface ApiKeyTable {
   id: Generated<string>;
   name: string | null;
@@ -172,6 +185,7 @@ export interface Database {
   "webhooks.deliveries": DeliveryTable;
   "webhooks.attempts": AttemptTable;
   "webhooks.tracked_tables": TrackedTable;
+  "webhooks.event_rules": EventRuleTable;
   "webhooks.event_types_seen": EventTypeSeenTable;
   "webhooks.api_keys": ApiKeyTable;
   "webhooks.dispatchers": DispatcherTable;

@@ -4,8 +4,8 @@ import { z } from "zod";
 export const eventTypeSchema = z
   .object({
     type: z.string(),
-    source: z.enum(["table", "custom"]),
-    table: z.string().optional().meta({ description: "The tracked table, for table events." }),
+    source: z.enum(["table", "rule", "custom"]),
+    table: z.string().optional().meta({ description: "The tracked table, for table events and rules' derived events." }),
   })
   .meta({ id: "EventType" });
 

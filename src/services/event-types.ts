@@ -4,12 +4,14 @@
 import { sql } from "kysely";
 import type { Connection } from "../db/connection";
 import type { EventTypeInfo } from "../model/event-type";
+import { ruleEventTypes } from "./rules";
 import type { Scope } from "./scope";
 
 const SUFFIX: Record<string, string> = { insert: "created", update: "updated", delete: "deleted" };
 
 /**
- * Table types first (by table, in created/updated/deleted/truncated order), then custom types by name.
+ * Table types first (by table, in created/updated/deleted/truncated order), then rule types (by
+ * table and name), then custom types by name.
  * Tracked tables are shared by every tenant; custom types are listed to a tenant key only when
  * an event of its tenant still in the outbox carries them (emit() keeps no tenant per type).
  */
@@ -48,6 +50,8 @@ export async function listEventTypes(conn: Connection, scope: Scope): Promise<Ev
     // A TRUNCATE of a table whose deletes are tracked is one <prefix>.truncated event.
     if (t.operations.includes("delete")) out.push({ type: `${t.event_prefix}.truncated`, source: "table", table: t.table });
   }
+  // Derived types from event rules (services/rules.ts), shared by every tenant as tables are.
+  out.push(...(await ruleEventTypes(conn)));
   for (const c of custom) out.push({ type: c.type, source: "custom" });
   return out;
 }
