@@ -22,6 +22,7 @@ const FLAGS: Record<string, string> = {
   type: "<type>",
   data: "<json>",
   tenant: "--tenant",
+  previous: "--previous",
 };
 
 const trackedColumns: Column<TrackedTableInfo>[] = [
@@ -108,13 +109,15 @@ export function registerTracking(program: Command, cli: Cli): void {
       .description("emit a custom event, delivered like any other (apps call webhooks.emit() in SQL)")
       .argument("<type>", "dotted event name, e.g. invoice.paid")
       .argument("<json>", "the event's data as JSON (numbers kept exactly)", (text) => jsonValue(text, true))
-      .option("--tenant <tenant>", "tenant the event belongs to"),
+      .option("--tenant <tenant>", "tenant the event belongs to")
+      .option("--previous <json>", "previous_attributes: a JSON object of the old values of what changed", (text) => jsonValue(text, true)),
     `pg-webhooks emit invoice.paid '{"id": 42, "amount": 1200}' --tenant acme`,
-  ).action((type: string, data: unknown, opts: CommonOptions & { tenant?: string }) =>
+    `pg-webhooks emit invoice.status_changed '{"id": 42, "status": "paid"}' --previous '{"status": "open"}'`,
+  ).action((type: string, data: unknown, opts: CommonOptions & { tenant?: string; previous?: unknown }) =>
     cli.run(opts, async ({ conn, out }) => {
       let r: { event_id: string };
       try {
-        r = await emitEvent(conn, { type, data, tenant: opts.tenant ?? null });
+        r = await emitEvent(conn, { type, data, tenant: opts.tenant ?? null, ...(opts.previous === undefined ? {} : { previous: opts.previous }) });
       } catch (e) {
         throw withFlagNames(e, FLAGS);
       }

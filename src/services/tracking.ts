@@ -89,14 +89,24 @@ export interface EmitInput {
   type: string;
   data: unknown;
   tenant?: string | null;
+  /** previous_attributes: the old values of what changed (a JSON object). */
+  previous?: unknown;
 }
 
 /** Emits a custom event in its own transaction; returns the event id. */
 export async function emitEvent(conn: Connection, input: EmitInput): Promise<{ event_id: string }> {
+  const data = stringifyExact(input.data, "number", true);
+  const tenant = input.tenant ?? null;
   try {
-    // Tagged SQL: a call of webhooks.emit(), with the data as an explicit jsonb parameter.
-    const [row] = await conn.sql<{ event_id: string }[]>`
-      select webhooks.emit(${input.type}, ${stringifyExact(input.data, "number", true)}::text::jsonb, ${input.tenant ?? null}::text) as event_id`;
+    // Tagged SQL: a call of webhooks.emit(), with the data as an explicit jsonb parameter. The
+    // three-argument form unless there are previous values (a role may be granted only that one).
+    const [row] =
+      input.previous === undefined
+        ? await conn.sql<{ event_id: string }[]>`
+            select webhooks.emit(${input.type}, ${data}::text::jsonb, ${tenant}::text) as event_id`
+        : await conn.sql<{ event_id: string }[]>`
+            select webhooks.emit(${input.type}, ${data}::text::jsonb, ${tenant}::text,
+                                 previous => ${stringifyExact(input.previous, "number", true)}::text::jsonb) as event_id`;
     if (!row) throw new Error("webhooks.emit returned no row");
     return row;
   } catch (e) {
