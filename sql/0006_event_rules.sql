@@ -386,7 +386,7 @@ $$;
 comment on function webhooks.check_event_rules(regclass) is
   'Internal to install_capture(): sets or clears each rule''s disabled_reason from the table as it is now.';
 
--- The lateral VALUES entries (type, tenant, data, prev, fire) of the table's active rules
+-- The lateral UNION ALL branches (type, tenant, data, prev where fire) of the table's active rules
 -- that follow one kind of base event: 'update' (an updated event), 'insert' (a created one:
 -- an inserted row, or a row that moved into a tenant) or 'delete'. `gate` is what the base
 -- event needs to be emitted at all; the other arguments are SQL expressions of the query the
@@ -428,14 +428,14 @@ begin
                              case when kind = 'delete' then 'null::' || qualified else new_row end,
                              case when kind = 'insert' then 'null::' || qualified else old_row end);
     end if;
-    out := out || format(E',\n        (%L, %s, %s, %s, %s)', r.event_type, tenant, data,
+    out := out || format(E'\n        union all select %L, %s, %s, %s where %s', r.event_type, tenant, data,
                          case kind when 'update' then prev else 'null::jsonb' end, array_to_string(fire, ' and '));
   end loop;
   return out;
 end
 $$;
 comment on function webhooks.event_rule_entries(regclass, text, text, text, text, text, text, text, boolean) is
-  'Internal to install_capture(): the compiled active rules of a table that follow one kind of base event, as lateral VALUES entries.';
+  'Internal to install_capture(): the compiled active rules of a table that follow one kind of base event, as branches of a lateral UNION ALL.';
 
 -- The transition table's row as the table's row type, for sql_condition functions: the cast
 -- must be applied to the row itself (an anonymous record from a subquery cannot be cast).
@@ -472,8 +472,8 @@ comment on function webhooks.guard_rules_sql(text[], text) is
 
 -- Replaces the install_capture() of 0002_events.sql (a database migrated before this file
 -- has that one), changed only where rules come in: check_event_rules() first, the rules'
--- entries in each statement, the sql_condition fallback (guard_rules_sql), and a fire
--- column instead of the update statement's WHERE on the event type. Tables tracked before
+-- branches in each statement, the sql_condition fallback (guard_rules_sql), and a lateral
+-- UNION ALL instead of the update statement's VALUES filtered on the event type. Tables tracked before
 -- have no rules, so their capture functions stay as they are until a rule is added.
 create or replace function webhooks.install_capture(tbl regclass) returns void
 language plpgsql as $$
@@ -529,8 +529,9 @@ begin
     minus := ' - excluded';
   end if;
 
-  -- Event rules (0006_event_rules.sql) add entries after the base event's in a lateral
-  -- VALUES list, so each derived event is written right after its base event. A rule with a
+  -- Event rules add branches after the base event's in a lateral UNION ALL (each branch's
+  -- WHERE depends only on the row, so it is checked once per row and costs little when it
+  -- fails), so each derived event is written right after its base event. A rule with a
   -- sql_condition runs the DBA's SQL: should it raise, the statement runs again without such
   -- rules (with a warning), so that the writer's transaction goes through.
   perform webhooks.check_event_rules(tbl);
@@ -551,8 +552,7 @@ begin
     insert into webhooks.outbox (event_id, type, tenant, data, previous_attributes, source_table)
     select null, e.type, e.tenant, e.data, e.prev, src
       from (select r.j ->> tenant_col as tenant, r.j%s as d%s from (select %s as j%s from %s x) r offset 0) r
-      cross join lateral (values (%L, r.tenant, r.d, null::jsonb, true)%s) e(type, tenant, data, prev, fire)
-     where e.fire;$f$, minus, case when with_sql then ', r.x' else '' end,
+      cross join lateral (select %L::text, r.tenant, r.d, null::jsonb%s) e(type, tenant, data, prev);$f$, minus, case when with_sql then ', r.x' else '' end,
           conv, case when with_sql then ', ' || webhooks.event_rule_row(tbl) || ' as x' else '' end,
           case op when 'insert' then 'new_rows' else 'old_rows' end,
           pfx || case op when 'insert' then '.created' else '.deleted' end, rules);
@@ -592,10 +592,9 @@ begin
         ) p%12$s
       ) u
       -- an update that changes no (visible) value emits nothing
-      cross join lateral (values (%3$L, u.new_tenant, u.n, u.prev, u.same and u.prev is not null)%6$s,
-                                 (%4$L, u.old_tenant, u.o, null, not u.same)%7$s,
-                                 (%5$L, u.new_tenant, u.n, null, not u.same)%8$s) e(type, tenant, data, prev, fire)
-      where e.fire;$f$, minus, conv, pfx || '.updated', pfx || '.deleted', pfx || '.created', rules, rules_del, rules_ins,
+      cross join lateral (select %3$L::text, u.new_tenant, u.n, u.prev where u.same and u.prev is not null%6$s
+              union all select %4$L, u.old_tenant, u.o, null::jsonb where not u.same%7$s
+              union all select %5$L, u.new_tenant, u.n, null::jsonb where not u.same%8$s) e(type, tenant, data, prev);$f$, minus, conv, pfx || '.updated', pfx || '.deleted', pfx || '.created', rules, rules_del, rules_ins,
         case when with_sql then ', p.old_r, p.new_r' else '' end,
         case when with_sql then ', o.r as old_r, n.r as new_r' else '' end,
         case when with_sql then ', ' || webhooks.event_rule_row(tbl) || ' as r' else '' end,
