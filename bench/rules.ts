@@ -6,6 +6,7 @@
 // /proc when the server runs on this machine), which a busy shared machine disturbs far less. Two kinds of update: one that changes
 // `stage` (deal.stage.changed fires) and one that changes `notes` (no rule fires). The 20
 // rules are deal.stage.changed plus 19 that never fire (on_change amount, amount > 10^9).
+// `bulk`: one UPDATE of all 10,000 rows' stage, per row.
 // Standalone: a scratch database next to DATABASE_URL, dropped at the end.
 import { readFileSync } from "node:fs";
 import { log, r2, withScratchDatabase } from "./harness";
@@ -25,6 +26,7 @@ function cpuSeconds(pid: number): number | null {
   }
 }
 const RULE_COUNTS = [0, 1, 20] as const;
+const ROWS = 10000;
 
 async function main(): Promise<void> {
   const baseUrl = process.env.DATABASE_URL;
@@ -32,7 +34,7 @@ async function main(): Promise<void> {
   await withScratchDatabase(baseUrl, SMOKE ? "rules smoke" : "rules", async ({ sql }) => {
     await sql.unsafe(`
       create table public.deals (id int primary key, stage text, amount numeric, notes text, owner_id int, updated_at timestamptz);
-      insert into public.deals select i, 'lead', i, 'n', i % 10, now() from generate_series(1, 10000) i;
+      insert into public.deals select i, 'lead', i, 'n', i % 10, now() from generate_series(1, ${ROWS}) i;
       select webhooks.track_table('public.deals');`);
     await sql.unsafe("vacuum analyze public.deals");
 
@@ -47,7 +49,8 @@ async function main(): Promise<void> {
     };
 
     /** µs per UPDATE (wall and backend CPU), and the events one UPDATE wrote. */
-    const once = async (column: "stage" | "notes"): Promise<{ us: number; cpuUs: number | null; events: number }> => {
+    const once = async (column: "stage" | "notes" | "bulk"): Promise<{ us: number; cpuUs: number | null; events: number }> => {
+      const rows = column === "bulk" ? ROWS : N;
       let us = 0;
       let cpuUs: number | null = null;
       let events = 0;
@@ -57,12 +60,12 @@ async function main(): Promise<void> {
           const [b] = await tx.unsafe<{ pid: number }[]>("select pg_backend_pid() as pid");
           const pid = b?.pid ?? 0;
           const cpu0 = cpuSeconds(pid);
-          const [r] = await tx.unsafe<{ ms: number }[]>(`select webhooks_bench_loop(${N}, '${column}') as ms`);
+          const [r] = await tx.unsafe<{ ms: number }[]>(`select webhooks_bench_loop(${column === "bulk" ? 1 : N}, '${column}') as ms`);
           const cpu1 = cpuSeconds(pid);
           const [c] = await tx.unsafe<{ events: number }[]>("select count(*)::int as events from webhooks.outbox");
-          us = ((r?.ms ?? 0) * 1000) / N;
-          cpuUs = cpu0 === null || cpu1 === null ? null : ((cpu1 - cpu0) * 1e6) / N;
-          events = (c?.events ?? 0) / N;
+          us = ((r?.ms ?? 0) * 1000) / rows;
+          cpuUs = cpu0 === null || cpu1 === null ? null : ((cpu1 - cpu0) * 1e6) / rows;
+          events = (c?.events ?? 0) / rows;
           throw new RollBack();
         })
         .catch((e) => {
@@ -76,7 +79,9 @@ async function main(): Promise<void> {
         t0 timestamptz := clock_timestamp();
       begin
         for i in 1..n loop
-          if col = 'stage' then
+          if col = 'bulk' then
+            update public.deals set stage = case when stage = 'lead' then 'won' else 'lead' end;
+          elsif col = 'stage' then
             update public.deals set stage = case when stage = 'lead' then 'won' else 'lead' end where id = 1 + (i * 7919) % 10000;
           else
             update public.deals set notes = notes || 'x' where id = 1 + (i * 7919) % 10000;
@@ -91,7 +96,7 @@ async function main(): Promise<void> {
     for (let run = 0; run < RUNS; run++) {
       for (const count of run % 2 === 0 ? RULE_COUNTS : [...RULE_COUNTS].reverse()) {
         await setRules(count);
-        for (const column of ["stage", "notes"] as const) {
+        for (const column of ["stage", "notes", "bulk"] as const) {
           const key = `${column}_${count}_rules`;
           const r = await once(column);
           best[key] = Math.min(best[key] ?? Infinity, r.us);
@@ -111,6 +116,7 @@ async function main(): Promise<void> {
         notes: r2((best.notes_20_rules ?? 0) / (best.notes_0_rules ?? 1)),
         stage_cpu: r2((bestCpu.stage_20_rules ?? 0) / (bestCpu.stage_0_rules ?? 1)),
         notes_cpu: r2((bestCpu.notes_20_rules ?? 0) / (bestCpu.notes_0_rules ?? 1)),
+        bulk_cpu: r2((bestCpu.bulk_20_rules ?? 0) / (bestCpu.bulk_0_rules ?? 1)),
       },
     };
     log(JSON.stringify(figures, null, 2));

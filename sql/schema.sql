@@ -1007,9 +1007,12 @@ begin
   fn := format('webhooks.%I',
                'capture_' || left(regexp_replace((select relname from pg_class where oid = tbl), '[^A-Za-z0-9_]', '_', 'g'), 40)
                  || '_' || substr(md5(tbl::oid::text || clock_timestamp()::text || random()::text), 1, 8));
+  -- jit = off: a statement over many rows crosses jit_above_cost, and compiling capture's
+  -- expressions then costs more than running them (a 20,000-row UPDATE: 370 ms of capture
+  -- without JIT, 620-730 ms with it; with twenty rules 420-450 ms against 1,190-1,280 ms).
   execute format($f$
 create function %s() returns trigger
-language plpgsql security definer set search_path = pg_catalog, pg_temp as $body$
+language plpgsql security definer set search_path = pg_catalog, pg_temp set jit = off as $body$
 declare
   src text := tg_table_schema || '.' || tg_table_name;
   tenant_col text := %s;

@@ -8,6 +8,7 @@ import { parseExact } from "../src/delivery/event-json";
 import { matches, type Filter } from "../src/model/filter";
 import { createTestDatabase, type TestDatabase } from "./helpers/db";
 import { listEventTypes } from "../src/services/event-types";
+import { listEventRules } from "../src/services/rules";
 import { runCli, runJson } from "./helpers/cli";
 
 let t: TestDatabase;
@@ -193,6 +194,20 @@ describe("derived events", () => {
     expect(await types("deals")).toEqual(["deals.updated", "deals.updated"]);
     const [fns] = await t.sql`select count(*)::int as n from pg_proc where proname like 'capture\\_deals\\_%'`;
     expect(fns?.n).toBe(1);
+  });
+
+  it("outlives untrack_table as a disabled rule and fires again once the table is tracked", async () => {
+    await tracked("deals", "id int primary key, stage text");
+    await rule(`'public.deals', 'deal.stage.changed', on_change => array['stage']`);
+    await t.sql`select webhooks.untrack_table('public.deals')`;
+    expect((await listEventRules(t)).map((r) => [r.type, r.disabled_reason])).toEqual([["deal.stage.changed", "deals is not tracked"]]);
+    expect((await listEventTypes(t, { tenant: null } as never)).map((e) => e.type)).not.toContain("deal.stage.changed");
+    await t.sql`select webhooks.track_table('public.deals', operations => array['insert'])`;
+    expect((await listEventRules(t)).map((r) => r.disabled_reason)).toEqual([expect.stringMatching(/deals is not tracked for update/)]);
+    await t.sql`select webhooks.track_table('public.deals')`;
+    expect((await listEventRules(t)).map((r) => r.disabled_reason)).toEqual([null]);
+    await asApp("insert into deals values (1, 'a')", "update deals set stage = 'b'");
+    expect(await types("deals")).toEqual(["deals.created", "deals.updated", "deal.stage.changed"]);
   });
 
   it("refuses bad rules with the argument named, changing nothing", async () => {

@@ -61,7 +61,10 @@ const rules = () =>
       "on_change",
       "condition",
       "sql_condition",
-      "disabled_reason",
+      // untrack_table() leaves rules in place (track_table() brings them back) without rewriting them.
+      sql<string | null>`coalesce(disabled_reason, case when not exists (
+        select from webhooks.tracked_tables t where t.table_name = event_rules.table_name)
+        then table_name::text || ' is not tracked' end)`.as("disabled_reason"),
       "created_at",
       "updated_at",
     ]);
@@ -106,8 +109,20 @@ export async function listEventRules(conn: Connection): Promise<EventRuleInfo[]>
   return all(conn.db, rules().orderBy(tableName).orderBy("event_type"));
 }
 
-/** The derived types rules produce, for the event-type listing (disabled rules too: they come back). */
+/**
+ * The derived types rules of tracked tables produce, for the event-type listing (disabled
+ * rules too: a rule whose column is back fires again). A small function of its own so the
+ * event catalog can call it.
+ */
 export async function ruleEventTypes(conn: Connection): Promise<EventTypeInfo[]> {
-  const rows = await all(conn.db, rules().orderBy(tableName).orderBy("event_type"));
+  const rows = await all(
+    conn.db,
+    rules()
+      .where(({ exists, selectFrom }) =>
+        exists(selectFrom("webhooks.tracked_tables as t").select(sql`1`.as("one")).whereRef("t.table_name", "=", "webhooks.event_rules.table_name")),
+      )
+      .orderBy(tableName)
+      .orderBy("event_type"),
+  );
   return rows.map((r) => ({ type: r.type, source: "rule" as const, table: r.table }));
 }
