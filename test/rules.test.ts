@@ -377,6 +377,31 @@ describe("conditions mean what the same webhook filter means, and never fail the
   });
 });
 
+describe("hostile values", () => {
+  it("json that jsonb cannot hold, deep nesting and numbers beyond 2^53 never fail the writer", async () => {
+    await tracked("docs", "id bigint primary key, j json, n numeric, t text");
+    await rule(`'public.docs', 'doc.flagged', operations => array['insert', 'update'],
+                condition => '{"$or": [{"data.j.a": {"$gt": 1}}, {"data.j.0": "x"}, {"data.n": {"$gte": "9007199254740993"}}, {"data.t": {"$lt": 5}}]}'`);
+    await rule(`'public.docs', 'doc.changed', on_change => array['j', 'n', 't']`);
+    const literal = (v: string) => `'${v.replace(/'/g, "''")}'`;
+    const deep = "[".repeat(10_000) + "]".repeat(10_000);
+    await asApp(
+      `insert into docs values (1, ${literal('{"a":"\\u0000"}')}, 9007199254740993, e'\\r\\n')`,
+      `insert into docs values (2, ${literal('{"a":"\\ud800"}')}, 1e30, 'x')`,
+      `insert into docs values (3, ${literal('{"a":1e200000}')}, null, null)`,
+      `insert into docs values (4, ${literal(deep)}, -0.0, '9')`,
+      `insert into docs values (5, '{"a": 2}', 9007199254740992, '')`,
+      `update docs set j = '["x"]', n = n + 1, t = t || 'y'`,
+    );
+    const events = await outbox("docs");
+    const flagged = events.filter((e) => e.type === "doc.flagged").map((e) => Number(e.data.id));
+    // 1 and 2: n is 2^53 + 1, 1e30; 5: j.a is 2; then every update (j.0 is "x")
+    expect(flagged).toEqual([1, 2, 5, 1, 2, 3, 4, 5]);
+    expect(events.filter((e) => e.type === "doc.changed")).toHaveLength(5);
+    expect(events.find((e) => e.type === "docs.created")?.data.j).toEqual({ $text: '{"a":"\\u0000"}' });
+  });
+});
+
 describe.each([
   ["with the ALTER TABLE event trigger", true],
   ["without the event trigger", false],
@@ -499,6 +524,17 @@ describe("the CLI", () => {
     expect(dropped.dropped).toBe(true);
     const none = await runCli(["rules", "list"], { env: env() });
     expect(none.stdout).toMatch(/No event rules/);
+  });
+
+  it("has help with examples, --json and --database-url for rules list, add and drop", async () => {
+    for (const sub of ["list", "add", "drop"]) {
+      const r = await runCli(["rules", sub, "--help"], { env: env() });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`Usage: pg-webhooks rules ${sub}`);
+      expect(r.stdout).toMatch(/Examples?:\n {2}\$ pg-webhooks rules /);
+      expect(r.stdout).toContain("--json");
+      expect(r.stdout).toContain("--database-url");
+    }
   });
 
   it("answers bad input with exit 2 and the flag named", async () => {
