@@ -1,6 +1,6 @@
 -- Derived events by rule: `deal.stage.changed` when a tracked table's `stage` changes,
 -- `opportunity.closed_won` when it changes to 'won'. A rule is a row of webhooks.event_rules;
--- install_capture() (0002_events.sql) compiles the table's active rules into the same INSERT
+-- install_capture() (replaced below) compiles the table's active rules into the same INSERT
 -- statements that write its base events, so a derived event is written right after its base
 -- event, in the writer's transaction, with its tenant and without its excluded columns: no
 -- extra trigger and no function call per row. emit() gains previous_attributes too.
