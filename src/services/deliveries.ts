@@ -66,7 +66,16 @@ interface DeliveryFilters {
   since?: Date | undefined;
   /** Created before. */
   until?: Date | undefined;
+  /** Only this tenant's deliveries (an admin narrowing down; a tenant key sees its own anyway). */
+  tenant?: string | undefined;
+  /** Only this event's deliveries (one per webhook that received it). */
+  event_id?: string | undefined;
+  /** The receiver's last answer: 2xx, 3xx, 4xx, 5xx, or none (no answer: a timeout, a refused connection). */
+  response_class?: ResponseClass | undefined;
 }
+
+export const RESPONSE_CLASSES = ["2xx", "3xx", "4xx", "5xx", "none"] as const;
+export type ResponseClass = (typeof RESPONSE_CLASSES)[number];
 
 /** The filters given, as one condition on `d`. */
 function matching(eb: ExpressionBuilder<DeliveryJoin, "d" | "s">, q: DeliveryFilters): Expression<SqlBool> {
@@ -81,6 +90,14 @@ function matching(eb: ExpressionBuilder<DeliveryJoin, "d" | "s">, q: DeliveryFil
   }
   if (q.since !== undefined) conditions.push(eb("d.created_at", ">=", q.since));
   if (q.until !== undefined) conditions.push(eb("d.created_at", "<", q.until));
+  if (q.tenant !== undefined) conditions.push(eb("d.tenant", "=", q.tenant));
+  if (q.event_id !== undefined) conditions.push(eb("d.event_id", "=", q.event_id));
+  if (q.response_class === "none") {
+    conditions.push(eb.and([eb("d.attempts", ">", 0), eb("d.last_status_code", "is", null)]));
+  } else if (q.response_class !== undefined) {
+    const low = Number(q.response_class[0]) * 100;
+    conditions.push(eb.and([eb("d.last_status_code", ">=", low), eb("d.last_status_code", "<", low + 100)]));
+  }
   return eb.and(conditions);
 }
 
@@ -97,6 +114,7 @@ export async function listDeliveries(
   q: DeliveryListQuery,
 ): Promise<{ items: DeliveryView[]; next_cursor: string | null }> {
   if (q.webhook_id !== undefined && !isUuid(q.webhook_id)) return { items: [], next_cursor: null };
+  if (q.event_id !== undefined && !isUuid(q.event_id)) return { items: [], next_cursor: null };
   const before = q.cursor === undefined ? null : decodeCursor(q.cursor);
   const { status } = q;
   const rows = await visibleDeliveries(conn.db, scope)
@@ -206,6 +224,7 @@ export interface ReplayQuery extends DeliveryFilters {
  */
 export async function findReplayable(conn: Connection, scope: Scope, q: ReplayQuery): Promise<string[]> {
   if (q.webhook_id !== undefined && !isUuid(q.webhook_id)) return [];
+  if (q.event_id !== undefined && !isUuid(q.event_id)) return [];
   const ids = q.delivery_ids?.filter(isUuid);
   if (ids !== undefined && ids.length === 0) return [];
   const rows = await visibleDeliveries(conn.db, scope)
