@@ -29,6 +29,7 @@ const deliveryNotFound = (id: string) => notFound("delivery_not_found", "deliver
 const VIEW_COLUMNS = [
   "d.id",
   "d.subscription_id as webhook_id",
+  "s.name as webhook_name",
   "d.event_id",
   "d.event_type",
   "d.tenant",

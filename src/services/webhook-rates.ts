@@ -9,6 +9,7 @@ import type { Scope } from "./scope";
 
 export interface WebhookRate {
   webhook_id: string;
+  webhook_name: string | null;
   /** Deliveries created in the window. */
   total: number;
   succeeded: number;
@@ -23,11 +24,14 @@ export interface WebhookRate {
   last_at: Date | null;
 }
 
-/** Rates of the given webhooks (those this scope sees) over the last `windowHours`. */
-export async function webhookRates(conn: Connection, scope: Scope, webhookIds: string[], windowHours = 24): Promise<Map<string, WebhookRate>> {
-  const ids = webhookIds.filter(isUuid);
+/**
+ * Rates of the given webhooks (null: every live webhook) that this scope sees, over the last
+ * `windowHours`.
+ */
+export async function webhookRates(conn: Connection, scope: Scope, webhookIds: string[] | null, windowHours = 24): Promise<Map<string, WebhookRate>> {
+  const ids = webhookIds?.filter(isUuid) ?? null;
   const out = new Map<string, WebhookRate>();
-  if (ids.length === 0) return out;
+  if (ids !== null && ids.length === 0) return out;
   const rows = await conn.db
     .selectFrom("webhooks.subscriptions as s")
     .leftJoinLateral(
@@ -57,8 +61,11 @@ export async function webhookRates(conn: Connection, scope: Scope, webhookIds: s
           .as("l"),
       (join) => join.onTrue(),
     )
-    .select(["s.id", "c.total", "c.succeeded", "c.failed", "c.open", "l.last_status_code", "l.last_error", "l.updated_at"])
-    .where("s.id", "=", sql<string>`any(${ids}::uuid[])`)
+    .select(["s.id", "s.name", "c.total", "c.succeeded", "c.failed", "c.open", "l.last_status_code", "l.last_error", "l.updated_at"])
+    .$if(ids !== null, (q) => q.where("s.id", "=", sql<string>`any(${ids}::uuid[])`))
+    .$if(ids === null, (q) => q.where("s.deleted_at", "is", null))
+    .orderBy("s.created_at")
+    .orderBy("s.id")
     .$if(scope.tenant !== null, (q) => q.where("s.tenant", "=", scope.tenant))
     .execute();
   for (const r of rows) {
@@ -66,6 +73,7 @@ export async function webhookRates(conn: Connection, scope: Scope, webhookIds: s
     const failed = r.failed ?? 0;
     out.set(r.id, {
       webhook_id: r.id,
+      webhook_name: r.name,
       total: r.total ?? 0,
       succeeded,
       failed,
