@@ -1,6 +1,7 @@
 // The admin UI in a real browser: Debian's Chromium driven by playwright-core, against the app
 // listening on a port, with a dispatcher and a real receiver. The main flows (sign in, create a
-// webhook and send a test, toggle it, open a failed delivery and retry it, dark mode), with the
+// webhook and send a test, toggle it, open a failed delivery and retry it, bulk replay with the
+// count shown first, dark mode), with the
 // CSP enforced (any violation fails the test) and axe-core on every page visited.
 // Skipped, saying so, when /usr/bin/chromium is absent. PGW_SCREENSHOTS=1 saves docs/admin-*.png.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
@@ -72,9 +73,11 @@ describeBrowser("the admin UI in Chromium", () => {
     await checkAccessibility("signin");
     await page.getByLabel("API key").fill(api.adminKey);
     await page.getByRole("button", { name: "Sign in" }).click();
-    await page.waitForURL(`${base}/admin/webhooks`);
-    await expect(page.getByRole("heading", { name: "Webhooks" }).isVisible()).resolves.toBe(true);
-    await checkAccessibility("webhooks-empty");
+    await page.waitForURL(`${base}/admin`);
+    await expect(page.getByRole("heading", { name: "Overview" }).isVisible()).resolves.toBe(true);
+    await checkAccessibility("overview");
+    await page.getByRole("link", { name: "Webhooks", exact: true }).click();
+    await page.getByRole("heading", { name: "Webhooks" }).waitFor();
   });
 
   it("creates a webhook and sends a test, the answer shown in place", async () => {
@@ -128,6 +131,29 @@ describeBrowser("the admin UI in Chromium", () => {
       await page.reload();
     }
     await expect(page.getByText("succeeded").first().isVisible()).resolves.toBe(true);
+  });
+
+  it("replays the failed deliveries of a filter, showing the count first", async () => {
+    receiver.respond({ status: 503, body: "down" });
+    await page.getByRole("link", { name: "Webhooks", exact: true }).click();
+    await page.getByRole("link", { name: "CRM sync" }).click();
+    for (let i = 0; i < 2; i++) {
+      await page.getByRole("button", { name: "Send test" }).click();
+      await page.locator("#test-result").getByText("Failed").waitFor();
+      await page.locator("#test-result").getByText("status 503").waitFor();
+    }
+    receiver.respond({ status: 200, body: "back" });
+    const sentBefore = receiver.requests.length;
+    await page.goto(`${base}/admin/deliveries?status=failed`);
+    await page.getByRole("link", { name: "Replay the matching deliveries…" }).click();
+    await page.getByText("2 deliveries match").waitFor();
+    await checkAccessibility("replay");
+    await page.getByLabel("At most this many per second").fill("10");
+    await page.getByRole("button", { name: "Replay 2 deliveries" }).click();
+    await page.getByText("2 of 2 handled, 2 queued — done.").waitFor();
+    await checkAccessibility("replay-progress");
+    // The dispatcher sends both again, with their original event ids.
+    await receiver.waitFor(sentBefore + 2, 15000);
   });
 
   it("follows the system's dark mode and has a toggle", async () => {

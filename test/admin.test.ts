@@ -79,7 +79,7 @@ describe("signing in", () => {
         headers: { "content-type": "application/x-www-form-urlencoded" },
         payload: formBody({ key: api.adminKey, next }),
       });
-      expect(res.headers.location).toBe("/admin/webhooks");
+      expect(res.headers.location).toBe("/admin");
     }
   });
 
@@ -399,6 +399,84 @@ describe("deliveries", () => {
   it("refreshes a live list by itself, as a fragment", async () => {
     const res = await admin.get("/admin/deliveries?live=1&status=failed", { "hx-request": "true" });
     expect(res.body).toMatch(/^<div id="delivery-list" data-live hx-get="\/admin\/deliveries\?status=failed&amp;live=1" hx-trigger="every 3s"/);
+  });
+});
+
+describe("overview, keys, bulk replay, cancel", () => {
+  it("shows failing and disabled webhooks first with the reason, counts of 24 h, and the database side to an admin", async () => {
+    const id = await createViaForm(admin, { name: "gone-away" });
+    await api.db.sql`update webhooks.subscriptions set is_active = false, disabled_reason = 'the endpoint answered 410 Gone' where id = ${id}`;
+    await insertFailedDelivery(api.db, id, "clients.created");
+    const res = await admin.get("/admin");
+    expect(res.statusCode).toBe(200);
+    const attention = res.body.slice(res.body.indexOf("Needs attention"), res.body.indexOf("Deliveries, last 24 hours"));
+    expect(attention).toContain("gone-away");
+    expect(attention).toContain("disabled: the endpoint answered 410 Gone");
+    expect(res.body).toMatch(/\d+ failed<\/a>/);
+    expect(res.body).toContain("Outbox lag");
+    expect(res.body).toContain("Dispatchers alive");
+    const tenant = await signIn(api, await api.key("initech"));
+    const mine = await tenant.get("/admin");
+    expect(mine.body).not.toContain("gone-away");
+    expect(mine.body).not.toContain("Outbox lag");
+  });
+
+  it("lets only an admin key create (shown once), list and revoke keys", async () => {
+    const created = await admin.post("/admin/keys", { name: "from the ui", tenant: "umbrella" });
+    expect(created.statusCode).toBe(200);
+    const key = /<pre id="new-key">(pgw_[^<]+)<\/pre>/.exec(created.body)?.[1];
+    expect(key).toBeDefined();
+    const list = await admin.get("/admin/keys");
+    expect(list.body).toContain("from the ui");
+    expect(list.body).not.toContain(String(key));
+    const umbrella = await signIn(api, String(key));
+    expect((await umbrella.get("/admin/keys")).statusCode).toBe(404);
+    expect((await umbrella.post("/admin/keys", { name: "sneaky" })).statusCode).toBe(404);
+    expect((await umbrella.get("/admin")).body).not.toContain('href="/admin/keys"');
+    const [row] = await api.db.sql<{ id: string }[]>`select id from webhooks.api_keys where name = 'from the ui'`;
+    expect(list.body).toContain(`action="/admin/keys/${row?.id}/revoke"`);
+    const revoked = await admin.post(`/admin/keys/${row?.id}/revoke`);
+    expect(revoked.statusCode).toBe(303);
+    expect((await umbrella.get("/admin")).statusCode).toBe(303);
+  });
+
+  it("replays the deliveries of the current filter: the count first, then the run with its progress", async () => {
+    const id = await createViaForm(admin, { name: "replayed" });
+    const failed = [await insertFailedDelivery(api.db, id, "orders.created"), await insertFailedDelivery(api.db, id, "orders.created")];
+    const list = await admin.get(`/admin/deliveries?status=failed&webhook=${id}`);
+    expect(list.body).toContain(`href="/admin/replay?status=failed&amp;webhook=${id}"`);
+    const confirm = await admin.get(`/admin/replay?status=failed&webhook=${id}`);
+    expect(confirm.body).toContain("2 deliveries match");
+    const before = await api.db.sql<{ status: string }[]>`select status from webhooks.deliveries where id = any(${failed}::uuid[])`;
+    expect(before.map((r) => r.status)).toEqual(["failed", "failed"]);
+    const run = await admin.post("/admin/replay", { status: "failed", webhook: id, rate: "100" });
+    expect(run.statusCode).toBe(303);
+    const progressUrl = String(run.headers.location);
+    let page = "";
+    for (let i = 0; i < 50 && !page.includes("done."); i++) {
+      page = (await admin.get(progressUrl, { "hx-request": "true" })).body;
+      if (!page.includes("done.")) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(page).toContain("2 of 2 handled, 2 queued — done.");
+    const after = await api.db.sql<{ status: string }[]>`select status from webhooks.deliveries where id = any(${failed}::uuid[])`;
+    expect(after.map((r) => r.status)).toEqual(["pending", "pending"]);
+    // Another session does not see the run; a pending status cannot be replayed.
+    const other = await signIn(api, await api.key(null));
+    expect((await other.get(progressUrl)).statusCode).toBe(404);
+    expect((await admin.get("/admin/replay?status=pending")).statusCode).toBe(400);
+  });
+
+  it("cancels a pending delivery", async () => {
+    const id = await createViaForm(admin, { name: "cancelling" });
+    const d = await insertFailedDelivery(api.db, id, "orders.created");
+    await api.db.sql`update webhooks.deliveries set status = 'retrying', attempts = 2, next_attempt_at = now() + interval '1 hour' where id = ${d}`;
+    const list = await admin.get(`/admin/deliveries?webhook=${id}`);
+    expect(list.body).toMatch(/retrying, attempt 3 of 8, next at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
+    expect((await admin.get(`/admin/deliveries/${d}`)).body).toContain("Cancel this delivery");
+    const res = await admin.post(`/admin/deliveries/${d}/cancel`);
+    expect(res.headers.location).toBe(`/admin/deliveries/${d}?cancelled=1`);
+    const [row] = await api.db.sql<{ status: string }[]>`select status from webhooks.deliveries where id = ${d}`;
+    expect(row?.status).toBe("cancelled");
   });
 });
 

@@ -6,7 +6,7 @@ let api: Api;
 let a: string;
 let b: string;
 let acmeHook: string;
-const ids: Record<string, string> = {};
+const ids = { aFailed: "", bFailed: "", acme: "" };
 
 beforeAll(async () => {
   api = await startApi();

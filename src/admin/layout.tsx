@@ -15,7 +15,7 @@ const HTMX_CONFIG = JSON.stringify({
   historyCacheSize: 0,
 });
 
-export type Section = "webhooks" | "deliveries" | "signin" | "none";
+export type Section = "overview" | "webhooks" | "deliveries" | "keys" | "signin" | "none";
 
 export interface PageContext {
   session: AdminSession | null;
@@ -35,8 +35,10 @@ function Nav({ ctx, section }: { ctx: PageContext; section: Section }) {
   return (
     <nav aria-label="Main">
       <ul>
+        {link("/admin", "Overview", "overview")}
         {link("/admin/webhooks", "Webhooks", "webhooks")}
         {link("/admin/deliveries", "Deliveries", "deliveries")}
+        {ctx.session?.tenant === null ? link("/admin/keys", "Keys", "keys") : null}
       </ul>
     </nav>
   );

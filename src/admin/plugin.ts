@@ -11,6 +11,9 @@ import { assets } from "./assets";
 import { FORM_LIMIT, field, formOf, parseForm } from "./forms";
 import { isHtmx, refuse } from "./http";
 import { registerAuthPages } from "./pages/signin";
+import { registerKeyPages } from "./pages/keys";
+import { registerOverviewPage } from "./pages/overview";
+import { registerReplayPages } from "./pages/replay";
 import { registerWebhookPages } from "./pages/webhooks";
 import { registerDeliveryPages } from "./pages/deliveries";
 import { csrfMatches, readSession, type AdminSession } from "./session";
@@ -111,9 +114,10 @@ export async function adminRoutes(app: FastifyInstance, opts: ApiOptions): Promi
     return reply.send(a.body);
   });
 
-  app.get("/", async (_request, reply) => reply.code(303).header("location", "/admin/webhooks").send(""));
-
   registerAuthPages(app, opts);
+  registerOverviewPage(app, opts);
+  registerKeyPages(app, opts);
+  registerReplayPages(app, opts);
   registerWebhookPages(app, opts);
   registerDeliveryPages(app, opts);
 }

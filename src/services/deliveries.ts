@@ -407,3 +407,32 @@ export async function replayableWebhook(conn: Connection, scope: Scope, webhookI
   }
   return webhook;
 }
+
+/**
+ * Cancels a delivery still owed (pending or retrying): it is never sent again, and stays
+ * replayable. One a dispatcher is sending right now (leased) is a conflict: its attempt is
+ * already on the wire and will be recorded. Returns the delivery as cancelled.
+ */
+export async function cancelDelivery(conn: Connection, scope: Scope, id: string): Promise<{ cancelled: boolean }> {
+  if (!isUuid(id)) throw deliveryNotFound(id);
+  const row = await visibleDeliveries(conn.db, scope).select(["d.status", "d.lease_owner"]).where("d.id", "=", id).executeTakeFirst();
+  if (!row) throw deliveryNotFound(id);
+  if (row.status !== "pending" && row.status !== "retrying") return { cancelled: false };
+  const done = await conn.db
+    .updateTable("webhooks.deliveries")
+    .set({
+      status: "cancelled",
+      next_attempt_at: null,
+      parked_at: null,
+      finished_at: sql`now()`,
+      updated_at: sql`now()`,
+      last_error: sql`coalesce(last_error, 'cancelled by a user')`,
+    })
+    .where("id", "=", id)
+    .where("status", "in", ["pending", "retrying"])
+    .where("lease_owner", "is", null)
+    .returning("id")
+    .executeTakeFirst();
+  if (!done) throw new DomainError("conflict", `delivery ${id} is being sent right now; its attempt will be recorded. Try again in a moment.`);
+  return { cancelled: true };
+}

@@ -6,7 +6,7 @@ import type { ApiOptions } from "../../api/app";
 import { DELIVERY_STATUSES } from "../../model/enums";
 import type { AttemptView, DeliveryDetail, DeliveryView } from "../../model/delivery";
 import { retryPolicySchema } from "../../model/retry-policy";
-import { circuitNotices, getDelivery, listDeliveries, RESPONSE_CLASSES, retryDelivery } from "../../services/deliveries";
+import { cancelDelivery, circuitNotices, getDelivery, listDeliveries, RESPONSE_CLASSES, retryDelivery } from "../../services/deliveries";
 import { isUuid } from "../../services/cursor";
 import { getWebhook, listWebhooks } from "../../services/webhooks";
 import { parseSince } from "../../util/duration";
@@ -198,6 +198,11 @@ function DeliveriesPage(props: {
           ))}
         </div>
       ) : null}
+      <div class="actions">
+        <a class="button" href={`/admin/replay${queryString({ ...props.q, live: undefined })}`}>
+          Replay the matching deliveries…
+        </a>
+      </div>
       <DeliveryTable q={props.q} items={props.items} names={props.names} next={props.next} notes={props.notes} />
     </Layout>
   );
@@ -296,7 +301,14 @@ function DeliveryPage({ ctx, d, webhookName, note, message }: { ctx: PageContext
               Retry now
             </button>
           </form>
-        ) : null}
+        ) : (
+          <form method="post" action={`/admin/deliveries/${d.id}/cancel`}>
+            <CsrfField ctx={ctx} />
+            <button type="submit" class="danger">
+              Cancel this delivery
+            </button>
+          </form>
+        )}
       </div>
       <h2>Body as sent</h2>
       {first ? (
@@ -396,13 +408,27 @@ export function registerDeliveryPages(app: FastifyInstance, { conn }: ApiOptions
   }
 
   app.get<{ Params: { id: string } }>("/deliveries/:id", async (request, reply) => {
-    const q = request.query as { retried?: string } | undefined;
-    const message = q?.retried === "1" ? "Queued: it goes out within seconds." : q?.retried === "0" ? "Already owed: it is pending or retrying." : undefined;
+    const q = request.query as { retried?: string; cancelled?: string } | undefined;
+    const message =
+      q?.retried === "1"
+        ? "Queued: it goes out within seconds."
+        : q?.retried === "0"
+          ? "Already owed: it is pending or retrying."
+          : q?.cancelled === "1"
+            ? "Cancelled: it will not be sent again (it can still be replayed)."
+            : q?.cancelled === "0"
+              ? "It had finished already; nothing to cancel."
+              : undefined;
     return sendHtml(reply, await deliveryPage(request, message));
   });
 
   app.post<{ Params: { id: string } }>("/deliveries/:id/retry", async (request, reply) => {
     const r = await retryDelivery(conn, adminScope(request), request.params.id);
     return seeOther(request, reply, `/admin/deliveries/${request.params.id}?retried=${r.queued ? 1 : 0}`);
+  });
+
+  app.post<{ Params: { id: string } }>("/deliveries/:id/cancel", async (request, reply) => {
+    const r = await cancelDelivery(conn, adminScope(request), request.params.id);
+    return seeOther(request, reply, `/admin/deliveries/${request.params.id}?cancelled=${r.cancelled ? 1 : 0}`);
   });
 }

@@ -10,7 +10,7 @@ import { endSession, readSession, setTheme, SESSION_TTL_S, startSession } from "
 
 /** Only a path inside the admin: `next` must not send anyone elsewhere. */
 export function safeNext(next: string | undefined): string {
-  if (next === undefined || !/^\/admin(?:[/?#]|$)/.test(next) || next.length > 2000) return "/admin/webhooks";
+  if (next === undefined || !/^\/admin(?:[/?#]|$)/.test(next) || next.length > 2000) return "/admin";
   return next;
 }
 
