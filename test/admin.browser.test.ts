@@ -138,6 +138,7 @@ describeBrowser("the admin UI in Chromium", () => {
     await page.getByRole("link", { name: "Webhooks", exact: true }).click();
     await page.getByRole("link", { name: "CRM sync" }).click();
     for (let i = 0; i < 2; i++) {
+      await page.reload(); // a fresh page has no result yet: the wait below is for this send's
       await page.getByRole("button", { name: "Send test" }).click();
       await page.locator("#test-result").getByText("Failed").waitFor();
       await page.locator("#test-result").getByText("status 503").waitFor();
@@ -146,11 +147,13 @@ describeBrowser("the admin UI in Chromium", () => {
     const sentBefore = receiver.requests.length;
     await page.goto(`${base}/admin/deliveries?status=failed`);
     await page.getByRole("link", { name: "Replay the matching deliveries…" }).click();
-    await page.getByText("2 deliveries match").waitFor();
+    // The two just failed, and any earlier failure still failed (the dispatcher may be retrying the first one's replay).
+    const count = Number(/^(\d+) deliveries match$/.exec((await page.locator("#replay-count").textContent()) ?? "")?.[1]);
+    expect(count).toBeGreaterThanOrEqual(2);
     await checkAccessibility("replay");
     await page.getByLabel("At most this many per second").fill("10");
-    await page.getByRole("button", { name: "Replay 2 deliveries" }).click();
-    await page.getByText("2 of 2 handled, 2 queued — done.").waitFor();
+    await page.getByRole("button", { name: `Replay ${count} deliveries` }).click();
+    await page.getByText(`${count} of ${count} handled, ${count} queued — done.`).waitFor();
     await checkAccessibility("replay-progress");
     // The dispatcher sends both again, with their original event ids.
     await receiver.waitFor(sentBefore + 2, 15000);
