@@ -118,16 +118,45 @@ export async function listDeliveries(
   if (q.event_id !== undefined && !isUuid(q.event_id)) return { items: [], next_cursor: null };
   const before = q.cursor === undefined ? null : decodeCursor(q.cursor);
   const { status } = q;
-  const rows = await visibleDeliveries(conn.db, scope)
-    .select(VIEW_COLUMNS)
-    .select(cursorTs("d").as("cursor_ts"))
-    .where((eb) => matching(eb, q))
-    .$call((qb) => (status === undefined ? qb : qb.where("d.status", "=", status)))
-    .$call((qb) => (before === null ? qb : qb.where(pastCursor("d", "<", before))))
-    .orderBy("d.created_at", "desc")
-    .orderBy("d.id", "desc")
-    .limit(q.limit + 1)
-    .execute();
+  const rows =
+    q.webhook_id !== undefined
+      ? await visibleDeliveries(conn.db, scope)
+          .select(VIEW_COLUMNS)
+          .select(cursorTs("d").as("cursor_ts"))
+          .where((eb) => matching(eb, q))
+          .$call((qb) => (status === undefined ? qb : qb.where("d.status", "=", status)))
+          .$call((qb) => (before === null ? qb : qb.where(pastCursor("d", "<", before))))
+          .orderBy("d.created_at", "desc")
+          .orderBy("d.id", "desc")
+          .limit(q.limit + 1)
+          .execute()
+      : // Across webhooks: each webhook's newest page through deliveries_by_subscription, then
+        // the newest of those. No index orders all deliveries by time, and one would cost every
+        // write; this reads limit+1 rows per webhook instead of sorting the whole table.
+        await conn.db
+          .selectFrom("webhooks.subscriptions as s")
+          .$if(scope.tenant !== null, (qb) => qb.where("s.tenant", "=", scope.tenant))
+          .innerJoinLateral(
+            (eb) =>
+              eb
+                .selectFrom("webhooks.deliveries as d")
+                .select(VIEW_COLUMNS)
+                .select(cursorTs("d").as("cursor_ts"))
+                .whereRef("d.subscription_id", "=", "s.id")
+                .where((inner) => matching(inner, q))
+                .$call((qb) => (status === undefined ? qb : qb.where("d.status", "=", status)))
+                .$call((qb) => (before === null ? qb : qb.where(pastCursor("d", "<", before))))
+                .orderBy("d.created_at", "desc")
+                .orderBy("d.id", "desc")
+                .limit(q.limit + 1)
+                .as("x"),
+            (join) => join.onTrue(),
+          )
+          .selectAll("x")
+          .orderBy("x.created_at", "desc")
+          .orderBy("x.id", "desc")
+          .limit(q.limit + 1)
+          .execute();
   const { page, next_cursor } = paginate(rows, q.limit);
   return { items: page.map(({ cursor_ts: _, ...view }) => view), next_cursor };
 }
