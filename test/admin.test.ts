@@ -466,6 +466,16 @@ describe("overview, keys, bulk replay, cancel", () => {
     expect((await admin.get("/admin/replay?status=pending")).statusCode).toBe(400);
   });
 
+  it("says a pending delivery is parked behind an open circuit, and until when", async () => {
+    const id = await createViaForm(admin, { name: "parked" });
+    const d = await insertFailedDelivery(api.db, id, "orders.created");
+    await api.db.sql`update webhooks.deliveries set status = 'pending', parked_at = now() where id = ${d}`;
+    await api.db.sql`insert into webhooks.endpoint_health (subscription_id, circuit, consecutive_failures, opened_at, next_probe_at)
+                     values (${id}, 'open', 12, now(), '2099-01-01T14:05:00Z')`;
+    const list = await admin.get(`/admin/deliveries?webhook=${id}`);
+    expect(list.body).toContain("parked: circuit open after 12 failures, next probe at 2099-01-01 14:05:00 UTC");
+  });
+
   it("cancels a pending delivery", async () => {
     const id = await createViaForm(admin, { name: "cancelling" });
     const d = await insertFailedDelivery(api.db, id, "orders.created");

@@ -1,5 +1,5 @@
 // Small pieces several admin pages show: status pills, the circuit badge, a rate, a delivery row.
-import type { DeliveryView } from "../model/delivery";
+import type { CircuitNotice, DeliveryView } from "../model/delivery";
 import type { WebhookView } from "../model/webhook";
 import type { WebhookRate } from "../services/webhook-rates";
 import { Time, when } from "./layout";
@@ -55,9 +55,13 @@ export function LastStatus({ rate }: { rate: WebhookRate | undefined }) {
 }
 
 /** What a delivery still owed is waiting for, in words. */
-export function pendingText(d: DeliveryView, maxAttempts: number | null, parked: boolean): string {
+export function pendingText(d: DeliveryView, maxAttempts: number | null, circuit: CircuitNotice | undefined): string {
   if (d.status !== "pending" && d.status !== "retrying") return "";
-  if (parked) return "parked: the webhook's circuit is open; it goes out when a probe succeeds";
+  if (circuit) {
+    if (circuit.circuit === "half_open") return "parked: the circuit is half-open, a probe is on its way";
+    const probe = circuit.next_probe_at ? `, next probe at ${when(circuit.next_probe_at)}` : "";
+    return `parked: circuit open after ${circuit.consecutive_failures} failures${probe}`;
+  }
   const next = d.next_attempt_at ? `, next at ${when(d.next_attempt_at)}` : "";
   if (d.attempts === 0) return `waiting for its first attempt${next}`;
   return `retrying, attempt ${d.attempts + 1}${maxAttempts ? ` of ${maxAttempts}` : ""}${next}`;

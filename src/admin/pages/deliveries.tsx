@@ -378,11 +378,11 @@ export function registerDeliveryPages(app: FastifyInstance, { conn }: ApiOptions
     const policies = new Map(hooks.items.map((w) => [w.id, retryPolicySchema.safeParse(w.retry)]));
     const owed = page.items.filter((d) => d.status === "pending" || d.status === "retrying");
     const circuits = await circuitNotices(conn, scope, { webhookIds: [...new Set(owed.map((d) => d.webhook_id))] });
-    const open = new Set(circuits.map((c) => c.webhook_id));
+    const open = new Map(circuits.map((c) => [c.webhook_id, c]));
     const notes = new Map<string, string>();
     for (const d of owed) {
       const p = policies.get(d.webhook_id);
-      notes.set(d.id, pendingText(d, p?.success ? p.data.max_attempts : null, open.has(d.webhook_id)));
+      notes.set(d.id, pendingText(d, p?.success ? p.data.max_attempts : null, open.get(d.webhook_id)));
     }
     const webhooks = hooks.items.map((w) => ({ id: w.id, label: webhookLabel(w) }));
     const ctx = pageContext(request);
@@ -403,7 +403,7 @@ export function registerDeliveryPages(app: FastifyInstance, { conn }: ApiOptions
     const policy = w ? retryPolicySchema.safeParse(w.retry) : null;
     const circuits = d.status === "pending" || d.status === "retrying" ? await circuitNotices(conn, scope, { deliveryIds: [d.id] }) : [];
     const { attempts: _a, ...view } = d;
-    const note = pendingText({ ...view, attempts: d.attempts.length }, policy?.success ? policy.data.max_attempts : null, circuits.length > 0);
+    const note = pendingText({ ...view, attempts: d.attempts.length }, policy?.success ? policy.data.max_attempts : null, circuits[0]);
     return <DeliveryPage ctx={pageContext(request)} d={d} webhookName={w ? webhookLabel(w) : "a deleted webhook"} note={note} message={message} />;
   }
 

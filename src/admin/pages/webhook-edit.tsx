@@ -1,7 +1,8 @@
 // /admin/webhooks/new and /admin/webhooks/:id/edit: one form for both, validated by the same
 // zod schemas as the API, with each error next to its field, and a preview of the real retry
-// schedule (computed by model/retry-policy.ts). Works without JavaScript; htmx refreshes the
-// schedule preview as it is typed.
+// schedule (computed by model/retry-policy.ts). Works without JavaScript (the preview then shows
+// the schedule as saved, or as sent when the form comes back with errors); htmx refreshes it as
+// it is typed.
 import type { FastifyInstance } from "fastify";
 import type { ApiOptions } from "../../api/app";
 import { DomainError } from "../../errors";
@@ -264,9 +265,6 @@ function WebhookForm({ ctx, values: v, errors, editing, eventTypes }: FormProps)
           />
           <FieldError id="retry_max_attempts-error" message={errors.get("retry_max_attempts")} />
         </div>
-        <button type="submit" name="_action" value="preview">
-          Preview the schedule
-        </button>
         <Field id="timeout_ms" label="Timeout (ms)" type="number" value={v.timeout_ms} errors={errors} hint="100 to 300000." />
         <Field id="max_in_flight" label="Requests in flight at most" type="number" value={v.max_in_flight} errors={errors} />
         <Field id="rate_limit_per_s" label="Requests per second at most" type="number" value={v.rate_limit_per_s} errors={errors} hint="Blank: no limit." />
@@ -344,9 +342,6 @@ export function registerWebhookEditPages(app: FastifyInstance, opts: ApiOptions)
     const form = formOf(request);
     const ctx = pageContext(request);
     const values = valuesFromForm(form);
-    if (form.get("_action")?.[0] === "preview") {
-      return sendHtml(reply, <FormPage ctx={ctx} values={values} errors={new Map()} editing={null} eventTypes={await listEventTypes(conn, scope)} />);
-    }
     const r = await save(opts, scope, form, null);
     if ("id" in r) return seeOther(request, reply, `/admin/webhooks/${r.id}?created=1`);
     return sendHtml(reply, <FormPage ctx={ctx} values={values} errors={r.errors} editing={null} eventTypes={await listEventTypes(conn, scope)} />, 400);
@@ -365,9 +360,6 @@ export function registerWebhookEditPages(app: FastifyInstance, opts: ApiOptions)
     const form = formOf(request);
     const ctx = pageContext(request);
     const values = valuesFromForm(form);
-    if (form.get("_action")?.[0] === "preview") {
-      return sendHtml(reply, <FormPage ctx={ctx} values={values} errors={new Map()} editing={w} eventTypes={await listEventTypes(conn, scope)} />);
-    }
     const r = await save(opts, scope, form, w);
     if ("id" in r) return seeOther(request, reply, `/admin/webhooks/${r.id}?saved=1`);
     return sendHtml(reply, <FormPage ctx={ctx} values={values} errors={r.errors} editing={w} eventTypes={await listEventTypes(conn, scope)} />, 400);
