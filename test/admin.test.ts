@@ -188,6 +188,22 @@ describe("CSRF", () => {
     expect(await rowCounts(api.db)).toEqual(before);
   });
 
+  it("accepts a POST from this host behind a proxy that ends TLS, and marks the cookie Secure there", async () => {
+    const ok = await admin.post("/admin/webhooks/retry-preview", { retry_schedule: "5s" }, { headers: { origin: "https://localhost:80", host: "localhost:80" } });
+    expect(ok.statusCode).toBe(200);
+    const proxied = await admin.post("/admin/webhooks/retry-preview", { retry_schedule: "5s" }, {
+      headers: { origin: "https://admin.example.com", "x-forwarded-host": "admin.example.com" },
+    });
+    expect(proxied.statusCode).toBe(200);
+    const res = await api.app.inject({
+      method: "POST",
+      url: "/admin/signin",
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-forwarded-proto": "https" },
+      payload: formBody({ key: api.adminKey }),
+    });
+    expect(setCookieOf(res)[0]).toMatch(/; Secure$/);
+  });
+
   it("accepts the token in the x-csrf-token header, as htmx sends it", async () => {
     const id = await createViaForm(admin);
     const res = await admin.post(`/admin/webhooks/${id}/active`, { active: "false" }, { csrf: false, headers: { "x-csrf-token": admin.csrf, "hx-request": "true" } });

@@ -3,10 +3,9 @@
 // page shares: the session check, CSRF and Origin checks on every POST, the security headers
 // (a strict CSP: no inline script or style), form bodies, the assets and HTML error pages.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { DomainError } from "../errors";
 import type { ApiOptions } from "../api/app";
 import { toErrorResponse } from "../api/errors";
-import { coerceError } from "../errors";
+import { DomainError, coerceError } from "../errors";
 import { assets } from "./assets";
 import { FORM_LIMIT, field, formOf, parseForm } from "./forms";
 import { isHtmx, refuse } from "./http";
@@ -40,10 +39,24 @@ export const CSP = [
   "base-uri 'none'",
 ].join("; ");
 
-/** A same-site request: no Origin, or ours; a browser's Sec-Fetch-Site, when sent, not cross-site. */
-function sameOrigin(request: FastifyRequest): boolean {
+/**
+ * A same-site request: no Origin, or one naming this host (the scheme is left out: behind a
+ * proxy that ends TLS the browser says https while this process sees http); a browser's
+ * Sec-Fetch-Site, when sent, not cross-site.
+ */
+export function sameOrigin(request: FastifyRequest): boolean {
   const origin = request.headers.origin;
-  if (origin !== undefined && origin !== `${request.protocol}://${request.headers.host ?? ""}`) return false;
+  if (origin !== undefined) {
+    let host: string;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      return false;
+    }
+    const forwarded = request.headers["x-forwarded-host"];
+    const ours = [request.headers.host, ...(typeof forwarded === "string" ? forwarded.split(",").map((h) => h.trim()) : [])];
+    if (host === "" || !ours.includes(host)) return false;
+  }
   const site = request.headers["sec-fetch-site"];
   return site === undefined || site === "same-origin" || site === "none";
 }

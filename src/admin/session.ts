@@ -75,8 +75,10 @@ export function csrfMatches(session: AdminSession, token: string | undefined): b
 }
 
 function cookie(request: FastifyRequest, name: string, value: string, maxAgeS: number): string {
-  // Secure whenever the admin is reached over HTTPS (directly or behind a proxy that says so).
-  const secure = request.protocol === "https" ? "; Secure" : "";
+  // Secure whenever the browser reached the admin over HTTPS: directly, or through a proxy that
+  // ends TLS and says so. A forged X-Forwarded-Proto could only make the cookie stricter.
+  const forwarded = String(request.headers["x-forwarded-proto"] ?? "").split(",")[0]?.trim();
+  const secure = request.protocol === "https" || forwarded === "https" ? "; Secure" : "";
   return `${name}=${value}; Path=${COOKIE_PATH}; Max-Age=${maxAgeS}; HttpOnly; SameSite=Strict${secure}`;
 }
 
