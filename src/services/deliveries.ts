@@ -118,8 +118,10 @@ export async function listDeliveries(
   if (q.event_id !== undefined && !isUuid(q.event_id)) return { items: [], next_cursor: null };
   const before = q.cursor === undefined ? null : decodeCursor(q.cursor);
   const { status } = q;
+  // One webhook's, or a status deliveries_by_status (status, created_at) orders: one index range.
+  const indexed = q.webhook_id !== undefined || status === "pending" || status === "retrying" || status === "failed";
   const rows =
-    q.webhook_id !== undefined
+    indexed
       ? await visibleDeliveries(conn.db, scope)
           .select(VIEW_COLUMNS)
           .select(cursorTs("d").as("cursor_ts"))
