@@ -4,6 +4,7 @@
 import { startApi, insertFailedDelivery, rowCounts, type Api } from "./helpers/api";
 import { formBody, setCookieOf, signIn, type AdminClient } from "./helpers/admin";
 import { startReceiver, type Receiver } from "./helpers/receiver";
+import { spawnCli } from "./helpers/cli";
 
 let api: Api;
 let receiver: Receiver;
@@ -119,6 +120,25 @@ describe("signing in", () => {
       expect(res.json()).toMatchObject({ error: { code: "not_found" } });
     } finally {
       await off.app.close();
+    }
+  });
+});
+
+describe("pg-webhooks start", () => {
+  it("serves the admin with the API, and not with --no-admin", async () => {
+    for (const [args, expected] of [[[], 303], [["--no-admin"], 404]] as const) {
+      const daemon = spawnCli(["start", "--no-migrate", "--no-dispatcher", ...args], {
+        env: { DATABASE_URL: api.db.url, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn" },
+      });
+      try {
+        await daemon.waitForOutput(/API on (http:\/\/127\.0\.0\.1:\d+)/);
+        const url = /API on (http:\/\/127\.0\.0\.1:\d+)/.exec(daemon.output().stderr + daemon.output().stdout)?.[1];
+        const res = await fetch(`${url}/admin`, { redirect: "manual" });
+        expect({ args, status: res.status }).toEqual({ args, status: expected });
+        expect(daemon.output().stderr.includes("admin UI at")).toBe(expected === 303);
+      } finally {
+        await daemon.stop();
+      }
     }
   });
 });
