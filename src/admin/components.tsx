@@ -67,7 +67,8 @@ export function pendingText(d: DeliveryView, maxAttempts: number | null, circuit
   return `retrying, attempt ${d.attempts + 1}${maxAttempts ? ` of ${maxAttempts}` : ""}${next}`;
 }
 
-export function DeliveryRows({ items, names, notes }: { items: DeliveryView[]; names?: Map<string, string>; notes?: Map<string, string> }) {
+/** Rows of a delivery table; `withWebhook` adds the webhook's column (its name, or its id's start). */
+export function DeliveryRows({ items, withWebhook, notes }: { items: DeliveryView[]; withWebhook?: boolean; notes?: Map<string, string> }) {
   return (
     <>
       {items.map((d) => (
@@ -78,7 +79,11 @@ export function DeliveryRows({ items, names, notes }: { items: DeliveryView[]; n
             </a>
           </td>
           <td>{d.event_type}</td>
-          {names ? <td>{names.get(d.webhook_id) ?? d.webhook_id.slice(0, 8)}</td> : null}
+          {withWebhook ? (
+            <td>
+              <a href={`/admin/webhooks/${d.webhook_id}`}>{webhookLabel({ id: d.webhook_id, name: d.webhook_name })}</a>
+            </td>
+          ) : null}
           <td>
             <StatusPill status={d.status} />
             {notes?.get(d.id) ? <div class="hint">{notes.get(d.id)}</div> : null}

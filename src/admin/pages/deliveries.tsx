@@ -126,7 +126,7 @@ function Filters({ q, webhooks, isAdmin }: { q: FilterQuery; webhooks: { id: str
   );
 }
 
-function DeliveryTable(props: { q: FilterQuery; items: DeliveryView[]; names: Map<string, string>; next: string | null; notes: Map<string, string> }) {
+function DeliveryTable(props: { q: FilterQuery; items: DeliveryView[]; next: string | null; notes: Map<string, string> }) {
   const { q } = props;
   const self = `/admin/deliveries${queryString(q)}`;
   const live = q.live === "1";
@@ -159,7 +159,7 @@ function DeliveryTable(props: { q: FilterQuery; items: DeliveryView[]; names: Ma
             </tr>
           </thead>
           <tbody>
-            <DeliveryRows items={props.items} names={props.names} notes={props.notes} />
+            <DeliveryRows items={props.items} withWebhook notes={props.notes} />
           </tbody>
         </table>
       )}
@@ -178,7 +178,6 @@ function DeliveriesPage(props: {
   problems: string[];
   webhooks: { id: string; label: string }[];
   items: DeliveryView[];
-  names: Map<string, string>;
   notes: Map<string, string>;
   next: string | null;
 }) {
@@ -203,7 +202,7 @@ function DeliveriesPage(props: {
           Replay the matching deliveries…
         </a>
       </div>
-      <DeliveryTable q={props.q} items={props.items} names={props.names} next={props.next} notes={props.notes} />
+      <DeliveryTable q={props.q} items={props.items} next={props.next} notes={props.notes} />
     </Layout>
   );
 }
@@ -374,7 +373,6 @@ export function registerDeliveryPages(app: FastifyInstance, { conn }: ApiOptions
           }),
       listWebhooks(conn, scope, { limit: 1000 }),
     ]);
-    const names = new Map(hooks.items.map((w) => [w.id, webhookLabel(w)]));
     const policies = new Map(hooks.items.map((w) => [w.id, retryPolicySchema.safeParse(w.retry)]));
     const owed = page.items.filter((d) => d.status === "pending" || d.status === "retrying");
     const circuits = await circuitNotices(conn, scope, { webhookIds: [...new Set(owed.map((d) => d.webhook_id))] });
@@ -387,11 +385,11 @@ export function registerDeliveryPages(app: FastifyInstance, { conn }: ApiOptions
     const webhooks = hooks.items.map((w) => ({ id: w.id, label: webhookLabel(w) }));
     const ctx = pageContext(request);
     if (isHtmx(request)) {
-      return sendHtml(reply, <DeliveryTable q={q} items={page.items} names={names} next={page.next_cursor} notes={notes} />, 200, true);
+      return sendHtml(reply, <DeliveryTable q={q} items={page.items} next={page.next_cursor} notes={notes} />, 200, true);
     }
     return sendHtml(
       reply,
-      <DeliveriesPage ctx={ctx} q={q} problems={problems} webhooks={webhooks} items={page.items} names={names} notes={notes} next={page.next_cursor} />,
+      <DeliveriesPage ctx={ctx} q={q} problems={problems} webhooks={webhooks} items={page.items} notes={notes} next={page.next_cursor} />,
       problems.length > 0 ? 400 : 200,
     );
   });
