@@ -409,6 +409,7 @@ describe("deliveries", () => {
     expect(list.body).toContain(`href="/admin/deliveries/${failed}"`);
     expect(list.body).toContain("logged");
     expect(list.body).toMatch(/<option value="failed" selected/);
+    expect(list.body).toContain(`href="/admin/deliveries?status=failed&amp;webhook=${id}&amp;since=7d"`);
     const none = await admin.get(`/admin/deliveries?status=succeeded&webhook=${id}`);
     expect(none.body).toContain("No deliveries match.");
     const bad = await admin.get("/admin/deliveries?since=yesterdayish");

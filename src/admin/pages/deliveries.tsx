@@ -190,6 +190,13 @@ function DeliveriesPage(props: {
     >
       <h1>Deliveries</h1>
       <Filters q={props.q} webhooks={props.webhooks} isAdmin={props.ctx.session?.tenant === null} />
+      <nav aria-label="Time presets" class="actions">
+        {PRESETS.map((p) => (
+          <a href={`/admin/deliveries${queryString({ ...props.q, since: p, until: undefined })}`} aria-current={props.q.since === p ? "true" : undefined}>
+            Last {p}
+          </a>
+        ))}
+      </nav>
       {props.problems.length > 0 ? (
         <div class="notice bad" role="alert">
           {props.problems.map((p) => (
