@@ -22,6 +22,8 @@ export async function runServer(opts: {
   /** From here on the server owns it: an embedded Postgres it was given stops with it. */
   database: string | ResolvedUrl;
   api: boolean;
+  /** Serve the admin UI with the API (when config.WEBHOOKS_ADMIN allows it too). */
+  admin?: boolean;
   dispatcher: boolean;
   /** Apply pending migrations before anything else starts. */
   migrate: boolean;
@@ -45,10 +47,11 @@ export async function runServer(opts: {
       core.defer("the dispatcher", (deadline) => dispatcher.close(deadline), { overrunMs: CLOSE_AFTER_DEADLINE_MS });
     }
     if (opts.api) {
-      const app = buildApp({ conn: core.conn, ctx, config, logger, metrics });
+      const admin = (opts.admin ?? true) && config.WEBHOOKS_ADMIN;
+      const app = buildApp({ conn: core.conn, ctx, config, logger, metrics, admin });
       core.defer("the API", () => app.close(), { withinGrace: true, together: opts.dispatcher });
       apiUrl = await app.listen({ port: config.PORT, host: config.HOST });
-      logger.info({ url: apiUrl }, "API listening");
+      logger.info({ url: apiUrl, admin: admin ? `${apiUrl}/admin` : "off" }, "API listening");
     }
   } catch (e) {
     await core.close().catch((stopErr: unknown) => logger.warn({ err: stopErr }, "the embedded Postgres did not stop cleanly"));

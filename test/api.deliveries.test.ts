@@ -84,6 +84,7 @@ describe("GET /v1/webhooks/:id/deliveries", () => {
     expect(one).toEqual({
       id: expect.any(String),
       webhook_id: w,
+      webhook_name: null,
       event_id: expect.any(String),
       event_type: "clients.created",
       tenant: null,

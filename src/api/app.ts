@@ -12,6 +12,7 @@ import { DomainError } from "../errors";
 import { jsonProblem, type JsonProblem } from "../model/validation";
 import type { Logger } from "../logger";
 import type { Metrics } from "../metrics";
+import { adminRoutes } from "../admin/plugin";
 import { requireApiKey } from "./auth";
 import { deliveryRoutes } from "./deliveries";
 import { registerDocs } from "./docs";
@@ -49,6 +50,8 @@ export interface BuildAppOptions extends ApiOptions {
   logger?: Logger;
   /** Served at GET /metrics when given; without it there is no /metrics route. */
   metrics?: Metrics;
+  /** Serve the admin UI at /admin; default config.WEBHOOKS_ADMIN. */
+  admin?: boolean;
 }
 
 export function buildApp(opts: BuildAppOptions): FastifyInstance {
@@ -127,6 +130,9 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
     },
     { prefix: "/v1" },
   );
+  if (opts.admin ?? opts.config.WEBHOOKS_ADMIN) {
+    app.register(adminRoutes, { prefix: "/admin", conn, ctx: opts.ctx, config: opts.config });
+  }
 
   return app.withTypeProvider<ZodTypeProvider>() as unknown as FastifyInstance;
 }

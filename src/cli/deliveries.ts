@@ -24,6 +24,7 @@ interface ListOptions extends CommonOptions {
 const deliveryColumns: Column<DeliveryView>[] = [
   { header: "id", value: (d) => d.id },
   { header: "webhook", value: (d) => d.webhook_id },
+  { header: "name", value: (d) => d.webhook_name, max: 24 },
   { header: "event", value: (d) => d.event_type, max: 32 },
   { header: "status", value: (d) => d.status },
   { header: "attempts", value: (d) => d.attempts },
@@ -93,7 +94,7 @@ export function registerDeliveries(program: Command, cli: Cli): void {
         out.say(
           renderFields([
             ["id", d.id],
-            ["webhook", d.webhook_id],
+            ["webhook", d.webhook_name === null ? d.webhook_id : `${d.webhook_id} (${d.webhook_name})`],
             ["event", `${d.event_type} (event id ${d.event_id})`],
             ["tenant", d.tenant],
             ["status", d.status],

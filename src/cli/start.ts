@@ -8,6 +8,7 @@ import { common, type CommonOptions } from "./options";
 
 interface StartOptions extends CommonOptions {
   api: boolean;
+  admin: boolean;
   dispatcher: boolean;
   migrate: boolean;
 }
@@ -18,6 +19,7 @@ export function registerStart(program: Command, cli: Cli): void {
       .command("start")
       .description("run the dispatcher and the HTTP API (each can be turned off) until SIGTERM/SIGINT")
       .option("--no-api", "do not serve the HTTP API (dispatcher only)")
+      .option("--no-admin", "do not serve the admin UI at /admin (the API only; or WEBHOOKS_ADMIN=off)")
       .option("--no-dispatcher", "do not deliver webhooks (API only)")
       .option("--no-migrate", "do not apply pending migrations at start-up"),
     "pg-webhooks start",
@@ -39,7 +41,7 @@ export function registerStart(program: Command, cli: Cli): void {
     limitHeapGrowth();
     const db = await resolveDatabase(opts.databaseUrl, config, (l) => logger.info(l));
     // From here the server owns the database: its close() stops an embedded Postgres last.
-    const server = await runServer({ config, database: db, api: opts.api, dispatcher: opts.dispatcher, migrate: opts.migrate, logger });
+    const server = await runServer({ config, database: db, api: opts.api, admin: opts.admin, dispatcher: opts.dispatcher, migrate: opts.migrate, logger });
 
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
@@ -71,8 +73,9 @@ export function registerStart(program: Command, cli: Cli): void {
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
     const parts = [opts.dispatcher ? "dispatcher" : null, opts.api ? `API on ${server.apiUrl ?? "?"}` : null];
+    const admin = opts.api && opts.admin && config.WEBHOOKS_ADMIN ? `; admin UI at ${server.apiUrl ?? "?"}/admin` : "";
     out.notice(
-      `pg-webhooks running: ${parts.filter(Boolean).join(" + ")}` +
+      `pg-webhooks running: ${parts.filter(Boolean).join(" + ")}${admin}` +
         `${db.source === "embedded" ? " (embedded Postgres)" : ""}; Ctrl-C stops it`,
     );
     await server.done;

@@ -18,6 +18,11 @@ export const configSchema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   WEBHOOKS_ALLOW_PRIVATE_TARGETS: bool.default(false),
+  /** The admin UI at /admin, served with the API: off for API-only deployments (or `start --no-admin`). */
+  WEBHOOKS_ADMIN: z
+    .enum(["on", "off", "true", "false", "1", "0", "yes", "no"], { error: "expected on or off" })
+    .transform((v) => v === "on" || v === "true" || v === "1" || v === "yes")
+    .default(true),
   /**
    * The most database connections one `pg-webhooks start` process opens, all pools included
    * (see connectionBudget in src/db/budget.ts for the split). One-shot commands open up to 4.

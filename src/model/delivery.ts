@@ -6,6 +6,7 @@ import { CIRCUIT_STATES, DELIVERY_STATUSES } from "./enums";
 const deliveryFields = {
   id: z.uuid(),
   webhook_id: z.uuid(),
+  webhook_name: z.string().nullable().meta({ description: "The webhook's name, beside its id (null when it has none)." }),
   event_id: z.uuid().meta({ description: "Stable across retries and replays: receivers deduplicate on it (webhook-id header)." }),
   event_type: z.string(),
   tenant: z.string().nullable(),

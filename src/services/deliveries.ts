@@ -29,6 +29,7 @@ const deliveryNotFound = (id: string) => notFound("delivery_not_found", "deliver
 const VIEW_COLUMNS = [
   "d.id",
   "d.subscription_id as webhook_id",
+  "s.name as webhook_name",
   "d.event_id",
   "d.event_type",
   "d.tenant",
@@ -66,7 +67,16 @@ interface DeliveryFilters {
   since?: Date | undefined;
   /** Created before. */
   until?: Date | undefined;
+  /** Only this tenant's deliveries (an admin narrowing down; a tenant key sees its own anyway). */
+  tenant?: string | undefined;
+  /** Only this event's deliveries (one per webhook that received it). */
+  event_id?: string | undefined;
+  /** The receiver's last answer: 2xx, 3xx, 4xx, 5xx, or none (no answer: a timeout, a refused connection). */
+  response_class?: ResponseClass | undefined;
 }
+
+export const RESPONSE_CLASSES = ["2xx", "3xx", "4xx", "5xx", "none"] as const;
+export type ResponseClass = (typeof RESPONSE_CLASSES)[number];
 
 /** The filters given, as one condition on `d`. */
 function matching(eb: ExpressionBuilder<DeliveryJoin, "d" | "s">, q: DeliveryFilters): Expression<SqlBool> {
@@ -81,6 +91,14 @@ function matching(eb: ExpressionBuilder<DeliveryJoin, "d" | "s">, q: DeliveryFil
   }
   if (q.since !== undefined) conditions.push(eb("d.created_at", ">=", q.since));
   if (q.until !== undefined) conditions.push(eb("d.created_at", "<", q.until));
+  if (q.tenant !== undefined) conditions.push(eb("d.tenant", "=", q.tenant));
+  if (q.event_id !== undefined) conditions.push(eb("d.event_id", "=", q.event_id));
+  if (q.response_class === "none") {
+    conditions.push(eb.and([eb("d.attempts", ">", 0), eb("d.last_status_code", "is", null)]));
+  } else if (q.response_class !== undefined) {
+    const low = Number(q.response_class[0]) * 100;
+    conditions.push(eb.and([eb("d.last_status_code", ">=", low), eb("d.last_status_code", "<", low + 100)]));
+  }
   return eb.and(conditions);
 }
 
@@ -97,18 +115,50 @@ export async function listDeliveries(
   q: DeliveryListQuery,
 ): Promise<{ items: DeliveryView[]; next_cursor: string | null }> {
   if (q.webhook_id !== undefined && !isUuid(q.webhook_id)) return { items: [], next_cursor: null };
+  if (q.event_id !== undefined && !isUuid(q.event_id)) return { items: [], next_cursor: null };
   const before = q.cursor === undefined ? null : decodeCursor(q.cursor);
   const { status } = q;
-  const rows = await visibleDeliveries(conn.db, scope)
-    .select(VIEW_COLUMNS)
-    .select(cursorTs("d").as("cursor_ts"))
-    .where((eb) => matching(eb, q))
-    .$call((qb) => (status === undefined ? qb : qb.where("d.status", "=", status)))
-    .$call((qb) => (before === null ? qb : qb.where(pastCursor("d", "<", before))))
-    .orderBy("d.created_at", "desc")
-    .orderBy("d.id", "desc")
-    .limit(q.limit + 1)
-    .execute();
+  // One webhook's, or a status deliveries_by_status (status, created_at) orders: one index range.
+  const indexed = q.webhook_id !== undefined || status === "pending" || status === "retrying" || status === "failed";
+  const rows =
+    indexed
+      ? await visibleDeliveries(conn.db, scope)
+          .select(VIEW_COLUMNS)
+          .select(cursorTs("d").as("cursor_ts"))
+          .where((eb) => matching(eb, q))
+          .$call((qb) => (status === undefined ? qb : qb.where("d.status", "=", status)))
+          .$call((qb) => (before === null ? qb : qb.where(pastCursor("d", "<", before))))
+          .orderBy("d.created_at", "desc")
+          .orderBy("d.id", "desc")
+          .limit(q.limit + 1)
+          .execute()
+      : // Across webhooks: each webhook's newest page through deliveries_by_subscription, then
+        // the newest of those. No index orders all deliveries by time, and one would cost every
+        // write; this reads limit+1 rows per webhook instead of sorting the whole table.
+        await conn.db
+          .selectFrom("webhooks.subscriptions as s")
+          .$if(scope.tenant !== null, (qb) => qb.where("s.tenant", "=", scope.tenant))
+          .innerJoinLateral(
+            (eb) =>
+              eb
+                .selectFrom("webhooks.deliveries as d")
+                .select(VIEW_COLUMNS)
+                .select(cursorTs("d").as("cursor_ts"))
+                .whereRef("d.subscription_id", "=", "s.id")
+                .where((inner) => matching(inner, q))
+                .$call((qb) => (status === undefined ? qb : qb.where("d.status", "=", status)))
+                .$call((qb) => (before === null ? qb : qb.where(pastCursor("d", "<", before))))
+                .orderBy("d.created_at", "desc")
+                .orderBy("d.id", "desc")
+                .limit(q.limit + 1)
+                .as("x"),
+            (join) => join.onTrue(),
+          )
+          .selectAll("x")
+          .orderBy("x.created_at", "desc")
+          .orderBy("x.id", "desc")
+          .limit(q.limit + 1)
+          .execute();
   const { page, next_cursor } = paginate(rows, q.limit);
   return { items: page.map(({ cursor_ts: _, ...view }) => view), next_cursor };
 }
@@ -206,6 +256,7 @@ export interface ReplayQuery extends DeliveryFilters {
  */
 export async function findReplayable(conn: Connection, scope: Scope, q: ReplayQuery): Promise<string[]> {
   if (q.webhook_id !== undefined && !isUuid(q.webhook_id)) return [];
+  if (q.event_id !== undefined && !isUuid(q.event_id)) return [];
   const ids = q.delivery_ids?.filter(isUuid);
   if (ids !== undefined && ids.length === 0) return [];
   const rows = await visibleDeliveries(conn.db, scope)
@@ -386,4 +437,33 @@ export async function replayableWebhook(conn: Connection, scope: Scope, webhookI
     );
   }
   return webhook;
+}
+
+/**
+ * Cancels a delivery still owed (pending or retrying): it is never sent again, and stays
+ * replayable. One a dispatcher is sending right now (leased) is a conflict: its attempt is
+ * already on the wire and will be recorded. Returns the delivery as cancelled.
+ */
+export async function cancelDelivery(conn: Connection, scope: Scope, id: string): Promise<{ cancelled: boolean }> {
+  if (!isUuid(id)) throw deliveryNotFound(id);
+  const row = await visibleDeliveries(conn.db, scope).select(["d.status", "d.lease_owner"]).where("d.id", "=", id).executeTakeFirst();
+  if (!row) throw deliveryNotFound(id);
+  if (row.status !== "pending" && row.status !== "retrying") return { cancelled: false };
+  const done = await conn.db
+    .updateTable("webhooks.deliveries")
+    .set({
+      status: "cancelled",
+      next_attempt_at: null,
+      parked_at: null,
+      finished_at: sql`now()`,
+      updated_at: sql`now()`,
+      last_error: sql`coalesce(last_error, 'cancelled by a user')`,
+    })
+    .where("id", "=", id)
+    .where("status", "in", ["pending", "retrying"])
+    .where("lease_owner", "is", null)
+    .returning("id")
+    .executeTakeFirst();
+  if (!done) throw new DomainError("conflict", `delivery ${id} is being sent right now; its attempt will be recorded. Try again in a moment.`);
+  return { cancelled: true };
 }

@@ -88,3 +88,33 @@ export async function authenticate(conn: Connection, bearerToken: string): Promi
   if (row.stale) await conn.sql`update webhooks.api_keys set last_used_at = now() where id = ${row.id}`;
   return { tenant: row.tenant };
 }
+
+/** What the admin UI's session is bound to: a live key, and the secret its session cookies are signed with. */
+export interface SessionKey {
+  id: string;
+  tenant: string | null;
+  /** The key's stored hash: server-side only, so it can sign the key's session cookies. */
+  signingSecret: string;
+}
+
+/** The live key behind a bearer token (as authenticate), or null. */
+export async function sessionKeyFor(conn: Connection, bearerToken: string): Promise<SessionKey | null> {
+  if ((await authenticate(conn, bearerToken)) === null) return null;
+  return sessionKeyWhere(conn, "key_hash", hashKey(bearerToken));
+}
+
+/** The key with this id if it is not revoked, or null: a revoked key ends its sessions at once. */
+export async function sessionKeyById(conn: Connection, id: string): Promise<SessionKey | null> {
+  if (!isUuid(id)) return null;
+  return sessionKeyWhere(conn, "id", id);
+}
+
+async function sessionKeyWhere(conn: Connection, column: "id" | "key_hash", value: string): Promise<SessionKey | null> {
+  const row = await conn.db
+    .selectFrom("webhooks.api_keys")
+    .select(["id", "tenant", "key_hash"])
+    .where(column, "=", value)
+    .where("revoked_at", "is", null)
+    .executeTakeFirst();
+  return row ? { id: row.id, tenant: row.tenant, signingSecret: row.key_hash } : null;
+}

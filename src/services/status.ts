@@ -58,13 +58,24 @@ export async function listDispatchers(conn: Connection): Promise<Status["dispatc
   return conn.db.selectFrom("webhooks.dispatchers").select(["id", "hostname", "pid", "heartbeat_at"]).orderBy("started_at").execute();
 }
 
-export async function getStatus(conn: Connection): Promise<Status> {
-  const { sql } = conn;
-  // Tagged SQL for the aggregates below: they have no optional parts, and read as the report they are.
-  const [outbox] = await sql<{ now: Date; undispatched: string; oldest: Date | null; lag_ms: number | null }[]>`
+/** How far the dispatchers lag behind the outbox (the database's clock). */
+export async function outboxLag(conn: Connection): Promise<Status["outbox"] & { now: Date }> {
+  const [outbox] = await conn.sql<{ now: Date; undispatched: string; oldest: Date | null; lag_ms: number | null }[]>`
     select now() as now, count(*) as undispatched, min(occurred_at) as oldest,
            (extract(epoch from now() - min(occurred_at)) * 1000)::float8 as lag_ms
       from webhooks.outbox where dispatched_at is null`;
+  return {
+    now: outbox?.now ?? new Date(),
+    undispatched: Number(outbox?.undispatched ?? 0),
+    oldest_undispatched_at: outbox?.oldest ?? null,
+    lag_ms: Math.max(0, Math.round(outbox?.lag_ms ?? 0)),
+  };
+}
+
+export async function getStatus(conn: Connection): Promise<Status> {
+  const { sql } = conn;
+  // Tagged SQL for the aggregates below: they have no optional parts, and read as the report they are.
+  const { now, ...outbox } = await outboxLag(conn);
   const counts = await conn.db
     .selectFrom("webhooks.deliveries")
     .select(["status", (eb) => eb.fn.countAll<string>().as("n")])
@@ -99,12 +110,8 @@ export async function getStatus(conn: Connection): Promise<Status> {
      where s.deleted_at is null
      order by s.created_at, s.id`;
   return {
-    now: outbox?.now ?? new Date(),
-    outbox: {
-      undispatched: Number(outbox?.undispatched ?? 0),
-      oldest_undispatched_at: outbox?.oldest ?? null,
-      lag_ms: Math.max(0, Math.round(outbox?.lag_ms ?? 0)),
-    },
+    now,
+    outbox,
     deliveries: {
       pending: byStatus.get("pending") ?? 0,
       retrying: byStatus.get("retrying") ?? 0,

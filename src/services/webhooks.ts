@@ -157,6 +157,10 @@ export interface WebhookListQuery {
   is_active?: boolean | undefined;
   /** Only webhooks that would receive this event type. */
   event?: string | undefined;
+  /** Only webhooks whose name or URL contains this text (any case). */
+  search?: string | undefined;
+  /** Only webhooks whose endpoint is failing: circuit not closed, or failures since its last success. */
+  failing?: boolean | undefined;
   limit: number;
   cursor?: string | undefined;
 }
@@ -168,7 +172,7 @@ export async function listWebhooks(
   q: WebhookListQuery,
 ): Promise<{ items: WebhookView[]; next_cursor: string | null }> {
   const after = q.cursor === undefined ? null : decodeCursor(q.cursor);
-  const { event, is_active } = q;
+  const { event, is_active, search, failing } = q;
   const rows = await visibleWebhooks(conn.db, scope)
     .select(cursorTs("s").as("cursor_ts"))
     .$call((qb) => (is_active === undefined ? qb : qb.where("s.is_active", "=", is_active)))
@@ -180,6 +184,13 @@ export async function listWebhooks(
             or (right(p, 2) = '.*' and length(${event}) > length(p) - 1
                 and left(${event}, length(p) - 1) = left(p, -1)))`),
     )
+    .$if(search !== undefined, (qb) =>
+      qb.where((eb) => {
+        const like = `%${(search ?? "").replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        return eb.or([eb("s.name", "ilike", like), eb("s.url", "ilike", like)]);
+      }),
+    )
+    .$if(failing === true, (qb) => qb.where((eb) => eb.or([eb("h.circuit", "<>", "closed"), eb("h.consecutive_failures", ">", 0)])))
     .$call((qb) => (after === null ? qb : qb.where(pastCursor("s", ">", after))))
     .orderBy("s.created_at")
     .orderBy("s.id")
