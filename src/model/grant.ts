@@ -233,7 +233,7 @@ export function renew(s: Omit<Situation, "limits" | "idleMs"> & { limits: Limits
     if (rate < (mine.rate ?? Infinity) - EPS) coolUntil = s.localNow + coolingMs(limits.ratePerS);
     if (s.localNow < coolUntil) dbRate = Math.max(rate, wasDb);
   } else rate = dbRate = null;
-  const raised = row === undefined || allowed.slots > row.slots || more(rate, row.rate ?? 0);
+  const raised = row === undefined || allowed.slots > row.slots || (rate !== null && row.rate !== null && rate > row.rate + EPS);
   const grant: LocalGrant = { held: true, slots: allowed.slots, rate, dbSlots, dbRate, coolUntil };
   if (s.wants === 0 && dbSlots === 0 && (dbRate === null || dbRate === 0)) return { row: null, grant: NO_GRANT };
   return { row: { slots: dbSlots, rate: dbRate, wants: s.wants, raised }, grant };
