@@ -53,6 +53,17 @@ function maxConcurrent(reqs: ReceivedRequest[]): number {
   return max;
 }
 
+/** The most requests open at any arrival after `from` (ms). */
+function maxConcurrentFrom(reqs: ReceivedRequest[], from: number): number {
+  let max = 0;
+  for (const r of reqs) {
+    if (r.receivedAt < from) continue;
+    const open = reqs.filter((o) => o.receivedAt <= r.receivedAt && (o.response.closedAt ?? Infinity) > r.receivedAt).length;
+    max = Math.max(max, open);
+  }
+  return max;
+}
+
 /** The most of these times (ms) within any window of `ms` (sliding, ending at one of them). */
 function maxInWindow(times: number[], ms: number): number {
   const at = [...times].sort((a, b) => a - b);
@@ -149,6 +160,18 @@ it("keeps max_in_flight=2 across three dispatchers: never more than 2 open at th
   console.log(`max_in_flight=2: max open ${maxConcurrent(rx.requests)}, ${seen.holders} dispatchers held slots`);
 }, 50000);
 
+it("keeps max_in_flight=1 across three dispatchers: one request open at a time, and none starves", async () => {
+  const w = await insertWebhook(t.sql, { url: `${rx.url}/slow`, events: ["one.*"], max_in_flight: 1 });
+  const grants = watchGrants(w.id);
+  await emitSpread("one.created", 15);
+  expect(await settled(t.sql, 15, 40000)).toEqual({ succeeded: 15 });
+  const seen = await grants.stop();
+  expect(new Set(rx.requests.map((r) => r.headers["webhook-id"])).size).toBe(15);
+  expect(maxConcurrent(rx.requests)).toBe(1);
+  expect(seen.maxSlots).toBe(1);
+  expect(seen.holders).toBeGreaterThanOrEqual(2);
+}, 50000);
+
 it("keeps rate_limit_per_s=2 across three dispatchers: no one-second window over 2, and all delivered", async () => {
   const w = await insertWebhook(t.sql, { url: `${rx.url}/rate`, events: ["rate.*"], rate_limit_per_s: 2 });
   const grants = watchGrants(w.id);
@@ -173,6 +196,26 @@ it("keeps rate_limit_per_s=2 across three dispatchers: no one-second window over
     `rate 2/s: at most ${maxInWindow(started, 999)} starts in any 1 s, ${maxInWindow(arrived, 1000)} arrivals; ` +
       `closest three starts ${closestThree(started)} ms apart, arrivals ${closestThree(arrived)} ms; ${seen.holders} dispatchers held a share`,
   );
+}, 50000);
+
+it("re-caps every dispatcher's share when max_in_flight is lowered while they send", async () => {
+  const w = await insertWebhook(t.sql, { url: `${rx.url}/slow`, events: ["live.*"], max_in_flight: 6 });
+  await emitSpread("live.created", 36, 12);
+  await rx.waitFor(8, 20000);
+  // The trigger NOTIFYs pg_webhooks_settings at commit, as an update through the API does.
+  await t.sql`update webhooks.subscriptions set max_in_flight = 1 where id = ${w.id}`;
+  const loweredAt = Date.now();
+  const before = maxConcurrent(rx.requests);
+  expect(await settled(t.sql, 36, 40000)).toEqual({ succeeded: 36 });
+  expect(new Set(rx.requests.map((r) => r.headers["webhook-id"])).size).toBe(36);
+  // Requests already open finish (200 ms here); no new one starts above the new limit once
+  // each dispatcher has re-read the webhook and renewed its share (a round trip or two).
+  const after = maxConcurrentFrom(rx.requests, loweredAt + 300);
+  expect(after).toBe(1);
+  const [sum] = await t.sql<{ slots: number }[]>`
+    select coalesce(sum(slots), 0)::int as slots from webhooks.dispatcher_grants where subscription_id = ${w.id}`;
+  expect(sum?.slots ?? 0).toBeLessThanOrEqual(1);
+  console.log(`lowered max_in_flight 6 -> 1: up to ${before} open before, ${after} from 300 ms after the update`);
 }, 50000);
 
 it("hands a share held by a dispatcher killed with -9 to the others, which finish everything", async () => {
