@@ -68,9 +68,11 @@ export function createGrantKeeper<H extends GrantHolder>(opts: {
   const again = new Set<H>();
   /** Counts finished renewals, so a tick's read taken before one is not applied after it. */
   const versions = new WeakMap<H, number>();
+  /** After a failed renewal, not again before this (a lane asking on every result would spin). */
+  const retryAt = new WeakMap<H, number>();
 
   const renewNow = (h: H): void => {
-    if (closed) return;
+    if (closed || Date.now() < (retryAt.get(h) ?? 0)) return;
     if (h.renewing) {
       again.add(h);
       return;
@@ -115,6 +117,7 @@ export function createGrantKeeper<H extends GrantHolder>(opts: {
         (e: unknown) => {
           // Committed or not, unknown: start nothing beyond what is open until the tick has looked.
           h.grant = { ...h.grant, slots: Math.min(h.grant.slots, h.inFlight) };
+          retryAt.set(h, Date.now() + GRANT_TICK_MS);
           if (!closed) logger.debug({ err: e, webhook: h.id }, "could not renew the grant; trying again shortly");
         },
       )
