@@ -131,6 +131,7 @@ describe("allowedShare: only what the others leave free", () => {
     ["others hold more than a lowered limit", { maxInFlight: 2, ratePerS: null }, [row("b", 5, 5)], { slots: 0, rate: null }],
     ["a rate held while cooling is not free", { maxInFlight: 10, ratePerS: 2 }, [row("b", 0, 0, 2)], { slots: 10, rate: 0 }],
     ["a row written without a limit counts as all of it", { maxInFlight: 10, ratePerS: 2 }, [row("b", 0, 0, null)], { slots: 10, rate: 0 }],
+    ["a tiny rate (stored below the floor) is not rounded away", { maxInFlight: 10, ratePerS: 1e-7 }, [], { slots: 10, rate: 1e-7 }],
   ])("%s", (_name, limits, others, expected) => {
     expect(allowedShare(limits, { slots: 10, rate: limits.ratePerS }, others)).toEqual(expected);
   });

@@ -51,7 +51,6 @@ export interface LocalGrant {
 export const NO_GRANT: LocalGrant = { held: false, slots: 0, rate: 0, dbSlots: 0, dbRate: 0, coolUntil: 0 };
 
 const EPS = 1e-9;
-const roundDown = (r: number): number => Math.floor(r * 1e6 + EPS) / 1e6;
 
 /**
  * A rate is split in whole requests per second (or, below one per second, not at all): shares
@@ -148,7 +147,7 @@ export function fairShares(limits: Limits, rows: GrantRow[], now: number): Map<s
         .map((r) => ({ id: r.dispatcher, wants: count, holds: unitsOf(r.rate, R), grantedAt: r.grantedAt })),
       now,
     );
-    for (const [id, u] of units) rates.set(id, roundDown(u * size));
+    for (const [id, u] of units) rates.set(id, u * size);
   }
   for (const r of wanting) out.set(r.dispatcher, { slots: slots.get(r.dispatcher) ?? 0, rate: R === null ? null : (rates.get(r.dispatcher) ?? 0) });
   return out;
@@ -162,7 +161,10 @@ export function allowedShare(limits: Limits, target: Share, others: GrantRow[]):
   if (R === null) return { slots, rate: null };
   // A row written while there was no limit counts as holding all of it until it is renewed.
   const usedRate = others.reduce((n, o) => n + (o.rate ?? R), 0);
-  return { slots, rate: roundDown(Math.max(0, Math.min(target.rate ?? R, R - usedRate))) };
+  const want = target.rate ?? R;
+  const free = R - usedRate;
+  // (Sums of shares carry float noise: what is free up to it counts as the whole target.)
+  return { slots, rate: free >= want - R * 1e-9 ? want : Math.max(0, free) };
 }
 
 const more = (a: number | null, b: number | null): boolean => (a === null ? b !== null : b !== null && a > b + EPS);
