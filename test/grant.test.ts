@@ -8,6 +8,7 @@ import {
   fairShares,
   fairSplit,
   needsRenewal,
+  quantumMs,
   rateUnits,
   renew,
   type GrantRow,
@@ -74,6 +75,14 @@ describe("fairSplit: max-min fair whole units", () => {
       order.push(holder);
     }
     expect(order).toEqual(["a", "b", "c", "a", "b", "c"]);
+  });
+});
+
+describe("the quantum", () => {
+  it("is half a second without a rate limit, two coolings with one", () => {
+    expect(quantumMs({ maxInFlight: 1, ratePerS: null })).toBe(GRANT_QUANTUM_MS);
+    expect(quantumMs({ maxInFlight: 1, ratePerS: 2 })).toBe(2000);
+    expect(quantumMs({ maxInFlight: 1, ratePerS: 0.25 })).toBe(8000);
   });
 });
 
@@ -148,6 +157,7 @@ describe("needsRenewal: when a dispatcher goes back to the database", () => {
     idleMs: 0,
     now: NOW,
     localNow: NOW,
+    lastStartAt: NOW,
   };
   const lowered: Partial<Situation> = { limits: { maxInFlight: 2, ratePerS: null }, mine: held(2, null, { dbSlots: 5 }), row: row("me", 5, 10) };
   it.each<[string, Partial<Situation>, boolean]>([
@@ -181,7 +191,7 @@ describe("needsRenewal: when a dispatcher goes back to the database", () => {
 });
 
 describe("renew", () => {
-  const s = { others: [] as GrantRow[], mine: NO_GRANT, row: undefined as GrantRow | undefined, wants: 3, inFlight: 0, now: NOW, localNow: NOW };
+  const s = { others: [] as GrantRow[], mine: NO_GRANT, row: undefined as GrantRow | undefined, wants: 3, inFlight: 0, now: NOW, localNow: NOW, lastStartAt: NOW };
 
   it("takes the whole limit when alone, and marks the row as raised", () => {
     const r = renew({ ...s, limits: { maxInFlight: 10, ratePerS: 5 } });
@@ -201,6 +211,13 @@ describe("renew", () => {
     expect(r.grant.rate).toBe(1);
     expect(r.row?.rate).toBe(2);
     expect(r.grant.coolUntil).toBe(NOW + 1000);
+  });
+
+  it("cools a lowered rate from its last request: one idle for a second gives it back at once", () => {
+    const others = [row("b", 0, 5, 0, NOW - 20_000)];
+    const r = renew({ ...s, limits: { maxInFlight: 10, ratePerS: 2 }, others, mine: held(10, 2), row: row("me", 10, 5, 2), wants: 5, lastStartAt: NOW - 1000 });
+    expect(r.grant.rate).toBe(1);
+    expect(r.row?.rate).toBe(1);
   });
 
   it("holds the whole new limit while cooling when a rate limit appears", () => {

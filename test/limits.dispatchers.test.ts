@@ -179,12 +179,13 @@ it("keeps rate_limit_per_s=2 across three dispatchers: no one-second window over
   expect(await settled(t.sql, 14, 40000)).toEqual({ succeeded: 14 });
   const seen = await grants.stop();
   expect(rx.requests).toHaveLength(14);
-  // Exact where the limit is kept: the starts the dispatchers recorded (one host, one clock;
-  // 999 ms because the timestamps are whole milliseconds, taken a few microseconds after the
-  // lane's own clock reading).
+  // Where the limit is kept: the starts the dispatchers recorded (one host, one clock). A
+  // lane spaces its starts by its own clock reading; send() stamps started_at in whole
+  // milliseconds just after it, and a GC pause between the two makes a stamp up to a few ms
+  // late (998 ms measured between two starts 1,000 ms apart by the lane). 10 ms of slack.
   const started = (await t.sql<{ ms: number }[]>`
     select extract(epoch from started_at)::float8 * 1000 as ms from webhooks.attempts`).map((r) => r.ms);
-  expect(maxInWindow(started, 999)).toBeLessThanOrEqual(2);
+  expect(maxInWindow(started, 990)).toBeLessThanOrEqual(2);
   expect(seen.maxRate).toBeLessThanOrEqual(2);
   expect(seen.holders).toBeGreaterThanOrEqual(2);
   // At the receiver, arrivals jitter by tens of milliseconds on a loaded host (up to 70 ms
@@ -193,7 +194,7 @@ it("keeps rate_limit_per_s=2 across three dispatchers: no one-second window over
   const arrived = rx.requests.map((r) => r.receivedAt);
   expect(maxInWindow(arrived, 1000)).toBeLessThanOrEqual(3);
   console.log(
-    `rate 2/s: at most ${maxInWindow(started, 999)} starts in any 1 s, ${maxInWindow(arrived, 1000)} arrivals; ` +
+    `rate 2/s: at most ${maxInWindow(started, 990)} starts in any 990 ms, ${maxInWindow(arrived, 1000)} arrivals; ` +
       `closest three starts ${closestThree(started)} ms apart, arrivals ${closestThree(arrived)} ms; ${seen.holders} dispatchers held a share`,
   );
 }, 50000);

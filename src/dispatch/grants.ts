@@ -26,6 +26,8 @@ export interface GrantHolder {
   readonly inFlight: number;
   /** How long it has had nothing queued or in flight (0: busy). */
   idleMs(now: number): number;
+  /** When it last started a request (Date.now(); -Infinity: never). */
+  readonly lastStartAt: number;
 }
 
 export interface GrantKeeper {
@@ -97,6 +99,7 @@ export function createGrantKeeper<H extends GrantHolder>(opts: {
           inFlight: h.inFlight,
           now: s?.now_ms ?? Date.now(),
           localNow: Date.now(),
+          lastStartAt: h.lastStartAt,
         });
         if (r.row === null) {
           await tx`delete from webhooks.dispatcher_grants where subscription_id = ${h.id} and dispatcher_id = ${owner}`;
@@ -171,6 +174,7 @@ export function createGrantKeeper<H extends GrantHolder>(opts: {
           idleMs: h.idleMs(localNow),
           now: dbNow,
           localNow,
+          lastStartAt: h.lastStartAt,
         };
         if (needsRenewal(situation)) renewNow(h);
       }

@@ -216,6 +216,8 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       total--;
       l.inFlight++;
       l.lastActive = Date.now();
+      // (With a rate limit, set above; also kept without one, for a limit that appears later.)
+      if (l.ratePerS === null) l.lastStartAt = l.lastActive;
       l.starts.set(item, l.lastActive);
       void send(ctx, item.d, bodies).then((r) => {
         if (bodies.size > 10_000) bodies.clear();

@@ -7,6 +7,15 @@ import { requestSpacingMs } from "./rate-limit";
 
 /** A share that has just grown is kept this long before its odd slot moves to a waiting dispatcher. */
 export const GRANT_QUANTUM_MS = 500;
+
+/**
+ * How long a grown share is kept for a webhook with these limits: with a rate limit, two of
+ * its cooling periods, since each move of a rate unit leaves it unused for up to a tick after
+ * the cooling, and slots and rate move together.
+ */
+export function quantumMs(limits: Limits): number {
+  return limits.ratePerS === null ? GRANT_QUANTUM_MS : Math.max(GRANT_QUANTUM_MS, 2 * coolingMs(limits.ratePerS));
+}
 /** An idle dispatcher keeps its share this long while nobody else wants one (then gives it back). */
 export const GRANT_IDLE_MS = 5000;
 
@@ -69,9 +78,9 @@ function unitsOf(rate: number | null, ratePerS: number): number {
 }
 
 /**
- * How long a dispatcher that lowers its rate keeps the old share in its row: one unit's
- * spacing (at least a second), so that whoever takes the freed part cannot start a request
- * inside a window that its last requests at the old rate still fill.
+ * How long after its last request a dispatcher that lowers its rate keeps the old share in
+ * its row: one unit's spacing (at least a second), so that whoever takes the freed part cannot
+ * start a request inside a window that its last requests at the old rate still fill.
  */
 export function coolingMs(ratePerS: number): number {
   return Math.max(1000, requestSpacingMs(rateUnits(ratePerS).size));
@@ -87,9 +96,9 @@ interface Claimant {
 /**
  * Max-min fair split of `total` whole units: equal rounds, each capped at what a claimant
  * wants; the odd units left over go first to claimants that hold them and got them less than
- * GRANT_QUANTUM_MS ago, then to the longest waiting (oldest grantedAt), so they rotate.
+ * `quantum` ms ago, then to the longest waiting (oldest grantedAt), so they rotate.
  */
-export function fairSplit(total: number, claimants: Claimant[], now: number): Map<string, number> {
+export function fairSplit(total: number, claimants: Claimant[], now: number, quantum = GRANT_QUANTUM_MS): Map<string, number> {
   const out = new Map(claimants.map((c) => [c.id, 0]));
   const got = (c: Claimant): number => out.get(c.id) ?? 0;
   let left = Math.max(0, Math.floor(total));
@@ -104,7 +113,7 @@ export function fairSplit(total: number, claimants: Claimant[], now: number): Ma
       left -= g;
     }
   }
-  const keeps = (c: Claimant): boolean => c.holds > got(c) && now - c.grantedAt < GRANT_QUANTUM_MS;
+  const keeps = (c: Claimant): boolean => c.holds > got(c) && now - c.grantedAt < quantum;
   const order = claimants
     .filter((c) => got(c) < c.wants)
     .sort((a, b) => Number(keeps(b)) - Number(keeps(a)) || a.grantedAt - b.grantedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -131,10 +140,12 @@ export function fairShares(limits: Limits, rows: GrantRow[], now: number): Map<s
     return out;
   }
   if (wanting.length === 0) return out;
+  const quantum = quantumMs(limits);
   const slots = fairSplit(
     limits.maxInFlight,
     wanting.map((r) => ({ id: r.dispatcher, wants: Math.min(r.wants, limits.maxInFlight), holds: r.slots, grantedAt: r.grantedAt })),
     now,
+    quantum,
   );
   const R = limits.ratePerS;
   const rates = new Map<string, number>();
@@ -146,6 +157,7 @@ export function fairShares(limits: Limits, rows: GrantRow[], now: number): Map<s
         .filter((r) => (slots.get(r.dispatcher) ?? 0) > 0)
         .map((r) => ({ id: r.dispatcher, wants: count, holds: unitsOf(r.rate, R), grantedAt: r.grantedAt })),
       now,
+      quantum,
     );
     for (const [id, u] of units) rates.set(id, u * size);
   }
@@ -185,6 +197,8 @@ export interface Situation {
   now: number;
   /** The local clock, ms (cooling). */
   localNow: number;
+  /** When its lane last started a request, local clock (-Infinity: never). */
+  lastStartAt: number;
 }
 
 /** True when a dispatcher should renew its grant (take, give back, or let go) under the lock. */
@@ -215,8 +229,8 @@ export interface Renewal {
 /**
  * Renews a grant under the webhook's lock, from the rows as they are (`row`: its own). No
  * request starts meanwhile, so the row can keep exactly what is still open above the new
- * share (given back once it finishes). A lowered rate keeps the old share in the row for
- * coolingMs; `limits` null: the webhook is gone.
+ * share (given back once it finishes). A lowered rate keeps the old share in the row until
+ * coolingMs after the last request; `limits` null: the webhook is gone.
  */
 export function renew(s: Omit<Situation, "limits" | "idleMs"> & { limits: Limits | null }): Renewal {
   const { limits, others, mine, row } = s;
@@ -232,7 +246,7 @@ export function renew(s: Omit<Situation, "limits" | "idleMs"> & { limits: Limits
     // What the row holds now (written without a limit: all of it); the share in use may have
     // started requests at up to its rate (unlimited: null).
     const wasDb = row ? (row.rate ?? limits.ratePerS) : 0;
-    if (rate < (mine.rate ?? Infinity) - EPS) coolUntil = s.localNow + coolingMs(limits.ratePerS);
+    if (rate < (mine.rate ?? Infinity) - EPS) coolUntil = Math.max(coolUntil, s.lastStartAt + coolingMs(limits.ratePerS));
     if (s.localNow < coolUntil) dbRate = Math.max(rate, wasDb);
   } else rate = dbRate = null;
   const raised = row === undefined || allowed.slots > row.slots || (rate !== null && row.rate !== null && rate > row.rate + EPS);
