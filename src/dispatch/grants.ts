@@ -4,7 +4,8 @@
 // work; alone, it gets the whole limit and keeps it (no query per delivery). A tick reads the
 // rows of the webhooks this dispatcher sends to: when another dispatcher waits, holders give
 // back what is above their fair share and waiters take what is free, each under the webhook's
-// row lock. The split is model/grant.ts; a dead dispatcher's rows go with its registry row.
+// row lock (lanes renewing together share one transaction). The split is model/grant.ts; a
+// dead dispatcher's rows go with its registry row.
 import type { Queryable, Sql } from "../db/connection";
 import type { Logger } from "../logger";
 import { NO_GRANT, needsRenewal, renew, type GrantRow, type Limits, type LocalGrant } from "../model/grant";
@@ -53,6 +54,23 @@ const rowOf = (r: StoredRow): GrantRow => ({
   grantedAt: r.granted_ms,
 });
 
+/** Webhooks renewed in one transaction at most. */
+const RENEW_BATCH = 500;
+
+interface Columns {
+  ids: string[];
+  slots: number[];
+  rates: (number | null)[];
+  wants: number[];
+}
+const newColumns = (): Columns => ({ ids: [], slots: [], rates: [], wants: [] });
+function push(c: Columns, id: string, row: { slots: number; rate: number | null; wants: number }): void {
+  c.ids.push(id);
+  c.slots.push(row.slots);
+  c.rates.push(row.rate);
+  c.wants.push(row.wants);
+}
+
 const GRANT_COLUMNS = (sql: Queryable) => sql`
   subscription_id, dispatcher_id, slots, rate_share, wants, extract(epoch from granted_at)::float8 * 1000 as granted_ms`;
 
@@ -73,63 +91,105 @@ export function createGrantKeeper<H extends GrantHolder>(opts: {
   /** After a failed renewal, not again before this (a lane asking on every result would spin). */
   const retryAt = new WeakMap<H, number>();
 
+  /** Lanes waiting for the next batch of renewals (each frozen meanwhile: renewing). */
+  const pending: H[] = [];
+  let scheduled = false;
+
   const renewNow = (h: H): void => {
     if (closed || Date.now() < (retryAt.get(h) ?? 0)) return;
     if (h.renewing) {
       again.add(h);
       return;
     }
+    // Nothing starts from here until the renewal is done, so in-flight can only fall.
     h.renewing = true;
-    // Nothing starts while this runs, so in-flight stays as read here.
-    void sql
+    pending.push(h);
+    if (!scheduled) {
+      scheduled = true;
+      // Lanes asking together (a fanout batch for many webhooks) share one transaction.
+      setImmediate(() => void flush());
+    }
+  };
+
+  const flush = async (): Promise<void> => {
+    scheduled = false;
+    const batch = pending.splice(0, RENEW_BATCH);
+    if (pending.length > 0) {
+      scheduled = true;
+      setImmediate(() => void flush());
+    }
+    if (batch.length === 0) return;
+    const ids = batch.map((h) => h.id);
+    await sql
       .begin(async (tx) => {
-        const [s] = await tx<{ max_in_flight: number; rate_limit_per_s: number | null; now_ms: number }[]>`
-          select max_in_flight, rate_limit_per_s, extract(epoch from now())::float8 * 1000 as now_ms
-            from webhooks.subscriptions where id = ${h.id} and deleted_at is null
+        // Locked in id order, so two dispatchers' batches cannot deadlock.
+        const subs = await tx<{ id: string; max_in_flight: number; rate_limit_per_s: number | null; now_ms: number }[]>`
+          select id, max_in_flight, rate_limit_per_s, extract(epoch from now())::float8 * 1000 as now_ms
+            from webhooks.subscriptions where id = any(${ids}::uuid[]) and deleted_at is null
+           order by id
              for no key update`;
         const stored = await tx<StoredRow[]>`
-          select ${GRANT_COLUMNS(tx)} from webhooks.dispatcher_grants where subscription_id = ${h.id}`;
-        const rows = stored.map(rowOf);
-        const r = renew({
-          limits: s ? { maxInFlight: s.max_in_flight, ratePerS: s.rate_limit_per_s } : null,
-          others: rows.filter((x) => x.dispatcher !== owner),
-          mine: h.grant,
-          row: rows.find((x) => x.dispatcher === owner),
-          wants: s ? Math.min(h.wants(), s.max_in_flight) : 0,
-          inFlight: h.inFlight,
-          now: s?.now_ms ?? Date.now(),
-          localNow: Date.now(),
-          lastStartAt: h.lastStartAt,
-        });
-        if (r.row === null) {
-          await tx`delete from webhooks.dispatcher_grants where subscription_id = ${h.id} and dispatcher_id = ${owner}`;
-        } else if (s) {
+          select ${GRANT_COLUMNS(tx)} from webhooks.dispatcher_grants where subscription_id = any(${ids}::uuid[])`;
+        const live = new Map(subs.map((x) => [x.id, x]));
+        const rowsOf = new Map<string, GrantRow[]>();
+        for (const r of stored) rowsOf.set(r.subscription_id, [...(rowsOf.get(r.subscription_id) ?? []), rowOf(r)]);
+        const dbNow = subs[0]?.now_ms ?? Date.now();
+        const grants = new Map<H, LocalGrant>();
+        const gone: string[] = [];
+        const write = { raised: newColumns(), kept: newColumns() };
+        for (const h of batch) {
+          const s = live.get(h.id);
+          const rows = rowsOf.get(h.id) ?? [];
+          const r = renew({
+            limits: s ? { maxInFlight: s.max_in_flight, ratePerS: s.rate_limit_per_s } : null,
+            others: rows.filter((x) => x.dispatcher !== owner),
+            mine: h.grant,
+            row: rows.find((x) => x.dispatcher === owner),
+            wants: s ? Math.min(h.wants(), s.max_in_flight) : 0,
+            inFlight: h.inFlight,
+            now: dbNow,
+            localNow: Date.now(),
+            lastStartAt: h.lastStartAt,
+          });
+          grants.set(h, r.grant);
+          if (r.row === null) gone.push(h.id);
+          else if (s) push(r.row.raised ? write.raised : write.kept, h.id, r.row);
+        }
+        if (gone.length > 0) {
+          await tx`delete from webhooks.dispatcher_grants where dispatcher_id = ${owner} and subscription_id = any(${gone}::uuid[])`;
+        }
+        // Bulk upserts (unnest): one statement for the rows whose share grew (granted_at moves), one for the rest.
+        for (const [cols, raised] of [[write.raised, true], [write.kept, false]] as const) {
+          if (cols.ids.length === 0) continue;
           await tx`
             insert into webhooks.dispatcher_grants (subscription_id, dispatcher_id, slots, rate_share, wants)
-            values (${h.id}, ${owner}, ${r.row.slots}, ${r.row.rate}, ${r.row.wants})
+            select sub, ${owner}, slots, rate, wants
+              from unnest(${cols.ids}::uuid[], ${cols.slots}::int[], ${cols.rates}::float8[], ${cols.wants}::int[]) as u(sub, slots, rate, wants)
             on conflict (subscription_id, dispatcher_id) do update
                set slots = excluded.slots, rate_share = excluded.rate_share, wants = excluded.wants,
-                   granted_at = case when ${r.row.raised} then now() else dispatcher_grants.granted_at end`;
+                   granted_at = case when ${raised} then now() else dispatcher_grants.granted_at end`;
         }
-        return r.grant;
+        return grants;
       })
       .then(
-        (grant) => {
-          h.grant = grant;
+        (grants) => {
+          for (const [h, g] of grants) h.grant = g;
         },
         (e: unknown) => {
           // Committed or not, unknown: start nothing beyond what is open until the tick has looked.
-          h.grant = { ...h.grant, slots: Math.min(h.grant.slots, h.inFlight) };
-          retryAt.set(h, Date.now() + GRANT_TICK_MS);
-          if (!closed) logger.debug({ err: e, webhook: h.id }, "could not renew the grant; trying again shortly");
+          for (const h of batch) {
+            h.grant = { ...h.grant, slots: Math.min(h.grant.slots, h.inFlight) };
+            retryAt.set(h, Date.now() + GRANT_TICK_MS);
+          }
+          if (!closed) logger.debug({ err: e, webhooks: ids.length }, "could not renew grants; trying again shortly");
         },
-      )
-      .finally(() => {
-        h.renewing = false;
-        versions.set(h, (versions.get(h) ?? 0) + 1);
-        opts.changed(h);
-        if (again.delete(h)) renewNow(h);
-      });
+      );
+    for (const h of batch) {
+      h.renewing = false;
+      versions.set(h, (versions.get(h) ?? 0) + 1);
+      opts.changed(h);
+      if (again.delete(h)) renewNow(h);
+    }
   };
 
   let ticking = false;
