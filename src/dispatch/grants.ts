@@ -31,9 +31,9 @@ export interface GrantHolder {
   readonly lastStartAt: number;
 }
 
-export interface GrantKeeper {
+export interface GrantKeeper<H extends GrantHolder> {
   /** Renews this lane's grant soon (once, however often asked meanwhile). */
-  renew(h: GrantHolder): void;
+  renew(h: H): void;
   close(): void;
 }
 
@@ -81,7 +81,7 @@ export function createGrantKeeper<H extends GrantHolder>(opts: {
   holders: () => Iterable<H>;
   /** The lane's grant changed (or a renewal ended): it may start requests again. */
   changed: (h: H) => void;
-}): GrantKeeper {
+}): GrantKeeper<H> {
   const { sql, owner, logger } = opts;
   let closed = false;
   /** Renewals asked for while one was under way. */
@@ -119,6 +119,11 @@ export function createGrantKeeper<H extends GrantHolder>(opts: {
       setImmediate(() => void flush());
     }
     if (batch.length === 0) return;
+    if (closed) {
+      // Stopping: nothing more is sent; our rows go with our registry row.
+      for (const h of batch) h.renewing = false;
+      return;
+    }
     const ids = batch.map((h) => h.id);
     await sql
       .begin(async (tx) => {
