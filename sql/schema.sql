@@ -67,6 +67,23 @@ CREATE INDEX deliveries_leased ON webhooks.deliveries USING btree (lease_owner) 
 CREATE INDEX deliveries_outbox ON webhooks.deliveries USING btree (outbox_id);
 CREATE INDEX deliveries_parked ON webhooks.deliveries USING btree (subscription_id, created_at) WHERE (parked_at IS NOT NULL);
 
+create table webhooks.dispatcher_grants (
+  subscription_id uuid not null,
+  dispatcher_id text not null,
+  slots integer not null,
+  rate_share double precision,
+  wants integer not null,
+  granted_at timestamp with time zone not null default now(),
+  constraint dispatcher_grants_dispatcher_id_fkey FOREIGN KEY (dispatcher_id) REFERENCES webhooks.dispatchers(id) ON DELETE CASCADE,
+  constraint dispatcher_grants_pkey PRIMARY KEY (subscription_id, dispatcher_id),
+  constraint dispatcher_grants_rate_share_check CHECK ((rate_share >= (0)::double precision)),
+  constraint dispatcher_grants_slots_check CHECK ((slots >= 0)),
+  constraint dispatcher_grants_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES webhooks.subscriptions(id) ON DELETE CASCADE,
+  constraint dispatcher_grants_wants_check CHECK ((wants >= 0))
+);
+comment on table webhooks.dispatcher_grants is 'A row is the share of one webhook''s limits (max_in_flight, rate_limit_per_s) that one running dispatcher may use. The shares of a webhook add up to at most its limits; a dispatcher without a row sends nothing to that webhook.';
+CREATE INDEX dispatcher_grants_dispatcher ON webhooks.dispatcher_grants USING btree (dispatcher_id);
+
 create table webhooks.dispatcher_wakeup (
   id boolean not null default true,
   idle boolean not null default true,

@@ -160,8 +160,8 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
     .option("--max-attempts <n>", "attempts before a delivery fails (1-20)", integer(1, 20))
     .option("--retry-schedule <schedule>", "exponential, linear, or delays such as 30s,5m,1h")
     .option("--timeout <duration>", `per-request timeout, e.g. 15s${dflt("15s")}`, durationMs)
-    .option("--max-in-flight <n>", `requests to it in flight at once, per dispatcher (1-${MAX_IN_FLIGHT}${creating ? `, default ${DEFAULT_MAX_IN_FLIGHT}` : ""})`, integer(1, MAX_IN_FLIGHT))
-    .option("--rate-limit <per-second>", `at most this many requests per second, per dispatcher, 0.001-10000, e.g. 5 or 0.5${dflt(": no limit")}`, ratePerSecond)
+    .option("--max-in-flight <n>", `requests to it in flight at once, all dispatchers together (1-${MAX_IN_FLIGHT}${creating ? `, default ${DEFAULT_MAX_IN_FLIGHT}` : ""})`, integer(1, MAX_IN_FLIGHT))
+    .option("--rate-limit <per-second>", `at most this many requests per second, all dispatchers together, 0.001-10000, e.g. 5 or 0.5${dflt(": no limit")}`, ratePerSecond)
     .option(
       "--disable-after <duration>",
       `disable it once every attempt has failed this long: 5d, 12h, 90m, 3600s or plain seconds${dflt(": WEBHOOKS_DISABLE_AFTER_S, 5d")}`,

@@ -149,6 +149,16 @@ export interface DispatcherTable {
   heartbeat_at: Timestamp;
 }
 
+/** One dispatcher's share of one webhook's limits (sql/0004_dispatcher_grants.sql). */
+export interface DispatcherGrantTable {
+  subscription_id: string;
+  dispatcher_id: string;
+  slots: number;
+  rate_share: number | null;
+  wants: number;
+  granted_at: Generated<Timestamp>;
+}
+
 export interface EndpointHealthTable {
   subscription_id: string;
   circuit: Generated<CircuitState>;
@@ -189,6 +199,7 @@ export interface Database {
   "webhooks.event_types_seen": EventTypeSeenTable;
   "webhooks.api_keys": ApiKeyTable;
   "webhooks.dispatchers": DispatcherTable;
+  "webhooks.dispatcher_grants": DispatcherGrantTable;
   "webhooks.endpoint_health": EndpointHealthTable;
   "webhooks.dispatcher_wakeup": DispatcherWakeupTable;
   "webhooks.schema_migrations": SchemaMigrationTable;

@@ -9,11 +9,15 @@
 // Settings are live: every delivery carries its webhook's settings with their version
 // (settings_version), a lane keeps the newest copy it has seen and puts it on everything it
 // holds, and a NOTIFY from the database on each change makes the lanes re-read it (refresh).
+//
+// The limits hold for the webhook as a whole, across dispatchers: a lane sends only within the
+// share of them it has leased (grants.ts), and its window and rate spacing apply within it.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DeliverContext } from "./context";
 import { enqueueDeliveries } from "./jobs";
 import { claim, readSendSettings, settingsOf, type ClaimedDelivery, type SendSettings } from "./claim";
 import { createRecorder } from "./record";
+import { createGrantKeeper, type GrantHolder } from "./grants";
 import type { LeaseOffer } from "./fanout";
 import { send, type Recorded } from "./send";
 import { DEFAULT_BREAKER, breakerFor, disablingResponse, tripped, type BreakerSettings } from "../model/circuit";
@@ -30,6 +34,7 @@ import {
   totalRoom,
   waitEstimateMs,
 } from "../model/window";
+import { NO_GRANT, type Limits, type LocalGrant } from "../model/grant";
 import { timerMs } from "../util/timer";
 
 /** A job waits this long at most for room in a lane that is moving; else it is put back. */
@@ -46,7 +51,7 @@ interface Item {
 
 type StopCause = "circuit" | "disabled";
 
-class Lane {
+class Lane implements GrantHolder {
   queue: Item[] = [];
   inFlight = 0;
   window = INITIAL_WINDOW;
@@ -62,8 +67,25 @@ class Lane {
   lastActive = Date.now();
   lastResultAt = 0;
   readonly starts = new Map<Item, number>();
+  /** This dispatcher's share of the webhook's limits (grants.ts). */
+  grant: LocalGrant = NO_GRANT;
+  renewing = false;
 
   constructor(readonly id: string) {}
+
+  limits(): Limits | null {
+    return this.settings ? { maxInFlight: this.maxInFlight, ratePerS: this.ratePerS } : null;
+  }
+
+  /** Requests it could keep open now: in flight and queued (behind a stop, only probes), up to max_in_flight. */
+  wants(): number {
+    const queued = this.stop ? this.queue.filter((i) => i.probe).length : this.queue.length;
+    return Math.min(this.maxInFlight, this.inFlight + queued);
+  }
+
+  idleMs(now: number): number {
+    return this.queue.length > 0 || this.inFlight > 0 ? 0 : Math.max(0, now - this.lastActive);
+  }
 
   get cap(): number {
     return laneCap(this.maxInFlight);
@@ -106,6 +128,20 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
   let closed = false;
   let total = 0;
   const totalWaiters: (() => void)[] = [];
+  const grants = createGrantKeeper({
+    sql: ctx.conn.sql,
+    owner,
+    logger: ctx.logger,
+    holders: () => lanes.values(),
+    changed: (l: Lane) => {
+      // A rate wait was timed for the old share; pump times it again.
+      if (l.timer) {
+        clearTimeout(l.timer);
+        l.timer = null;
+      }
+      pump(l);
+    },
+  });
 
   const lane = (id: string): Lane => {
     let l = lanes.get(id);
@@ -138,6 +174,8 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
     l.lastActive = l.lastResultAt = Date.now();
     l.avgMs = l.avgMs * 0.8 + r.outcome.durationMs * 0.2;
     recorder.add(r);
+    // A share lowered while requests were open is given back as they finish.
+    if (l.grant.dbSlots > l.grant.slots && l.inFlight <= l.grant.slots) grants.renew(l);
     if (r.outcome.ok) {
       l.failures = 0;
       l.window = nextWindow(l.window, true, l.maxInFlight);
@@ -153,12 +191,18 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
 
   const pump = (l: Lane): void => {
     if (closed) return;
-    while (l.queue.length > 0 && l.inFlight < openLimit(l.window, l.maxInFlight)) {
+    // Nothing is sent without a share of the webhook's limits; none is changed mid-send.
+    if (!l.grant.held && !l.renewing && l.wants() > 0) grants.renew(l);
+    if (l.renewing) return;
+    while (l.queue.length > 0 && l.inFlight < openLimit(l.window, l.maxInFlight, l.grant.slots)) {
       const idx = l.stop ? l.queue.findIndex((i) => i.probe) : 0;
       if (idx < 0) return;
       if (l.ratePerS !== null) {
+        // Spaced by this dispatcher's share of the rate (none yet: wait for one).
+        const rate = l.grant.rate;
+        if (rate === null || rate <= 0) return;
         const now = Date.now();
-        const wait = startDelayMs(l.ratePerS, l.lastStartAt, now);
+        const wait = startDelayMs(rate, l.lastStartAt, now);
         if (wait > 0) {
           l.timer ??= setTimeout(() => {
             l.timer = null;
@@ -173,6 +217,8 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       total--;
       l.inFlight++;
       l.lastActive = Date.now();
+      // (With a rate limit, set above; also kept without one, for a limit that appears later.)
+      if (l.ratePerS === null) l.lastStartAt = l.lastActive;
       l.starts.set(item, l.lastActive);
       void send(ctx, item.d, bodies).then((r) => {
         if (bodies.size > 10_000) bodies.clear();
@@ -243,6 +289,7 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
   const adopt = (l: Lane, s: SendSettings): void => {
     if (l.settings !== null && s.settings_version <= l.settings.settings_version) return;
     const first = l.settings === null;
+    const limitsChanged = !first && (l.maxInFlight !== s.max_in_flight || l.ratePerS !== s.rate_limit_per_s);
     l.settings = settingsOf(s);
     l.maxInFlight = s.max_in_flight;
     if (l.ratePerS !== s.rate_limit_per_s && l.timer) {
@@ -251,6 +298,8 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       l.timer = null;
     }
     l.ratePerS = s.rate_limit_per_s;
+    // New limits: every dispatcher re-caps its share at once (each hears the same NOTIFY).
+    if (limitsChanged && l.grant.held) grants.renew(l);
     if (first) return;
     for (const item of l.queue) item.d = { ...item.d, ...l.settings };
   };
@@ -333,7 +382,8 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
   const gc = setInterval(() => {
     const now = Date.now();
     for (const [id, l] of lanes) {
-      if (l.queue.length === 0 && l.inFlight === 0 && now - l.lastActive > LANE_IDLE_MS) lanes.delete(id);
+      // (A lane gives its grant back before this, after GRANT_IDLE_MS.)
+      if (l.queue.length === 0 && l.inFlight === 0 && !l.grant.held && !l.renewing && now - l.lastActive > LANE_IDLE_MS) lanes.delete(id);
     }
   }, 10_000);
   gc.unref();
@@ -347,6 +397,8 @@ export function createEngine(ctx: DeliverContext, owner: string, settings: Break
       if (closed) return;
       closed = true;
       clearInterval(gc);
+      // Our grants go with our registry row when the heartbeat stops (on delete cascade).
+      grants.close();
       for (const l of lanes.values()) {
         if (l.timer) clearTimeout(l.timer);
         recorder.release(l.queue.map((i) => ({ id: i.d.id, subscription_id: i.d.subscription_id })));

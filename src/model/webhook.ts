@@ -198,7 +198,7 @@ const base = {
     .int({ error: MAX_IN_FLIGHT_MESSAGE })
     .min(1, { error: MAX_IN_FLIGHT_MESSAGE })
     .max(MAX_IN_FLIGHT, { error: MAX_IN_FLIGHT_MESSAGE })
-    .meta({ description: "Requests to this webhook in flight at once, per dispatcher (1-1000, default 10). More wait their turn." }),
+    .meta({ description: "Requests to this webhook in flight at once, all dispatchers together (1-1000, default 10). More wait their turn." }),
   rate_limit_per_s: z
     .number({ error: RATE_LIMIT_MESSAGE })
     .min(MIN_RATE_LIMIT_PER_S, { error: RATE_LIMIT_MESSAGE })
@@ -206,7 +206,7 @@ const base = {
     .nullable()
     .meta({
       description:
-        "At most this many requests per second, per dispatcher, from 0.001 (one every 1000 s) to 10000 (fractions allowed: 0.5 is one every 2 s); null: no limit.",
+        "At most this many requests per second, all dispatchers together, from 0.001 (one every 1000 s) to 10000 (fractions allowed: 0.5 is one every 2 s); null: no limit.",
     }),
   disable_after_s: z
     .number({ error: DISABLE_AFTER_MESSAGE })

@@ -1,6 +1,7 @@
 // The lanes' arithmetic: how many requests one webhook gets open at once (a window that starts
-// at one, doubles on success and halves on failure, bounded by max_in_flight), how requests are
-// spaced by rate_limit_per_s, and how much a lane and all lanes together hold. Pure:
+// at one, doubles on success and halves on failure, bounded by max_in_flight and by this
+// dispatcher's share of it), how requests are spaced by rate_limit_per_s (or this dispatcher's
+// share of it), and how much a lane and all lanes together hold. Pure:
 // dispatch/lanes.ts keeps the state and does the sending.
 import { requestSpacingMs } from "./rate-limit";
 
@@ -15,9 +16,12 @@ export function nextWindow(window: number, ok: boolean, maxInFlight: number): nu
   return ok ? Math.min(maxInFlight, window * 2) : Math.max(1, Math.floor(window / 2));
 }
 
-/** Requests a lane may have open now: its window, never more than max_in_flight. */
-export function openLimit(window: number, maxInFlight: number): number {
-  return Math.min(window, maxInFlight);
+/**
+ * Requests a lane may have open now: its window, never more than max_in_flight, nor more than
+ * the slots this dispatcher holds of it (model/grant.ts; default: all of them).
+ */
+export function openLimit(window: number, maxInFlight: number, grantedSlots = Infinity): number {
+  return Math.min(window, maxInFlight, grantedSlots);
 }
 
 /**
