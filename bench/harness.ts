@@ -396,6 +396,8 @@ export interface ScratchDatabase {
   sql: postgres.Sql;
   /** `select version()` of the server, for the report. */
   postgresVersion: string;
+  /** The server settings the figures depend on most (autovacuum off changes the backlog's). */
+  postgresSettings: Record<string, string>;
   /** now() once the database existed, before the migrations: the report's duration_s counts from here. */
   createdAt: number;
 }
@@ -421,7 +423,13 @@ export async function withScratchDatabase<T>(baseUrl: string, mode: string, body
     await sql.unsafe(TABLE_DDL("bench_untracked"));
     await sql`select webhooks.track_table('bench_tracked'::regclass, 'bench')`;
     const [pg] = await sql<{ v: string }[]>`select version() as v`;
-    return await body({ url, sql, postgresVersion: pg!.v, createdAt });
+    const settings = await sql<{ name: string; setting: string }[]>`
+      select name, current_setting(name) as setting from pg_settings
+       where name in ('autovacuum', 'shared_buffers', 'max_connections', 'synchronous_commit', 'fsync', 'max_wal_size')
+       order by name`;
+    const postgresSettings = Object.fromEntries(settings.map((r) => [r.name, r.setting]));
+    if (postgresSettings.autovacuum === "off") log("note: autovacuum is off on this server; the backlog figures depend on it (see README Performance)");
+    return await body({ url, sql, postgresVersion: pg!.v, postgresSettings, createdAt });
   } finally {
     await sql.end({ timeout: 5 });
     await root.unsafe(`drop database if exists ${dbName} with (force)`).catch((e) => log("could not drop", dbName, e));
@@ -491,15 +499,17 @@ export interface Machine {
   mem_gb: number;
   node: string;
   postgres: string;
+  postgres_settings: Record<string, string>;
 }
 
-export function machine(postgresVersion: string): Machine {
+export function machine(postgresVersion: string, postgresSettings: Record<string, string>): Machine {
   return {
     nproc: Number(execSync("nproc").toString().trim()) || cpus().length,
     cpu: cpus()[0]?.model,
     mem_gb: r2(totalmem() / 2 ** 30),
     node: process.version,
     postgres: postgresVersion,
+    postgres_settings: postgresSettings,
   };
 }
 
@@ -545,7 +555,8 @@ export function writeReport(
   // stderr when stdout carries the JSON (--only)
   (file ? console.log : console.error)(table.toString());
   (file ? console.log : console.error)(
-    `${report.machine.nproc} cores, node ${report.machine.node}, ${report.machine.postgres.split(" on ")[0]}; ` +
+    `${report.machine.nproc} cores, node ${report.machine.node}, ${report.machine.postgres.split(" on ")[0]} ` +
+      `(autovacuum ${report.machine.postgres_settings.autovacuum ?? "?"}, shared_buffers ${report.machine.postgres_settings.shared_buffers ?? "?"}); ` +
       `${report.runs} run(s), ${report.duration_s} s${file ? `; written to bench/${file}` : ""}`,
   );
 }

@@ -92,6 +92,10 @@ async function runOnce(b: Bench, receiver: ReceiverProc, mainSub: string, run: n
   if (small && big) {
     f.backlog_ratio = r2(big.per_s / small.per_s);
     f.backlog_rss_peak_ratio = r2(big.rss_mb.peak / small.rss_mb.peak);
+    // CPU per delivery (dispatcher + the database's backends), large / small: the work each
+    // delivery costs, which other load on a shared machine moves far less than the rate.
+    const cpu = (x: typeof big) => x.dispatcher_cpu_s_per_1000 + x.postgres_cpu_s_per_1000;
+    f.backlog_cpu_ratio = r2(cpu(big) / cpu(small));
   }
   return f;
 }
@@ -132,6 +136,7 @@ const FIGURES: FigureSpec[] = [
   { key: "backlog.per_s", label: "backlog drain/s (sizes.backlog events)" },
   { key: "backlog_large.per_s", label: "backlog drain/s (sizes.backlogLarge events)" },
   { key: "backlog_ratio", label: "backlog_ratio (large / small drain rate)", goal: "≥ 0.90", ok: (x) => x >= 0.9 },
+  { key: "backlog_cpu_ratio", label: "backlog CPU per delivery, large / small (dispatcher + Postgres)" },
   { key: "backlog.rss_mb.peak", label: "backlog peak RSS MB (small)", goal: "≤ 250", ok: (x) => x <= 250 },
   { key: "backlog_large.rss_mb.peak", label: "backlog peak RSS MB (large)", goal: "≤ 250", ok: (x) => x <= 250 },
   { key: "backlog_rss_peak_ratio", label: "backlog peak RSS large / small (flat memory)", goal: "≤ 1.20", ok: (x) => x <= 1.2 },
@@ -144,7 +149,7 @@ async function main(): Promise<void> {
   const sizes = OPTIONS.sizes;
   const label = (s: string) => s.replace("sizes.backlogLarge", sizes.backlogLarge.toLocaleString("en")).replace("sizes.backlog", sizes.backlog.toLocaleString("en"));
   const specs = FIGURES.map((s) => ({ ...s, label: label(s.label) }));
-  await withScratchDatabase(baseUrl, SMOKE ? "smoke" : "full", async ({ url, sql, postgresVersion, createdAt }) => {
+  await withScratchDatabase(baseUrl, SMOKE ? "smoke" : "full", async ({ url, sql, postgresVersion, postgresSettings, createdAt }) => {
     const b: Bench = { ...OPTIONS, url, sql };
     const receiver = await ReceiverProc.start();
     try {
@@ -160,7 +165,7 @@ async function main(): Promise<void> {
         sizes,
         summary: summarize(specs, runs),
         per_run: runs,
-        machine: machine(postgresVersion),
+        machine: machine(postgresVersion, postgresSettings),
         notes: [
           "summary: each figure's value in every run, min/median/max, and met = the median meets the goal (null: no goal); the large backlog runs in the first run only",
           "write path measured with webhooks.dispatcher_wakeup.idle = true (as an idle running dispatcher leaves it), so each tracked statement NOTIFYs",
