@@ -108,25 +108,6 @@ export function processCpuSeconds(pid: number): number {
 }
 
 /**
- * CPU seconds (user + system) used so far by every process named postgres on the host,
- * whatever database they serve: other work on the same server counts too (see BackendCpu).
- */
-export function postgresCpuSeconds(): number {
-  let seconds = 0;
-  for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      if (!stat.includes("(postgres)")) continue;
-      seconds += statCpuSeconds(stat);
-    } catch {
-      /* gone */
-    }
-  }
-  return seconds;
-}
-
-/**
  * CPU of the server's processes for the bench database, sampled every 250 ms so that backends
  * which come and go (autovacuum workers) count up to their last sample: `backends`, those
  * attached to the bench database (its pg_stat_activity pids; the bench's own connections count,
@@ -323,7 +304,8 @@ export class DispatcherProc {
   private samples = 0;
   private sampler?: NodeJS.Timeout;
   private constructor(readonly child: ChildProcess) {}
-  static start(b: Bench): DispatcherProc {
+  /** `env`: variables on top of the defaults (e.g. a smaller WEBHOOKS_DB_POOL_SIZE). */
+  static start(b: Bench, env: Record<string, string> = {}): DispatcherProc {
     const child = spawn(process.execPath, [...b.dispatcherNodeArgs, join(ROOT, "bin", "pg-webhooks.js"), "start", "--no-api", "--no-migrate"], {
       cwd: ROOT,
       env: {
@@ -331,6 +313,7 @@ export class DispatcherProc {
         DATABASE_URL: b.url,
         WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true",
         LOG_LEVEL: "warn",
+        ...env,
       },
       stdio: ["ignore", "inherit", "inherit"],
     });

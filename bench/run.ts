@@ -172,7 +172,7 @@ async function main(): Promise<void> {
           "dispatcher: bin/pg-webhooks.js start --no-api --no-migrate with default settings (WEBHOOKS_* of the caller's environment cleared; WEBHOOKS_CONCURRENCY=10, poll 1000 ms); the bench webhook has max_in_flight = raw_concurrency",
           "isolation: the same events to the healthy webhook alone, then with a healthy second webhook subscribed too (reference), then with a webhook whose endpoint never answers (timeout 5 s, max_in_flight 10) instead; isolation_ratio = with the hanging one / alone",
           "latency: from the insert's autocommit returning to the receiver's receipt, both on this machine's clock; no same-run baseline",
-          "scale: Postgres CPU = the bench database's backends (pg_stat_activity pids, sampled each second), not the WAL writer or checkpointer; throughput.postgres_cpu_s counts every postgres process on the host",
+          "Postgres CPU (throughput, scale, backlog) = the bench database's backends (pg_stat_activity pids, sampled every 250 ms); postgres_shared_cpu_s = the server's background processes (WAL writer, checkpointer, background writer), which serve every database",
           "scale: connections = pg_stat_activity rows whose client_port is one of that process's sockets to the server, the most seen during the run",
         ],
         duration_s: r2((now() - createdAt) / 1000),

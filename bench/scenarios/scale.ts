@@ -5,32 +5,49 @@
 // connections each process holds.
 import { DEFAULTS } from "../../src/config";
 import {
-  BackendCpu, assert, DispatcherProc, connectionsPerProcess, insertEvents, machineCpuBusy, postgresCpuSeconds, r2, resetDeliveries, settled, sleep,
+  BackendCpu, assert, DispatcherProc, log, connectionsPerProcess, insertEvents, machineCpuBusy, r2, resetDeliveries, settled, sleep,
   type Bench, type ReceiverProc,
 } from "../harness";
 
 export const SCALE_PROCESSES = [1, 2, 4] as const;
 
-/** Refuses to start `processes` dispatchers the server has no connection slots for (each opens WEBHOOKS_DB_POOL_SIZE). */
-async function assertSlots(b: Bench, processes: number): Promise<void> {
-  const need = processes * DEFAULTS.WEBHOOKS_DB_POOL_SIZE;
+/** Connection slots the server has free now, and its max_connections. */
+async function freeSlots(b: Bench): Promise<{ free: number; max: number }> {
   const [r] = await b.sql<{ free: number; max: number }[]>`
     select current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int
              - (select count(*)::int from pg_stat_activity where backend_type = 'client backend') as free,
            current_setting('max_connections')::int as max`;
-  assert(
-    r!.free >= need + 2,
-    `scale: ${processes} dispatchers open up to ${need} connections, but the server has ${r!.free} free (max_connections ${r!.max}); ` +
-      "stop other clients or raise max_connections",
-  );
+  return r!;
+}
+
+/**
+ * The pool size each of `processes` dispatchers gets: the default WEBHOOKS_DB_POOL_SIZE once
+ * the server has the slots for all of them (waiting up to 60 s for other clients to leave),
+ * else what the free slots allow (at least 4), so a server shared with other clients still
+ * runs the scenario; the figures say which it was (pool_size).
+ */
+async function poolSize(b: Bench, processes: number): Promise<number> {
+  const fits = (free: number) => Math.floor((free - 4) / processes);
+  const deadline = Date.now() + 60_000;
+  let r = await freeSlots(b);
+  while (fits(r.free) < DEFAULTS.WEBHOOKS_DB_POOL_SIZE && Date.now() < deadline) {
+    await sleep(1000);
+    r = await freeSlots(b);
+  }
+  const size = Math.min(DEFAULTS.WEBHOOKS_DB_POOL_SIZE, fits(r.free));
+  assert(size >= 4, `scale: ${processes} dispatchers need at least ${4 * processes + 4} free connections, but the server has ${r.free} (max_connections ${r.max})`);
+  if (size < DEFAULTS.WEBHOOKS_DB_POOL_SIZE) {
+    log(`scale: only ${r.free} connection slots free; ${processes} dispatchers get WEBHOOKS_DB_POOL_SIZE=${size} instead of ${DEFAULTS.WEBHOOKS_DB_POOL_SIZE}`);
+  }
+  return size;
 }
 
 async function run(b: Bench, receiver: ReceiverProc, processes: number) {
   const { sql } = b;
   const n = b.sizes.scaleEvents;
   await resetDeliveries(sql);
-  await assertSlots(b, processes);
-  const ds = Array.from({ length: processes }, () => DispatcherProc.start(b));
+  const pool = await poolSize(b, processes);
+  const ds = Array.from({ length: processes }, () => DispatcherProc.start(b, { WEBHOOKS_DB_POOL_SIZE: String(pool) }));
   try {
     await Promise.all(ds.map((d) => d.ready(sql)));
     await sleep(1500); // every pool opened, every dispatcher idle
@@ -45,7 +62,6 @@ async function run(b: Bench, receiver: ReceiverProc, processes: number) {
     const cpuBusy = machineCpuBusy();
     const dcpu0 = ds.map((d) => d.cpuSeconds());
     const pg = await BackendCpu.start(sql);
-    const hostPg0 = postgresCpuSeconds();
     const [t0] = await sql<{ t: Date }[]>`select clock_timestamp() as t`;
     try {
       await insertEvents(sql, n, 50_000_000 + processes * 1_000_000, 500);
@@ -55,15 +71,14 @@ async function run(b: Bench, receiver: ReceiverProc, processes: number) {
     }
     const last = await settled(sql, n, 60_000, `scale (${processes} dispatchers)`);
     const pgCpu = await pg.stop();
-    const hostPgCpu = postgresCpuSeconds() - hostPg0;
     const dCpuEach = ds.map((d, i) => d.cpuSeconds() - dcpu0[i]!);
     return {
+      pool,
       seconds: (last.getTime() - t0!.t.getTime()) / 1000,
       dispatcherCpu: dCpuEach.reduce((a, x) => a + x, 0),
       dispatcherCpuEach: dCpuEach,
       postgresCpu: pgCpu.backends,
       postgresSharedCpu: pgCpu.shared,
-      postgresHostCpu: hostPgCpu,
       connections,
       busy: cpuBusy(),
     };
@@ -74,11 +89,12 @@ async function run(b: Bench, receiver: ReceiverProc, processes: number) {
 
 /**
  * Needs no other dispatcher running: each run starts its own. The counts run 1, 2, 4, 4, 2, 1
- * so that drift in the machine's speed falls on each alike; each count's figures are over its
- * two runs together.
+ * (the smoke run: 1, 2, 4) so that drift in the machine's speed falls on each alike; each
+ * count's figures are over its runs together.
  */
 export async function scale(b: Bench, receiver: ReceiverProc) {
-  const order = [...SCALE_PROCESSES, ...[...SCALE_PROCESSES].reverse()];
+  // The smoke run checks correctness only: each count once.
+  const order = b.smoke ? [...SCALE_PROCESSES] : [...SCALE_PROCESSES, ...[...SCALE_PROCESSES].reverse()];
   const runs: { processes: number; r: Awaited<ReturnType<typeof run>> }[] = [];
   for (const p of order) runs.push({ processes: p, r: await run(b, receiver, p) });
   const figures = SCALE_PROCESSES.map((processes) => {
@@ -97,10 +113,10 @@ export async function scale(b: Bench, receiver: ReceiverProc) {
       dispatcher_cpu_s_each_process: mine.map((r) => r.dispatcherCpuEach.map(r2)),
       postgres_cpu_s: r2(sum((r) => r.postgresCpu)),
       postgres_shared_cpu_s: r2(sum((r) => r.postgresSharedCpu)),
-      postgres_host_cpu_s: r2(sum((r) => r.postgresHostCpu)),
       dispatcher_cpu_s_per_1000: per1000(sum((r) => r.dispatcherCpu)),
       postgres_cpu_s_per_1000: per1000(sum((r) => r.postgresCpu)),
       postgres_shared_cpu_s_per_1000: per1000(sum((r) => r.postgresSharedCpu)),
+      pool_size: mine.map((r) => r.pool),
       connections_per_process: mine[0]!.connections.map((c, i) => Math.max(c, ...mine.map((r) => r.connections[i] ?? 0))),
       machine_cpu_busy: mine.map((r) => r.busy),
     };

@@ -3,16 +3,16 @@
 // same concurrency to the same receiver (the baseline, measured right after).
 import { request, Agent } from "undici";
 import {
-  BackendCpu, RAW_CONCURRENCY, assert, insertEvents, machineCpuBusy, now, postgresCpuSeconds, r2, settled,
+  BackendCpu, RAW_CONCURRENCY, assert, insertEvents, machineCpuBusy, now, r2, resetDeliveries, settled,
   type Bench, type DispatcherProc, type ReceiverProc,
 } from "../harness";
 
 export async function deliveryThroughput(b: Bench, receiver: ReceiverProc, d: DispatcherProc) {
   const { sql } = b;
+  await resetDeliveries(sql);
   await receiver.reset();
   const cpuBusy = machineCpuBusy();
   const dcpu0 = d.cpuSeconds();
-  const pgcpu0 = postgresCpuSeconds();
   const pg = await BackendCpu.start(sql);
   const n = b.sizes.events;
   const [t0row] = await sql<{ t: Date }[]>`select clock_timestamp() as t`;
@@ -25,7 +25,6 @@ export async function deliveryThroughput(b: Bench, receiver: ReceiverProc, d: Di
   const deliveries_per_s = n / seconds;
   const machine_cpu_busy = cpuBusy();
   const dispatcher_cpu_s = r2(d.cpuSeconds() - dcpu0);
-  const postgres_host_cpu_s = r2(postgresCpuSeconds() - pgcpu0);
   const pgCpu = await pg.stop();
 
   // Baseline: the very bodies the dispatcher sent, POSTed raw with undici at RAW_CONCURRENCY.
@@ -62,6 +61,6 @@ export async function deliveryThroughput(b: Bench, receiver: ReceiverProc, d: Di
     throughput_ratio: r2(deliveries_per_s / raw_per_s),
     throughput: { events: n, seconds: r2(seconds), insert_ms: Math.round(insertedMs), raw_concurrency: RAW_CONCURRENCY,
       machine_cpu_busy, dispatcher_cpu_s,
-      postgres_cpu_s: r2(pgCpu.backends), postgres_shared_cpu_s: r2(pgCpu.shared), postgres_host_cpu_s, raw_machine_cpu_busy: raw_cpu_busy },
+      postgres_cpu_s: r2(pgCpu.backends), postgres_shared_cpu_s: r2(pgCpu.shared), raw_machine_cpu_busy: raw_cpu_busy },
   };
 }
