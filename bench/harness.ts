@@ -1,7 +1,7 @@
 // What every bench scenario shares: the sizes, the scratch database, the receiver and dispatcher
 // child processes, clocks and CPU counters, the event and webhook helpers, and the report file.
 import { fork, spawn, execSync, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -15,14 +15,27 @@ export interface Sizes {
   writeSeconds: number;
   bulkRows: number;
   events: number;
+  /** Inserts of the idle-dispatcher latency scenario (20/s). */
   latencyInserts: number;
+  /** Seconds of the 200 writes/s latency scenario. */
+  latency200Seconds: number;
   fanoutSubs: number;
   isolationEvents: number;
+  /** Events of each run of the scaling scenario (1, 2 and 4 dispatchers). */
+  scaleEvents: number;
   backlog: number;
+  /** The large backlog, compared with `backlog`. */
+  backlogLarge: number;
 }
 export const SIZES: Record<"smoke" | "full", Sizes> = {
-  smoke: { writeSeconds: 1, bulkRows: 2_000, events: 500, latencyInserts: 20, fanoutSubs: 10, isolationEvents: 300, backlog: 1_000 },
-  full: { writeSeconds: 10, bulkRows: 100_000, events: 20_000, latencyInserts: 200, fanoutSubs: 100, isolationEvents: 5_000, backlog: 200_000 },
+  smoke: {
+    writeSeconds: 1, bulkRows: 2_000, events: 500, latencyInserts: 20, latency200Seconds: 1, fanoutSubs: 10, isolationEvents: 300,
+    scaleEvents: 500, backlog: 1_000, backlogLarge: 5_000,
+  },
+  full: {
+    writeSeconds: 10, bulkRows: 100_000, events: 20_000, latencyInserts: 200, latency200Seconds: 10, fanoutSubs: 100, isolationEvents: 5_000,
+    scaleEvents: 20_000, backlog: 200_000, backlogLarge: 1_000_000,
+  },
 };
 // The raw baseline's concurrency, and the bench webhook's max_in_flight: the same cap on both sides.
 export const RAW_CONCURRENCY = 100;
@@ -33,7 +46,7 @@ export interface BenchOptions {
   sizes: Sizes;
   /** Node arguments for the dispatcher's process only (BENCH_DISPATCHER_NODE_ARGS). */
   dispatcherNodeArgs: string[];
-  /** How long the backlog scenario lets the drain run before it reports it as incomplete. */
+  /** How long the backlog scenario lets a drain of sizes.backlog events run before it reports it as incomplete (scaled for larger backlogs). */
   backlogCapMs: number;
 }
 
@@ -85,20 +98,105 @@ export function machineCpuBusy(): () => number {
   };
 }
 
-/** CPU seconds (user + system) used so far by all processes named postgres (the server's backends). */
-export function postgresCpuSeconds(): number {
-  let seconds = 0;
-  for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      if (!stat.includes("(postgres)")) continue;
-      seconds += statCpuSeconds(stat);
-    } catch {
-      /* gone */
+/** CPU seconds (user + system) of one process so far; NaN once it has gone. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    return statCpuSeconds(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * CPU of the server's processes for the bench database, sampled every 250 ms so that backends
+ * which come and go (autovacuum workers) count up to their last sample: `backends`, those
+ * attached to the bench database (its pg_stat_activity pids; the bench's own connections count,
+ * the events' inserts being part of the work), and `shared`, the server's background processes
+ * (WAL writer, checkpointer, background writer), which serve every database on the server.
+ * Backends of other databases are left out, whoever else uses the server meanwhile.
+ */
+export class BackendCpu {
+  private readonly seen = new Map<number, { shared: boolean; base: number; last: number }>();
+  private timer?: NodeJS.Timeout;
+  private constructor(private readonly sql: postgres.Sql) {}
+  static async start(sql: postgres.Sql): Promise<BackendCpu> {
+    const c = new BackendCpu(sql);
+    for (const { pid, shared } of await c.pids()) {
+      const t = processCpuSeconds(pid);
+      if (!Number.isNaN(t)) c.seen.set(pid, { shared, base: t, last: t });
+    }
+    c.timer = setInterval(() => void c.sample().catch(() => {}), 250);
+    return c;
+  }
+  private async pids(): Promise<{ pid: number; shared: boolean }[]> {
+    return await this.sql<{ pid: number; shared: boolean }[]>`
+      select pid, datname is null as shared from pg_stat_activity
+       where datname = current_database() or (datname is null and backend_type <> 'client backend')`;
+  }
+  private async sample(): Promise<void> {
+    for (const { pid, shared } of await this.pids()) {
+      const t = processCpuSeconds(pid);
+      if (Number.isNaN(t)) continue;
+      const s = this.seen.get(pid);
+      if (s) s.last = t;
+      else this.seen.set(pid, { shared, base: 0, last: t }); // started since start(): all of its time is ours
     }
   }
-  return seconds;
+  /** Stops sampling; the CPU seconds used since start(). */
+  async stop(): Promise<{ backends: number; shared: number }> {
+    clearInterval(this.timer);
+    await this.sample();
+    const total = { backends: 0, shared: 0 };
+    for (const { shared, base, last } of this.seen.values()) total[shared ? "shared" : "backends"] += last - base;
+    return total;
+  }
+}
+
+/** The local TCP ports of a process's sockets connected to port `remotePort` (IPv4 and IPv6). */
+function socketPorts(pid: number, remotePort: number): Set<number> {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]!);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  } catch {
+    return new Set();
+  }
+  const ports = new Set<number>();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || !inodes.has(f[9]!)) continue;
+      const local = parseInt(f[1]!.split(":")[1]!, 16);
+      const remote = parseInt(f[2]!.split(":")[1]!, 16);
+      if (remote === remotePort) ports.add(local);
+    }
+  }
+  return ports;
+}
+
+/**
+ * How many backends of the bench database each process holds: pg_stat_activity's client_port
+ * matched against the process's own sockets to the server (so graphile-worker's pool counts
+ * as well as ours, whatever application_name they give).
+ */
+export async function connectionsPerProcess(sql: postgres.Sql, url: string, pids: number[]): Promise<number[]> {
+  const serverPort = Number(new URL(url).port || 5432);
+  const rows = await sql<{ port: number }[]>`
+    select client_port as port from pg_stat_activity where datname = current_database() and client_port is not null`;
+  const backendPorts = new Set(rows.map((r) => r.port));
+  return pids.map((pid) => [...socketPorts(pid, serverPort)].filter((p) => backendPorts.has(p)).length);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -187,22 +285,35 @@ export function assertDispatcherBuilt(): void {
   }
 }
 
+/**
+ * The bench's environment for the dispatcher, without any WEBHOOKS_* variable of the caller's:
+ * the dispatcher runs with the defaults of src/config, whatever shell the bench runs in.
+ */
+export function dispatcherEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("WEBHOOKS_")));
+}
+
 /** `bin/pg-webhooks.js start --no-api --no-migrate` in a child process, with its memory sampled every 100 ms. */
 export class DispatcherProc {
   peakRssKb = 0;
-  /** RSS in MB every 5 s since the start, to show whether memory grows with the work. */
+  /** The first and the latest RSS sample, in kB. */
+  firstRssKb = 0;
+  lastRssKb = 0;
+  /** RSS in MB every second since the start, to show whether memory grows with the work. */
   readonly rssTimelineMb: number[] = [];
   private samples = 0;
   private sampler?: NodeJS.Timeout;
   private constructor(readonly child: ChildProcess) {}
-  static start(b: Bench): DispatcherProc {
+  /** `env`: variables on top of the defaults (e.g. a smaller WEBHOOKS_DB_POOL_SIZE). */
+  static start(b: Bench, env: Record<string, string> = {}): DispatcherProc {
     const child = spawn(process.execPath, [...b.dispatcherNodeArgs, join(ROOT, "bin", "pg-webhooks.js"), "start", "--no-api", "--no-migrate"], {
       cwd: ROOT,
       env: {
-        ...process.env,
+        ...dispatcherEnv(),
         DATABASE_URL: b.url,
         WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true",
         LOG_LEVEL: "warn",
+        ...env,
       },
       stdio: ["ignore", "inherit", "inherit"],
     });
@@ -215,8 +326,11 @@ export class DispatcherProc {
     try {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.child.pid}/status`, "utf8"));
       if (m) {
-        this.peakRssKb = Math.max(this.peakRssKb, Number(m[1]));
-        if (this.samples++ % 50 === 0) this.rssTimelineMb.push(Math.round(Number(m[1]) / 1024));
+        const kb = Number(m[1]);
+        this.peakRssKb = Math.max(this.peakRssKb, kb);
+        if (!this.firstRssKb) this.firstRssKb = kb;
+        this.lastRssKb = kb;
+        if (this.samples++ % 10 === 0) this.rssTimelineMb.push(Math.round(kb / 1024));
       }
     } catch {
       /* exited between the check and the read */
@@ -224,11 +338,7 @@ export class DispatcherProc {
   }
   /** CPU seconds (user + system) the dispatcher has used so far. */
   cpuSeconds(): number {
-    try {
-      return statCpuSeconds(readFileSync(`/proc/${this.child.pid}/stat`, "utf8"));
-    } catch {
-      return NaN;
-    }
+    return this.child.pid ? processCpuSeconds(this.child.pid) : NaN;
   }
   /** Waits until the dispatcher has registered (its heartbeat row exists). */
   async ready(sql: postgres.Sql, timeoutMs = 20000): Promise<void> {
@@ -269,6 +379,8 @@ export interface ScratchDatabase {
   sql: postgres.Sql;
   /** `select version()` of the server, for the report. */
   postgresVersion: string;
+  /** The server settings the figures depend on most (autovacuum off changes the backlog's). */
+  postgresSettings: Record<string, string>;
   /** now() once the database existed, before the migrations: the report's duration_s counts from here. */
   createdAt: number;
 }
@@ -294,7 +406,13 @@ export async function withScratchDatabase<T>(baseUrl: string, mode: string, body
     await sql.unsafe(TABLE_DDL("bench_untracked"));
     await sql`select webhooks.track_table('bench_tracked'::regclass, 'bench')`;
     const [pg] = await sql<{ v: string }[]>`select version() as v`;
-    return await body({ url, sql, postgresVersion: pg!.v, createdAt });
+    const settings = await sql<{ name: string; setting: string }[]>`
+      select name, current_setting(name) as setting from pg_settings
+       where name in ('autovacuum', 'shared_buffers', 'max_connections', 'synchronous_commit', 'fsync', 'max_wal_size')
+       order by name`;
+    const postgresSettings = Object.fromEntries(settings.map((r) => [r.name, r.setting]));
+    if (postgresSettings.autovacuum === "off") log("note: autovacuum is off on this server; the backlog figures depend on it (see README Performance)");
+    return await body({ url, sql, postgresVersion: pg!.v, postgresSettings, createdAt });
   } finally {
     await sql.end({ timeout: 5 });
     await root.unsafe(`drop database if exists ${dbName} with (force)`).catch((e) => log("could not drop", dbName, e));
@@ -364,30 +482,64 @@ export interface Machine {
   mem_gb: number;
   node: string;
   postgres: string;
+  postgres_settings: Record<string, string>;
 }
 
-export function machine(postgresVersion: string): Machine {
+export function machine(postgresVersion: string, postgresSettings: Record<string, string>): Machine {
   return {
     nproc: Number(execSync("nproc").toString().trim()) || cpus().length,
     cpu: cpus()[0]?.model,
     mem_gb: r2(totalmem() / 2 ** 30),
     node: process.version,
     postgres: postgresVersion,
+    postgres_settings: postgresSettings,
   };
 }
 
-/** A row of the printed table: the figure as shown, its target, and whether it is met (null: no target). */
-export type Target = [value: string, target: string, met: boolean | null];
+/** A figure of the report: where it is in a run's figures, what it is, and its goal if it has one. */
+export interface FigureSpec {
+  /** Dotted path into a run's figures. */
+  key: string;
+  label: string;
+  goal?: string;
+  ok?: (x: number) => boolean;
+}
 
-/** Writes bench/report.json (bench/report.smoke.json for --smoke) and prints the figures against their targets. */
-export function writeReport(report: { machine: Machine; duration_s: number }, smoke: boolean, targets: Record<string, Target>): void {
-  const file = smoke ? "report.smoke.json" : "report.json";
-  writeFileSync(join(__dirname, file), JSON.stringify(report, null, 2) + "\n");
-  const table = new Table({ head: ["figure", smoke ? "smoke value" : "value", "target", smoke ? "(not asserted)" : "met"] });
-  for (const [k, [v, t, ok]] of Object.entries(targets)) table.push([k, v, t, ok === null ? "" : ok ? "yes" : "NO"]);
-  console.log(table.toString());
-  console.log(
-    `${report.machine.nproc} cores, node ${report.machine.node}, ${report.machine.postgres.split(" on ")[0]}; ` +
-      `${report.duration_s} s; written to bench/${file}`,
+export interface SummaryRow {
+  label: string;
+  goal: string | null;
+  values: number[];
+  min: number | null;
+  median: number | null;
+  max: number | null;
+  met: boolean | null;
+}
+
+/**
+ * Writes bench/<file> (none when file is null) and prints every figure of the summary: its
+ * value in each run, min / median / max, its goal and whether the median meets it.
+ */
+export function writeReport(
+  report: { machine: Machine; duration_s: number; runs: number; summary: Record<string, SummaryRow> },
+  smoke: boolean,
+  file: string | null,
+): void {
+  if (file) writeFileSync(join(__dirname, file), JSON.stringify(report, null, 2) + "\n");
+  const table = new Table({ head: ["figure", report.runs > 1 ? "runs" : "value", "min / median / max", "goal", smoke ? "met (not asserted)" : "met"] });
+  for (const row of Object.values(report.summary)) {
+    table.push([
+      row.label,
+      row.values.join(", "),
+      row.values.length > 1 ? `${row.min} / ${row.median} / ${row.max}` : "",
+      row.goal ?? "",
+      row.met === null ? "" : row.met ? "yes" : "NO",
+    ]);
+  }
+  // stderr when stdout carries the JSON (--only)
+  (file ? console.log : console.error)(table.toString());
+  (file ? console.log : console.error)(
+    `${report.machine.nproc} cores, node ${report.machine.node}, ${report.machine.postgres.split(" on ")[0]} ` +
+      `(autovacuum ${report.machine.postgres_settings.autovacuum ?? "?"}, shared_buffers ${report.machine.postgres_settings.shared_buffers ?? "?"}); ` +
+      `${report.runs} run(s), ${report.duration_s} s${file ? `; written to bench/${file}` : ""}`,
   );
 }

@@ -3,16 +3,17 @@
 // same concurrency to the same receiver (the baseline, measured right after).
 import { request, Agent } from "undici";
 import {
-  RAW_CONCURRENCY, assert, insertEvents, machineCpuBusy, now, postgresCpuSeconds, r2, settled,
+  BackendCpu, RAW_CONCURRENCY, assert, insertEvents, machineCpuBusy, now, r2, resetDeliveries, settled,
   type Bench, type DispatcherProc, type ReceiverProc,
 } from "../harness";
 
 export async function deliveryThroughput(b: Bench, receiver: ReceiverProc, d: DispatcherProc) {
   const { sql } = b;
+  await resetDeliveries(sql);
   await receiver.reset();
   const cpuBusy = machineCpuBusy();
   const dcpu0 = d.cpuSeconds();
-  const pgcpu0 = postgresCpuSeconds();
+  const pg = await BackendCpu.start(sql);
   const n = b.sizes.events;
   const [t0row] = await sql<{ t: Date }[]>`select clock_timestamp() as t`;
   const wall0 = now();
@@ -24,7 +25,7 @@ export async function deliveryThroughput(b: Bench, receiver: ReceiverProc, d: Di
   const deliveries_per_s = n / seconds;
   const machine_cpu_busy = cpuBusy();
   const dispatcher_cpu_s = r2(d.cpuSeconds() - dcpu0);
-  const postgres_cpu_s = r2(postgresCpuSeconds() - pgcpu0);
+  const pgCpu = await pg.stop();
 
   // Baseline: the very bodies the dispatcher sent, POSTed raw with undici at RAW_CONCURRENCY.
   const bodies = (await sql<{ b: string }[]>`select request_body as b from webhooks.attempts order by id`).map((r) => r.b);
@@ -59,6 +60,7 @@ export async function deliveryThroughput(b: Bench, receiver: ReceiverProc, d: Di
     raw_per_s: Math.round(raw_per_s),
     throughput_ratio: r2(deliveries_per_s / raw_per_s),
     throughput: { events: n, seconds: r2(seconds), insert_ms: Math.round(insertedMs), raw_concurrency: RAW_CONCURRENCY,
-      machine_cpu_busy, dispatcher_cpu_s, postgres_cpu_s, raw_machine_cpu_busy: raw_cpu_busy },
+      machine_cpu_busy, dispatcher_cpu_s,
+      postgres_cpu_s: r2(pgCpu.backends), postgres_shared_cpu_s: r2(pgCpu.shared), raw_machine_cpu_busy: raw_cpu_busy },
   };
 }
