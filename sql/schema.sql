@@ -22,7 +22,7 @@ create table webhooks.attempts (
   url text not null,
   method text not null,
   request_headers jsonb not null,
-  request_body text not null,
+  request_body text,
   response_status integer,
   response_headers jsonb,
   response_body text,
@@ -54,6 +54,7 @@ create table webhooks.deliveries (
   finished_at timestamp with time zone,
   lease_owner text,
   parked_at timestamp with time zone,
+  body text,
   constraint deliveries_outbox_id_fkey FOREIGN KEY (outbox_id) REFERENCES webhooks.outbox(id),
   constraint deliveries_pkey PRIMARY KEY (id),
   constraint deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'retrying'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text]))),
@@ -166,11 +167,14 @@ create table webhooks.subscriptions (
   settings_version bigint not null default 0,
   secret_headers text[] not null default '{}'::text[],
   big_numbers text not null default 'string'::text,
+  payload jsonb not null default '{"preset": "standard"}'::jsonb,
+  iso_timestamp_header boolean not null default false,
   constraint subscriptions_big_numbers_check CHECK ((big_numbers = ANY (ARRAY['string'::text, 'number'::text]))),
   constraint subscriptions_breaker_threshold_check CHECK (((breaker_threshold >= 0) AND (breaker_threshold <= 1000))),
   constraint subscriptions_disable_after_s_check CHECK (((disable_after_s >= 1) AND (disable_after_s <= 31536000))),
   constraint subscriptions_max_in_flight_check CHECK (((max_in_flight >= 1) AND (max_in_flight <= 1000))),
   constraint subscriptions_method_check CHECK ((method = ANY (ARRAY['POST'::text, 'PUT'::text, 'PATCH'::text]))),
+  constraint subscriptions_payload_shape CHECK ((((payload ?& ARRAY['preset'::text]) AND ((payload - 'preset'::text) = '{}'::jsonb) AND ((payload ->> 'preset'::text) = ANY (ARRAY['standard'::text, 'classic'::text, 'thin'::text, 'slack'::text, 'discord'::text]))) OR ((payload ?& ARRAY['template'::text]) AND ((payload - 'template'::text) = '{}'::jsonb) AND (jsonb_typeof((payload -> 'template'::text)) = 'string'::text) AND (length((payload ->> 'template'::text)) <= 16384)))),
   constraint subscriptions_pkey PRIMARY KEY (id),
   constraint subscriptions_rate_limit_floor CHECK ((rate_limit_per_s >= (0.001)::double precision)),
   constraint subscriptions_rate_limit_per_s_check CHECK (((rate_limit_per_s > (0)::double precision) AND (rate_limit_per_s <= (10000)::double precision))),
@@ -179,6 +183,23 @@ create table webhooks.subscriptions (
 );
 comment on table webhooks.subscriptions is 'A row is a webhook: which events (types, tenant, filter) go to which URL, how they are signed and retried. Deleted webhooks keep their row (deleted_at) so their history stays readable until pruned.';
 CREATE INDEX subscriptions_live ON webhooks.subscriptions USING btree (created_at, id) WHERE (deleted_at IS NULL);
+
+create table webhooks.tenant_source (
+  id boolean not null default true,
+  relation regclass not null,
+  constraint tenant_source_id_check CHECK (id),
+  constraint tenant_source_pkey PRIMARY KEY (id)
+);
+comment on table webhooks.tenant_source is 'One row at most: the table or view (with columns id, and optionally name, slug and metadata) that tenant records are read from instead of webhooks.tenants.';
+
+create table webhooks.tenants (
+  id text not null,
+  name text,
+  slug text,
+  metadata jsonb not null default '{}'::jsonb,
+  constraint tenants_pkey PRIMARY KEY (id)
+);
+comment on table webhooks.tenants is 'A row is a tenant as bodies show it (the classic preset''s organization, a template''s $organization): id is the tenant value events carry. The app fills it, or points pg-webhooks at its own table or view with webhooks.set_tenant_source().';
 
 create table webhooks.tracked_tables (
   table_name regclass not null,
@@ -608,6 +629,24 @@ begin
 end
 $function$;
 comment on function webhooks.row_jsonb(anyelement,regclass,boolean) is 'Internal to capture functions: to_jsonb(row), or, when that fails (or casts are not trusted), the row column by column, each column jsonb cannot hold as {"$text": <its text>}. Never raises.';
+
+CREATE OR REPLACE FUNCTION webhooks.set_tenant_source(relation regclass)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+begin
+  if relation is null then
+    delete from webhooks.tenant_source;
+    return;
+  end if;
+  if not exists (select 1 from pg_attribute a where a.attrelid = relation and a.attname = 'id' and a.attnum > 0 and not a.attisdropped) then
+    raise exception 'relation: % has no column id (the tenant value events carry)', relation using errcode = '42703';
+  end if;
+  insert into webhooks.tenant_source (id, relation) values (true, relation)
+    on conflict (id) do update set relation = excluded.relation;
+end
+$function$;
+comment on function webhooks.set_tenant_source(regclass) is 'Reads tenant records (organization {id, name, slug} in bodies) from this table or view instead of webhooks.tenants; null goes back to webhooks.tenants. Example: select webhooks.set_tenant_source(''public.organizations'');';
 
 CREATE OR REPLACE FUNCTION webhooks.track_table(tbl regclass, event_prefix text DEFAULT NULL::text, operations text[] DEFAULT ARRAY['insert'::text, 'update'::text, 'delete'::text], tenant_column text DEFAULT NULL::text, excluded_columns text[] DEFAULT '{}'::text[])
  RETURNS void

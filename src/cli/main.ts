@@ -8,6 +8,7 @@ import { registerMigrate } from "./migrate";
 import { registerStart } from "./start";
 import { registerTracking } from "./tracking";
 import { registerWebhooks } from "./webhooks";
+import { registerEventTypes } from "./event-types";
 import { registerDeliveries } from "./deliveries";
 import { registerReplay } from "./replay";
 import { registerKeys } from "./keys";
@@ -41,6 +42,7 @@ Example:
   registerStart(program, cli);
   registerTracking(program, cli);
   registerWebhooks(program, cli);
+  registerEventTypes(program, cli);
   registerDeliveries(program, cli);
   registerReplay(program, cli);
   registerKeys(program, cli);
