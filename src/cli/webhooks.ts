@@ -52,14 +52,18 @@ const FLAGS: Record<string, string> = {
   breaker_threshold: "--breaker-threshold",
   big_numbers: "--big-numbers",
   payload: "--payload-preset/--payload-template",
-  "payload.template": "--payload-template",
-  "payload.preset": "--payload-preset",
   iso_timestamp_header: "--iso-timestamp-header",
   name: "--name",
   description: "--description",
   tenant: "--tenant",
   is_active: "--disabled",
 };
+
+/** FLAGS, with payload named by the flag that set it. */
+function flagsFor(opts: FieldOptions): Record<string, string> {
+  const payload = opts.payloadTemplate !== undefined ? "--payload-template" : opts.payloadPreset !== undefined ? "--payload-preset" : FLAGS.payload;
+  return { ...FLAGS, payload: payload ?? "--payload-preset/--payload-template" };
+}
 
 interface FieldOptions extends CommonOptions {
   url?: string;
@@ -398,7 +402,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
         const input = parseWebhookInput(webhookCreateSchema, await fieldsFromOptions(opts));
         result = await createWebhook(conn, ADMIN, input, { allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
       } catch (e) {
-        throw withFlagNames(e, FLAGS);
+        throw withFlagNames(e, flagsFor(opts));
       }
       const { webhook, secret, preview } = result;
       out.result({ ...webhook, secret, preview }, () => {
@@ -479,7 +483,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
         const patch = parseWebhookInput(webhookPatchSchema, raw);
         w = await updateWebhook(conn, ADMIN, id, patch, { allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
       } catch (e) {
-        throw withFlagNames(e, FLAGS);
+        throw withFlagNames(e, flagsFor(opts));
       }
       const { preview } = w;
       out.result(w, () => {

@@ -284,11 +284,24 @@ export function cachedTemplate(source: string): CompiledTemplate {
   return t;
 }
 
+// Renders run one at a time. An evaluation never yields to I/O (its awaits are microtasks), but
+// two started together interleave step by step, and JSONata's deadline is wall time: a runaway
+// template would use up the deadline of every render running beside it, another webhook's too.
+// In turn, each render's deadline measures its own work; a runaway one delays others by at most
+// its deadline, and fails no one else.
+let turn: Promise<unknown> = Promise.resolve();
+
 /**
  * Runs a template on one input. Throws TemplateError: "limit" when a guard cut it off (deadline,
  * depth, sizes), "runtime" when the template failed on this input or produced no JSON value.
  */
-export async function evaluateTemplate(t: CompiledTemplate, input: unknown, bindings: Record<string, unknown>): Promise<unknown> {
+export function evaluateTemplate(t: CompiledTemplate, input: unknown, bindings: Record<string, unknown>): Promise<unknown> {
+  const run = turn.then(() => evaluateNow(t, input, bindings));
+  turn = run.catch(() => undefined);
+  return run;
+}
+
+async function evaluateNow(t: CompiledTemplate, input: unknown, bindings: Record<string, unknown>): Promise<unknown> {
   let result: unknown;
   try {
     result = await t.evaluate(input, bindings);

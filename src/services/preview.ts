@@ -44,6 +44,9 @@ export interface PreviewWebhook {
   big_numbers: BigNumbers;
 }
 
+/** The delivery id a preview shows (no delivery exists): the same each time, so previews compare. */
+export const PREVIEW_DELIVERY_ID = "00000000-0000-0000-0000-000000000000";
+
 /** Recent events to render: at most this many, found among the newest outbox rows. */
 const RECENT = 3;
 const LOOK_BACK = 10_000;
@@ -130,7 +133,7 @@ export async function renderPreview(
     try {
       item.body = await renderPayload(w.payload, { ...e, big_numbers: w.big_numbers }, {
         webhook: { id: w.id, name: w.name },
-        deliveryId: randomUUID(),
+        deliveryId: PREVIEW_DELIVERY_ID,
         organization,
         primaryKey,
       });
