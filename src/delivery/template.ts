@@ -5,14 +5,28 @@
 import jsonata from "jsonata";
 import { MAX_TEMPLATE_CHARS } from "../model/payload";
 
-/** Longest a render may run (JSONata checks it at every evaluation step). */
-export const TEMPLATE_DEADLINE_MS = 50;
+/**
+ * A render's deadline, counted in evaluation steps rather than wall time, so a machine that is
+ * busy (or a pause for garbage collection) never fails a template that is not: 50,000 steps are
+ * 40–70 ms of a loaded core here; a Slack message takes about 20.
+ */
+export const TEMPLATE_MAX_STEPS = 50_000;
+/**
+ * Wall time after which a render stops anyway (checked every 1,024 steps). Reaching it says the
+ * machine is overloaded, not that the template is wrong: the delivery is tried again later.
+ */
+export const TEMPLATE_WALL_MS = 2_000;
 /** Deepest evaluation (nested calls and constructors) a render may reach. */
 export const TEMPLATE_MAX_DEPTH = 300;
 /** Longest sequence or array a render may build, ranges included. */
 export const TEMPLATE_MAX_SEQUENCE = 10_000;
 /** Largest body a template may produce, and so the largest string it may build on the way. */
 export const MAX_BODY_CHARS = 256 * 1024;
+/**
+ * Characters of strings a render may build in all (padding, joins, replacements, $string and
+ * concatenation): each string stays under the body limit, and this bounds how many of them.
+ */
+export const TEMPLATE_MAX_ALLOCATED_CHARS = 8 * 1024 * 1024;
 /** Range literals ([1..n]) longer than this are refused when saved. */
 const MAX_RANGE_LITERAL = 1000;
 /** Deepest syntax tree accepted (a template nested deeper than this is not a body). */
@@ -23,8 +37,11 @@ export class TemplateError extends Error {
   override name = "TemplateError";
   constructor(
     message: string,
-    /** syntax: does not compile; policy: compiles but is refused; limit: a guard cut it off; runtime: it failed on this input. */
-    readonly kind: "syntax" | "policy" | "limit" | "runtime",
+    /**
+     * syntax: does not compile; policy: compiles but is refused; limit: a guard cut it off;
+     * runtime: it failed on this input; slow: the machine was too busy to finish it in time (try again).
+     */
+    readonly kind: "syntax" | "policy" | "limit" | "runtime" | "slow",
     readonly position?: number,
   ) {
     super(message);
@@ -36,6 +53,11 @@ class LimitExceeded extends Error {
   override name = "LimitExceeded";
 }
 
+/** The wall-clock backstop: thrown from inside an evaluation when the machine is too slow. */
+class TooSlow extends Error {
+  override name = "TooSlow";
+}
+
 interface JsonataError {
   code?: string;
   position?: number;
@@ -45,8 +67,8 @@ interface JsonataError {
 
 const isJsonataError = (e: unknown): e is JsonataError => typeof e === "object" && e !== null && "code" in e;
 
-// JSONata's own guard codes: timeout, stack depth, sequence and range size.
-const LIMIT_CODES = new Set(["D1011", "D1012", "D2014", "D2015"]);
+// JSONata's own guard codes: stack depth, sequence and range size.
+const LIMIT_CODES = new Set(["D1011", "D2014", "D2015"]);
 
 type Builtin = { implementation: (this: unknown, ...args: unknown[]) => unknown };
 let builtins: Promise<Record<"string" | "replace", Builtin>> | null = null;
@@ -161,26 +183,59 @@ async function replaceTooLarge(str: string, pattern: unknown, replacement: strin
   return false;
 }
 
+const ENTRY_HOOK = Symbol.for("jsonata.__evaluate_entry");
 const EXIT_HOOK = Symbol.for("jsonata.__evaluate_exit");
+// Per-evaluation counters live on JSONata's evaluation frame (environment.base): one per
+// evaluate() call, so renders of the same compiled template never share them.
+const STEPS = Symbol("steps");
+const STARTED = Symbol("started");
+const ALLOCATED = Symbol("allocated");
+type Frame = { base: Record<symbol, number> };
+/** What JSONata passes as `this` to a registered function (its environment is a Frame). */
+type Focus = { environment: unknown };
+
+/** Counts characters a render built against TEMPLATE_MAX_ALLOCATED_CHARS. */
+function charge(env: unknown, chars: number): void {
+  const base = (env as Frame | undefined)?.base;
+  if (base === undefined) return;
+  const total = (base[ALLOCATED] ?? 0) + chars;
+  base[ALLOCATED] = total;
+  if (total > TEMPLATE_MAX_ALLOCATED_CHARS) {
+    throw new LimitExceeded(`the template built more than ${TEMPLATE_MAX_ALLOCATED_CHARS} characters of strings`);
+  }
+}
 
 function guarded(source: string): { compiled: CompiledTemplate; ast: unknown } {
-  const expr = jsonata(source, { timeout: TEMPLATE_DEADLINE_MS, stack: TEMPLATE_MAX_DEPTH, sequence: TEMPLATE_MAX_SEQUENCE });
+  const expr = jsonata(source, { stack: TEMPLATE_MAX_DEPTH, sequence: TEMPLATE_MAX_SEQUENCE });
+  const assign = expr.assign as unknown as (name: symbol, value: unknown) => void;
+  assign(ENTRY_HOOK, (_e: unknown, _i: unknown, env: Frame) => {
+    const base = env.base;
+    const steps = (base[STEPS] ?? 0) + 1;
+    base[STEPS] = steps;
+    if (steps === 1) base[STARTED] = Date.now();
+    if (steps > TEMPLATE_MAX_STEPS) throw new LimitExceeded(`the template ran past ${TEMPLATE_MAX_STEPS} evaluation steps (its deadline)`);
+    if ((steps & 1023) === 0 && Date.now() - (base[STARTED] ?? 0) > TEMPLATE_WALL_MS) {
+      throw new TooSlow(`the render took over ${TEMPLATE_WALL_MS} ms after ${steps} steps: the dispatcher is overloaded`);
+    }
+  });
   // Every evaluation step's result: no string past the body limit, no array past the sequence limit.
-  (expr.assign as unknown as (name: symbol, value: unknown) => void)(EXIT_HOOK, (_e: unknown, _i: unknown, _env: unknown, result: unknown) => {
+  assign(EXIT_HOOK, (e: { type?: string; value?: unknown }, _i: unknown, env: Frame, result: unknown) => {
     if (typeof result === "string" && result.length > MAX_BODY_CHARS) throw tooLarge("a string");
+    if (typeof result === "string" && e.type === "binary" && e.value === "&") charge(env, result.length);
     if (Array.isArray(result) && result.length > TEMPLATE_MAX_SEQUENCE) {
       throw new LimitExceeded(`an array would exceed ${TEMPLATE_MAX_SEQUENCE} items`);
     }
   });
   expr.registerFunction(
     "pad",
-    (str: string | undefined, width: number, char?: string) => {
+    function (this: Focus, str: string | undefined, width: number, char?: string) {
       if (str === undefined) return undefined;
       const w = Math.trunc(width);
       if (!Number.isFinite(w) || Math.abs(w) > MAX_BODY_CHARS) throw tooLarge("$pad");
       const c = char === undefined || char.length === 0 ? " " : char;
       const n = Math.abs(w) - [...str].length;
       if (n <= 0) return str;
+      charge(this.environment, n);
       const padding = c.repeat(Math.ceil(n / c.length)).slice(0, n);
       return w > 0 ? str + padding : padding + str;
     },
@@ -188,7 +243,7 @@ function guarded(source: string): { compiled: CompiledTemplate; ast: unknown } {
   );
   expr.registerFunction(
     "join",
-    (strs: string[] | undefined, separator?: string) => {
+    function (this: Focus, strs: string[] | undefined, separator?: string) {
       if (strs === undefined) return undefined;
       const sep = separator ?? "";
       let total = 0;
@@ -196,23 +251,26 @@ function guarded(source: string): { compiled: CompiledTemplate; ast: unknown } {
         total += s.length + sep.length;
         if (total > MAX_BODY_CHARS + sep.length) throw tooLarge("$join");
       }
+      charge(this.environment, total);
       return strs.join(sep);
     },
     "<a<s>s?:s>",
   );
   expr.registerFunction(
     "string",
-    async function (this: unknown, arg: unknown, prettify?: boolean) {
+    async function (this: Focus, arg: unknown, prettify?: boolean) {
       if (typeof arg === "object" && arg !== null && jsonCharsAtMost(arg, MAX_BODY_CHARS) * (prettify ? 2 : 1) > MAX_BODY_CHARS) {
         throw tooLarge("$string");
       }
-      return (await builtinFunctions()).string.implementation.call(this, arg, prettify);
+      const out = (await builtinFunctions()).string.implementation.call(this, arg, prettify);
+      if (typeof out === "string") charge(this.environment, out.length);
+      return out;
     },
     "<x-b?:s>",
   );
   expr.registerFunction(
     "replace",
-    async function (this: unknown, str: string | undefined, pattern: unknown, replacement: unknown, limit?: number) {
+    async function (this: Focus, str: string | undefined, pattern: unknown, replacement: unknown, limit?: number) {
       // A string replacement is counted first: 100,000 matches of a 10,000-character replacement
       // would be a gigabyte before any check saw it. A function's results pass the exit hook.
       if (typeof str === "string" && typeof replacement === "string" && (await replaceTooLarge(str, pattern, replacement, limit))) {
@@ -220,6 +278,7 @@ function guarded(source: string): { compiled: CompiledTemplate; ast: unknown } {
       }
       const out = await (await builtinFunctions()).replace.implementation.call(this, str, pattern, replacement, limit);
       if (typeof out === "string" && out.length > MAX_BODY_CHARS) throw tooLarge("$replace");
+      if (typeof out === "string") charge(this.environment, out.length);
       return out;
     },
     "<s-(sf)(sf)n?:s>",
@@ -285,10 +344,8 @@ export function cachedTemplate(source: string): CompiledTemplate {
 }
 
 // Renders run one at a time. An evaluation never yields to I/O (its awaits are microtasks), but
-// two started together interleave step by step, and JSONata's deadline is wall time: a runaway
-// template would use up the deadline of every render running beside it, another webhook's too.
-// In turn, each render's deadline measures its own work; a runaway one delays others by at most
-// its deadline, and fails no one else.
+// two started together interleave step by step: in turn, a runaway template delays the others
+// by at most its own deadline, and the wall-clock backstop measures one render's time only.
 let turn: Promise<unknown> = Promise.resolve();
 
 /**
@@ -307,6 +364,7 @@ async function evaluateNow(t: CompiledTemplate, input: unknown, bindings: Record
     result = await t.evaluate(input, bindings);
   } catch (e) {
     if (e instanceof LimitExceeded) throw new TemplateError(`template cut off: ${e.message}`, "limit");
+    if (e instanceof TooSlow) throw new TemplateError(`template not finished: ${e.message}`, "slow");
     if (e instanceof RangeError) throw new TemplateError(`template cut off: ${e.message}`, "limit");
     if (isJsonataError(e)) {
       const at = typeof e.position === "number" ? ` at position ${e.position}` : "";

@@ -84,8 +84,14 @@ export async function send(ctx: DeliverContext, d: ClaimedDelivery, bodies?: Map
     body = await bodyOf(ctx, d, bodies);
     built = buildRequest(d, { event_id: d.event_id, type: d.type, body }, d.id, startedAt);
   } catch (e) {
-    const transient = e instanceof RecordsUnavailable;
-    const what = e instanceof TemplateError ? `could not render the body, so no request was sent: ${e.message}` : transient ? `${e.message}; no request was sent` : `could not build the request, so none was sent: ${errorText(e)}`;
+    // Records that could not be read, or a template the overloaded machine could not finish: tried again later.
+    const transient = e instanceof RecordsUnavailable || (e instanceof TemplateError && e.kind === "slow");
+    const what =
+      e instanceof TemplateError
+        ? `could not render the body, so no request was sent: ${e.message}`
+        : e instanceof RecordsUnavailable
+          ? `${e.message}; no request was sent`
+          : `could not build the request, so none was sent: ${errorText(e)}`;
     ctx.logger.warn({ delivery: d.id, webhook: d.subscription_id, error: what }, transient ? "delivery cannot be rendered now; retrying it" : "delivery cannot be sent; failing it");
     return {
       d,

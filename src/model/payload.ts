@@ -43,8 +43,16 @@ export const payloadSchema = strictObject({
     examples: [{ preset: "classic" }, { template: '{"text": type & " " & $string(data.id)}' }],
   });
 
-/** A stored payload column read back (anything unexpected is the standard body). */
+/**
+ * A stored payload column read back (anything unexpected is the standard body). Checked by
+ * hand, not by zod: every send reads one, and the column's CHECK constraint already holds.
+ */
 export function payloadOf(raw: unknown): PayloadSpec {
-  const parsed = payloadSchema.safeParse(raw);
-  return parsed.success ? parsed.data : DEFAULT_PAYLOAD;
+  if (typeof raw !== "object" || raw === null) return DEFAULT_PAYLOAD;
+  const r = raw as Record<string, unknown>;
+  if (typeof r.template === "string") return { template: r.template };
+  const preset = r.preset;
+  return typeof preset === "string" && (PAYLOAD_PRESETS as readonly string[]).includes(preset)
+    ? { preset: preset as PayloadPreset }
+    : DEFAULT_PAYLOAD;
 }

@@ -64,13 +64,16 @@ async function recentEvents(sql: Queryable, w: PreviewWebhook, eventId: string |
     if (rows.length === 0) throw notFound("not_found", "event", eventId);
     return rows;
   }
-  const rows = await sql<OutboxEvent[]>`
+  // The event-pattern match (exact, prefix.*, *) as fanout matches, over the newest rows only.
+  return sql<OutboxEvent[]>`
     select ${cols} from webhooks.outbox o
      where o.id > (select coalesce(max(id), 0) - ${LOOK_BACK} from webhooks.outbox)
        and (${w.tenant}::text is null or o.tenant = ${w.tenant})
+       and exists (select 1 from unnest(${w.events}::text[]) p
+                    where p = '*' or p = o.type
+                       or (right(p, 2) = '.*' and length(o.type) > length(p) - 1 and left(o.type, length(p) - 1) = left(p, -1)))
      order by o.id desc
-     limit ${LOOK_BACK}`;
-  return rows.filter((e) => typeMatches(w.events, e.type)).slice(0, RECENT);
+     limit ${RECENT}`;
 }
 
 /** Made-up events of the subscribed types tracked tables produce (or one test event). */
