@@ -112,6 +112,15 @@ describe("the thin, slack and discord presets", () => {
     expect(body).toEqual({ id: r?.headers["webhook-id"], type: "deal.created", timestamp: expect.any(String), data: { id: 7 } });
   });
 
+  it("thin carries every column of a composite primary key, and nothing else", async () => {
+    await t.sql`create table if not exists public.line_items (order_id int, line int, sku text, qty int, primary key (order_id, line))`;
+    await t.sql`select webhooks.track_table('public.line_items', event_prefix => 'line_item')`;
+    await api.call("POST", "/v1/webhooks", { body: { url: other.url, events: ["line_item.*"], payload: { preset: "thin" } } });
+    await t.sql`insert into public.line_items values (10, 2, 'SKU-1', 3)`;
+    const [r] = await other.waitFor(1);
+    expect(json(r).data).toEqual({ line: 2, order_id: 10 });
+  });
+
   it("slack gets a one-line {text} summary and discord a {content} of at most 2,000 characters", async () => {
     await createWebhook({ payload: { preset: "slack" } });
     const d = await api.call("POST", "/v1/webhooks", { body: { url: other.url, events: ["deal.updated"], payload: { preset: "discord" } } });
@@ -252,8 +261,13 @@ describe("a delivery's body", () => {
     expect(log.attempts.map((a) => a.request_body)).toEqual([first?.body, first?.body, first?.body]);
   });
 
-  it("carries X-Webhook-Timestamp (ISO 8601, the signing second) when the webhook asks for it", async () => {
-    await createWebhook({ iso_timestamp_header: true });
+  it("carries X-Webhook-Timestamp (ISO 8601, the signing second) when the webhook asks for it (API and CLI)", async () => {
+    const w = await createWebhook({ iso_timestamp_header: true });
+    const env = { DATABASE_URL: t.url, WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true" };
+    const off = await runJson<{ iso_timestamp_header: boolean }>(["webhooks", "update", w.id, "--no-iso-timestamp-header"], { env });
+    expect(off.iso_timestamp_header).toBe(false);
+    const on = await runJson<{ iso_timestamp_header: boolean }>(["webhooks", "update", w.id, "--iso-timestamp-header"], { env });
+    expect(on.iso_timestamp_header).toBe(true);
     await t.sql`insert into public.deals (id, account) values (1, 'acct_1')`;
     const [r] = await rx.waitFor(1);
     const iso = r?.headers["x-webhook-timestamp"];
@@ -328,5 +342,9 @@ describe("the event catalog", () => {
     expect(updated?.examples.thin).toMatchObject({ data: { id: 42 } });
     const cli = await runJson<typeof items>(["event-types"], { env: { DATABASE_URL: t.url } });
     expect(cli.map((i) => i.type)).toEqual(items.map((i) => i.type));
+    const one = await runCli(["event-types", "--type", "deal.updated"], { env: { DATABASE_URL: t.url } });
+    expect(one.code).toBe(0);
+    expect(one.stdout).toContain("data schema:");
+    expect(one.stdout).toMatch(/^slack:\n  \{"text":"\*deal\.updated\*/m);
   });
 });

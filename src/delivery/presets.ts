@@ -66,6 +66,14 @@ export function thinBody(e: RenderInput): Record<string, unknown> {
   return { id: e.id, type: e.type, timestamp: e.timestamp, data: keyOf(e.data, e.primaryKey) };
 }
 
+/** `s` cut to at most `max` UTF-16 units ending with …, never between the halves of a surrogate pair. */
+function cut(s: string, max: number): string {
+  if (s.length <= max) return s;
+  let head = s.slice(0, max - 1);
+  if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
+  return `${head}…`;
+}
+
 /** One value as a summary shows it: on one line, at most `max` characters. */
 function shown(v: unknown, max = 60): string {
   let s: string;
@@ -73,8 +81,7 @@ function shown(v: unknown, max = 60): string {
   else if (typeof v === "string") s = v;
   else if (v === undefined) s = "null";
   else s = JSON.stringify(v) ?? "null";
-  s = s.replace(/\s+/g, " ");
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+  return cut(s.replace(/\s+/g, " "), max);
 }
 
 /**
@@ -95,7 +102,7 @@ export function summaryLine(e: RenderInput, bold: (s: string) => string, max: nu
     detail = data === null ? shown(e.data) : Object.entries(data).filter(([k]) => !(k in key)).slice(0, 4).map(([k, v]) => `${k}: ${shown(v, 40)}`).join("; ");
   }
   const line = [bold(e.type), keyText, detail].filter((s) => s !== "").join(" · ");
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+  return cut(line, max);
 }
 
 // Slack reads &, < and > as markup (links, mentions): escaped, they stay text.
