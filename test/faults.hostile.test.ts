@@ -29,7 +29,7 @@ interface AttemptRow {
 async function attemptsOf(webhookId: string): Promise<AttemptRow[]> {
   return t.sql<AttemptRow[]>`
     select d.subscription_id as webhook, d.status, a.response_status, a.response_headers, a.response_body, a.error,
-           a.note, a.request_body
+           a.note, coalesce(a.request_body, d.body) as request_body
       from webhooks.attempts a join webhooks.deliveries d on d.id = a.delivery_id
      where d.subscription_id = ${webhookId}
      order by a.id`;

@@ -28,7 +28,7 @@ export async function deliveryThroughput(b: Bench, receiver: ReceiverProc, d: Di
   const pgCpu = await pg.stop();
 
   // Baseline: the very bodies the dispatcher sent, POSTed raw with undici at RAW_CONCURRENCY.
-  const bodies = (await sql<{ b: string }[]>`select request_body as b from webhooks.attempts order by id`).map((r) => r.b);
+  const bodies = (await sql<{ b: string }[]>`select coalesce(a.request_body, d.body) as b from webhooks.attempts a join webhooks.deliveries d on d.id = a.delivery_id order by a.id`).map((r) => r.b);
   assert(bodies.length === n, `expected ${n} recorded attempts, found ${bodies.length}`);
   await receiver.reset();
   const agent = new Agent({ connections: RAW_CONCURRENCY });

@@ -14,7 +14,10 @@ export const eventTypeRoutes: FastifyPluginAsyncZod<{ conn: Connection }> = asyn
       schema: {
         tags: ["event types"],
         summary: "Event types tracked tables produce and custom types emitted so far",
-        description: "A tenant key sees the custom types of its own tenant's events only.",
+        description:
+          "Every type a tracked table can produce (created, updated, deleted, truncated), before any such event happened, " +
+          "with the JSON Schema of its data (from the table's columns) and an example body per payload preset; then the " +
+          "custom types emit() has produced. A tenant key sees the custom types of its own tenant's events only.",
         response: { 200: z.object({ items: z.array(eventTypeSchema) }).describe("Every known event type"), ...errorResponses(401) },
       },
     },

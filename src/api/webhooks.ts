@@ -10,7 +10,17 @@ import { sendTest, testResultSchema, testSendSchema } from "../services/test-sen
 import { storable, strictObject } from "../model/validation";
 import { rotateSecretSchema, rotatedSecretSchema } from "../model/rotation";
 import { webhookCreateSchema, webhookPatchSchema, webhookViewSchema } from "../model/webhook";
-import { createWebhook, deleteWebhook, getWebhook, getWebhookSecret, listWebhooks, rotateSecret, updateWebhook } from "../services/webhooks";
+import {
+  createWebhook,
+  deleteWebhook,
+  getWebhook,
+  getWebhookSecret,
+  listWebhooks,
+  previewWebhook,
+  rotateSecret,
+  updateWebhook,
+} from "../services/webhooks";
+import { previewItemSchema, previewRequestSchema } from "../services/preview";
 import type { ApiOptions } from "./app";
 import { scopeOf } from "./auth";
 import { cursorSchema, errorResponses, idParams, limitSchema, pageOf, whenSchema } from "./schemas";
@@ -52,8 +62,19 @@ const replayBody = strictObject({
   until: whenSchema.optional(),
 }).prefault({});
 
+const previewList = z.array(previewItemSchema).meta({
+  description:
+    "The payload rendered for the 3 most recent events of the subscribed types (or made-up samples when there is none): " +
+    "what receivers would get. A template that fails on an event shows the error there; one a guard cuts off is refused (400).",
+});
+
 const createdSchema = webhookViewSchema.extend({
   secret: z.string().meta({ description: "The signing secret. Shown here and by GET /v1/webhooks/{id}/secret only." }),
+  preview: previewList,
+});
+
+const patchedSchema = webhookViewSchema.extend({
+  preview: previewList.optional().meta({ description: "Present when the patch sets payload: it rendered, as on create." }),
 });
 
 export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { conn, ctx, config }) => {
@@ -71,8 +92,8 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
       },
     },
     async (request, reply) => {
-      const { webhook, secret } = await createWebhook(conn, scopeOf(request), request.body, writeOpts);
-      return reply.code(201).header("location", `/v1/webhooks/${webhook.id}`).send({ ...webhook, secret });
+      const { webhook, secret, preview } = await createWebhook(conn, scopeOf(request), request.body, writeOpts);
+      return reply.code(201).header("location", `/v1/webhooks/${webhook.id}`).send({ ...webhook, secret, preview });
     },
   );
 
@@ -117,7 +138,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
           "circuit (they stay replayable); true clears disabled_reason and resets the endpoint's health (circuit closed).",
         params: idParams,
         body: webhookPatchSchema,
-        response: { 200: webhookViewSchema.describe("The webhook as changed"), ...errorResponses(400, 401, 404, 413, 415) },
+        response: { 200: patchedSchema.describe("The webhook as changed"), ...errorResponses(400, 401, 404, 413, 415) },
       },
     },
     async (request) => updateWebhook(conn, scopeOf(request), request.params.id, request.body, writeOpts),
@@ -172,6 +193,23 @@ export const webhookRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { co
       },
     },
     async (request) => sendTest(ctx, scopeOf(request), request.params.id, request.body),
+  );
+
+  app.post(
+    "/webhooks/:id/preview",
+    {
+      schema: {
+        tags: TAG,
+        summary: "Render the webhook's body without sending it",
+        description:
+          "Renders the webhook's payload (preset or template) for the event given, or for the 3 most recent events of the " +
+          "types it subscribes to (made-up samples when there is none). Nothing is sent or recorded.",
+        params: idParams,
+        body: previewRequestSchema.prefault({}),
+        response: { 200: z.object({ items: z.array(previewItemSchema) }).describe("The bodies"), ...errorResponses(400, 401, 404, 413, 415) },
+      },
+    },
+    async (request) => ({ items: await previewWebhook(conn, scopeOf(request), request.params.id, request.body) }),
   );
 
   app.post(

@@ -9,6 +9,7 @@ import { registerStart } from "./start";
 import { registerTracking } from "./tracking";
 import { registerRules } from "./rules";
 import { registerWebhooks } from "./webhooks";
+import { registerEventTypes } from "./event-types";
 import { registerDeliveries } from "./deliveries";
 import { registerReplay } from "./replay";
 import { registerKeys } from "./keys";
@@ -43,6 +44,7 @@ Example:
   registerTracking(program, cli);
   registerRules(program, cli);
   registerWebhooks(program, cli);
+  registerEventTypes(program, cli);
   registerDeliveries(program, cli);
   registerReplay(program, cli);
   registerKeys(program, cli);

@@ -1,5 +1,6 @@
 // `pg-webhooks webhooks …`: create, inspect, change, test and delete webhooks. Flags map
 // onto the HTTP API's fields and go through the same zod schemas and service functions.
+import { readFileSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
 import { isSecretHeader } from "../delivery/mask";
 import type { Config } from "../config";
@@ -9,6 +10,8 @@ import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
 import { DEFAULT_MAX_IN_FLIGHT, MAX_BREAKER_THRESHOLD, MAX_DISABLE_AFTER_S, MAX_IN_FLIGHT, type WebhookView } from "../model/webhook";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../model/rate-limit";
+import { PAYLOAD_PRESETS, type PayloadPreset } from "../model/payload";
+import type { PreviewItem } from "../services/preview";
 import { formatDuration, parseDuration } from "../util/duration";
 import type { Cli } from "./context";
 import {
@@ -48,11 +51,19 @@ const FLAGS: Record<string, string> = {
   disable_after_s: "--disable-after",
   breaker_threshold: "--breaker-threshold",
   big_numbers: "--big-numbers",
+  payload: "--payload-preset/--payload-template",
+  iso_timestamp_header: "--iso-timestamp-header",
   name: "--name",
   description: "--description",
   tenant: "--tenant",
   is_active: "--disabled",
 };
+
+/** FLAGS, with payload named by the flag that set it. */
+function flagsFor(opts: FieldOptions): Record<string, string> {
+  const payload = opts.payloadTemplate !== undefined ? "--payload-template" : opts.payloadPreset !== undefined ? "--payload-preset" : FLAGS.payload;
+  return { ...FLAGS, payload: payload ?? "--payload-preset/--payload-template" };
+}
 
 interface FieldOptions extends CommonOptions {
   url?: string;
@@ -82,6 +93,10 @@ interface FieldOptions extends CommonOptions {
   /** "default": back to the dispatcher's (a parser returning null would read as no value) */
   breakerThreshold?: number | "default";
   bigNumbers?: BigNumbers;
+  payloadPreset?: PayloadPreset;
+  /** A file holding the JSONata template; - reads standard input. */
+  payloadTemplate?: string;
+  isoTimestampHeader?: boolean;
   disabled?: boolean;
 }
 
@@ -178,7 +193,14 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
       `numbers a double would change (bigint beyond 2^53, over 15 digits): string (${creating ? "default; " : ""}exact digits in a JSON string) ` +
         "or number (exact digits as a JSON number, for parsers that keep them; breaks JSON.stringify-based signature checks)",
       oneOf(BIG_NUMBERS),
-    );
+    )
+    .option(
+      "--payload-preset <name>",
+      `the body: ${PAYLOAD_PRESETS.join(", ")}${dflt("standard")}; classic has event, organization and metadata, thin only the row's key`,
+      oneOf(PAYLOAD_PRESETS),
+    )
+    .option("--payload-template <file>", "the body built by the JSONata expression in this file (- reads standard input)")
+    .option("--iso-timestamp-header", "also send X-Webhook-Timestamp (ISO 8601)");
   if (creating) {
     cmd.option("--disabled", "create it inactive (enable later with webhooks enable)");
     cmd.option("--tenant <tenant>", "the tenant whose events it receives (default: every tenant)");
@@ -187,7 +209,8 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
       .option("--no-auth", "remove authentication")
       .option("--no-filter", "remove the filter")
       .option("--no-rate-limit", "remove the rate limit")
-      .option("--no-disable-after", "use the dispatcher default again (WEBHOOKS_DISABLE_AFTER_S)");
+      .option("--no-disable-after", "use the dispatcher default again (WEBHOOKS_DISABLE_AFTER_S)")
+      .option("--no-iso-timestamp-header", "stop sending X-Webhook-Timestamp");
   }
   return cmd;
 }
@@ -238,6 +261,10 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
   if (opts.disableAfter !== undefined) raw.disable_after_s = opts.disableAfter === false ? null : opts.disableAfter;
   if (opts.breakerThreshold !== undefined) raw.breaker_threshold = opts.breakerThreshold === "default" ? null : opts.breakerThreshold;
   if (opts.bigNumbers !== undefined) raw.big_numbers = opts.bigNumbers;
+  if (opts.payloadPreset !== undefined && opts.payloadTemplate !== undefined) throw usage("--payload-preset and --payload-template: choose one");
+  if (opts.payloadPreset !== undefined) raw.payload = { preset: opts.payloadPreset };
+  if (opts.payloadTemplate !== undefined) raw.payload = { template: readTemplate(opts.payloadTemplate) };
+  if (opts.isoTimestampHeader !== undefined) raw.iso_timestamp_header = opts.isoTimestampHeader;
   if (opts.disabled) raw.is_active = false;
 
   if (opts.retrySchedule !== undefined) {
@@ -253,6 +280,28 @@ async function fieldsFromOptions(opts: FieldOptions, current?: WebhookView): Pro
     raw.retry = { ...base, max_attempts: opts.maxAttempts };
   }
   return raw;
+}
+
+/** The template file's text (- is standard input). */
+function readTemplate(file: string): string {
+  try {
+    return readFileSync(file === "-" ? 0 : file, "utf8");
+  } catch (e) {
+    throw usage(`--payload-template: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function describePayload(p: WebhookView["payload"]): string {
+  if ("preset" in p) return p.preset;
+  const firstLine = p.template.split("\n")[0] ?? "";
+  return `template (${p.template.length} characters): ${firstLine.length > 60 ? `${firstLine.slice(0, 59)}…` : firstLine}`;
+}
+
+/** Preview items as lines: each event's body, or why it cannot be rendered. */
+function previewLines(items: PreviewItem[]): string {
+  return items
+    .map((i) => `${i.sample ? "sample " : ""}${i.type}${i.event_id ? ` (${i.event_id})` : ""}:\n  ${i.error === null ? i.body : `error: ${i.error}`}`)
+    .join("\n");
 }
 
 function describeAuth(auth: unknown): string {
@@ -304,6 +353,8 @@ function webhookFields(
     ["max in flight", w.max_in_flight],
     ["rate limit", w.rate_limit_per_s === null ? "none" : `${w.rate_limit_per_s}/s`],
     ["big numbers", w.big_numbers === "string" ? "as strings of their digits" : "as JSON numbers"],
+    ["payload", describePayload(w.payload)],
+    ...(w.iso_timestamp_header ? [["x-webhook-timestamp", "sent (ISO 8601)"] as [string, unknown]] : []),
     [
       "disable after",
       w.disable_after_s === null
@@ -351,11 +402,12 @@ export function registerWebhooks(program: Command, cli: Cli): void {
         const input = parseWebhookInput(webhookCreateSchema, await fieldsFromOptions(opts));
         result = await createWebhook(conn, ADMIN, input, { allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
       } catch (e) {
-        throw withFlagNames(e, FLAGS);
+        throw withFlagNames(e, flagsFor(opts));
       }
-      const { webhook, secret } = result;
-      out.result({ ...webhook, secret }, () => {
+      const { webhook, secret, preview } = result;
+      out.result({ ...webhook, secret, preview }, () => {
         out.say(renderFields([...webhookFields(webhook, config), ["secret", secret]]));
+        out.say(`\nPreview of the body:\n${previewLines(preview)}`);
         out.notice("Keep the secret: receivers verify signatures with it (webhooks show --show-secret prints it again).");
       });
     }),
@@ -418,7 +470,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
   ).action((id: string, opts: FieldOptions) =>
     cli.run(opts, async ({ conn, out, config }) => {
       const [{ getWebhook, updateWebhook }, { parseWebhookInput, webhookPatchSchema }] = await Promise.all([service(), model()]);
-      let w: WebhookView;
+      let w: WebhookView & { preview?: PreviewItem[] };
       try {
         // Flags that change part of a field (attempts of the retry policy, the header of the
         // signature) need the rest of it from the webhook as it is.
@@ -431,9 +483,29 @@ export function registerWebhooks(program: Command, cli: Cli): void {
         const patch = parseWebhookInput(webhookPatchSchema, raw);
         w = await updateWebhook(conn, ADMIN, id, patch, { allowPrivateTargets: config.WEBHOOKS_ALLOW_PRIVATE_TARGETS });
       } catch (e) {
-        throw withFlagNames(e, FLAGS);
+        throw withFlagNames(e, flagsFor(opts));
       }
-      out.result(w, () => out.say(renderFields(webhookFields(w, config))));
+      const { preview } = w;
+      out.result(w, () => {
+        out.say(renderFields(webhookFields(w, config)));
+        if (preview !== undefined) out.say(`\nPreview of the body:\n${previewLines(preview)}`);
+      });
+    }),
+  );
+
+  common(
+    webhooks
+      .command("preview")
+      .description("render the webhook's body for recent events of its types (or one event) without sending anything")
+      .argument("<id>", "webhook id", uuid)
+      .option("--event <id>", "render for this event (its id, the webhook-id header)", uuid),
+    "pg-webhooks webhooks preview 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f",
+  ).action((id: string, opts: CommonOptions & { event?: string }) =>
+    cli.run(opts, async ({ conn, out }) => {
+      const { previewWebhook } = await service();
+      const items = await previewWebhook(conn, ADMIN, id, { event_id: opts.event });
+      out.result({ items }, () => out.say(previewLines(items)));
+      if (items.some((i) => i.error !== null)) process.exitCode = 1;
     }),
   );
 

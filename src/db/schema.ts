@@ -2,6 +2,7 @@
 // a default is Generated (or takes undefined on insert); bigint columns read as strings.
 import type { ColumnType, Generated, Selectable } from "kysely";
 import type { BigNumbers, CircuitState, DeliveryStatus, HttpMethod, SignatureScheme } from "../model/enums";
+import type { PayloadSpec } from "../model/payload";
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
@@ -51,6 +52,10 @@ export interface SubscriptionTable {
   settings_version: Generated<string>;
   /** How bodies carry numbers a double would change: a string of the digits, or the digits as a number. */
   big_numbers: Generated<BigNumbers>;
+  /** {"preset": …} or {"template": …} (model/payload.ts). */
+  payload: JsonWithDefault<PayloadSpec>;
+  /** Also send X-Webhook-Timestamp (ISO 8601). */
+  iso_timestamp_header: Generated<boolean>;
   is_active: Generated<boolean>;
   disabled_reason: string | null;
   disabled_at: NullableTimestamp;
@@ -81,6 +86,8 @@ export interface DeliveryTable {
   lease_owner: string | null;
   /** Set while it waits behind an open circuit. */
   parked_at: NullableTimestamp;
+  /** The body as first rendered and sent; every later attempt and replay sends it. */
+  body: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface AttemptTable {
@@ -91,7 +98,8 @@ export interface AttemptTable {
   url: string;
   method: string;
   request_headers: Json<Record<string, string>>;
-  request_body: string;
+  /** Null: the delivery's body. */
+  request_body: string | null;
   response_status: number | null;
   response_headers: Json<Record<string, string>> | null;
   response_body: string | null;
@@ -138,6 +146,18 @@ export interface ApiKeyTable {
   created_at: Timestamp;
   last_used_at: NullableTimestamp;
   revoked_at: NullableTimestamp;
+}
+
+export interface TenantTable {
+  id: string;
+  name: string | null;
+  slug: string | null;
+  metadata: JsonWithDefault;
+}
+
+export interface TenantSourceTable {
+  id: Generated<boolean>;
+  relation: string;
 }
 
 export interface DispatcherTable {
@@ -203,6 +223,8 @@ export interface Database {
   "webhooks.endpoint_health": EndpointHealthTable;
   "webhooks.dispatcher_wakeup": DispatcherWakeupTable;
   "webhooks.schema_migrations": SchemaMigrationTable;
+  "webhooks.tenants": TenantTable;
+  "webhooks.tenant_source": TenantSourceTable;
 }
 
 export type Subscription = Selectable<SubscriptionTable>;

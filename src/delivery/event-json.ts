@@ -173,3 +173,31 @@ export function stringifyExact(value: unknown, mode: BigNumbers, exact: boolean)
   });
   return out.replace(MARKED_NUMBER, "$1");
 }
+
+/**
+ * A value for code that cannot carry ExactNumber (a JSONata template): each becomes a string of
+ * its digits ("string" mode), or a marked string that unmarkNumbers turns back into the JSON
+ * number ("number" mode). Values without an ExactNumber are returned as they are.
+ */
+export function withoutExactNumbers(value: unknown, mode: BigNumbers): unknown {
+  if (value instanceof ExactNumber) return mode === "string" ? value.digits : MARK + value.digits;
+  if (Array.isArray(value)) return value.map((v) => withoutExactNumbers(v, mode));
+  if (typeof value === "object" && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = withoutExactNumbers(v, mode);
+    return out;
+  }
+  return value;
+}
+
+const MARK_ANYWHERE = new RegExp(MARK_IN_JSON.replace(/\\/g, "\\\\"), "g");
+
+/**
+ * JSON text from withoutExactNumbers(…, "number") input: a marked string that is a whole JSON
+ * value becomes the number; a mark inside a longer string (the template concatenated it) is
+ * dropped, leaving the digits.
+ */
+export function unmarkNumbers(json: string): string {
+  if (!json.includes(MARK_IN_JSON)) return json;
+  return json.replace(MARKED_NUMBER, "$1").replace(MARK_ANYWHERE, "");
+}

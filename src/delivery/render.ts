@@ -1,6 +1,10 @@
-// The default request body: the event as receivers see it, its numbers exactly as stored.
+// Request bodies: the standard body (the event as receivers see it, its numbers exactly as
+// stored), and the webhook's chosen payload (a preset or a template) built from the same event.
 import type { BigNumbers } from "../model/enums";
-import { parseExact, stringifyExact } from "./event-json";
+import type { PayloadSpec } from "../model/payload";
+import { parseExact, stringifyExact, unmarkNumbers, withoutExactNumbers } from "./event-json";
+import { classicBody, discordBody, slackBody, thinBody, changesOf, type Organization, type RenderInput } from "./presets";
+import { cachedTemplate, evaluateTemplate } from "./template";
 
 export interface EventForDelivery {
   event_id: string;
@@ -10,6 +14,8 @@ export interface EventForDelivery {
   data: string;
   previous_attributes: string | null;
   tenant: string | null;
+  /** The tracked table it came from (schema.table); null for emitted events. */
+  source_table?: string | null;
   /** How numbers a double would change are carried (the webhook's big_numbers). */
   big_numbers: BigNumbers;
 }
@@ -29,4 +35,80 @@ export function renderBody(e: EventForDelivery): string {
     e.big_numbers,
     data.exact || (previous?.exact ?? false),
   );
+}
+
+/** What a payload other than the standard one needs read from the database before rendering. */
+export function payloadNeeds(spec: PayloadSpec): { organization: boolean; primaryKey: boolean } {
+  if ("template" in spec) return { organization: true, primaryKey: true };
+  switch (spec.preset) {
+    case "classic":
+      return { organization: true, primaryKey: false };
+    case "thin":
+    case "slack":
+    case "discord":
+      return { organization: false, primaryKey: true };
+    case "standard":
+      return { organization: false, primaryKey: false };
+  }
+}
+
+/** The webhook, delivery and records a payload adds to its event. */
+export interface PayloadContext {
+  webhook: { id: string; name: string | null };
+  deliveryId: string;
+  organization: Organization | null;
+  primaryKey: string[] | null;
+}
+
+/**
+ * The body of one delivery as its webhook's payload says. Throws what makes it unrenderable:
+ * a TemplateError (the template failed, or a guard cut it off), or a malformed event.
+ */
+export async function renderPayload(spec: PayloadSpec, e: EventForDelivery, c: PayloadContext): Promise<string> {
+  if ("preset" in spec && spec.preset === "standard") return renderBody(e);
+  const data = parseExact(e.data);
+  const previous = e.previous_attributes === null ? null : parseExact(e.previous_attributes);
+  const exact = data.exact || (previous?.exact ?? false);
+  const prev = previous !== null && typeof previous.value === "object" && previous.value !== null && !Array.isArray(previous.value)
+    ? (previous.value as Record<string, unknown>)
+    : null;
+  const input: RenderInput = {
+    id: e.event_id,
+    type: e.type,
+    timestamp: e.occurred_at.toISOString(),
+    data: data.value,
+    previous_attributes: prev,
+    tenant: e.tenant,
+    webhook: c.webhook,
+    deliveryId: c.deliveryId,
+    organization: c.organization,
+    primaryKey: c.primaryKey,
+  };
+  if ("template" in spec) {
+    const template = cachedTemplate(spec.template);
+    // Exact numbers become strings of their digits (or marked strings, turned back into numbers after).
+    const plain = (v: unknown) => (exact ? withoutExactNumbers(v, e.big_numbers) : v);
+    const result = await evaluateTemplate(
+      template,
+      {
+        id: input.id,
+        type: input.type,
+        timestamp: input.timestamp,
+        data: plain(input.data),
+        ...(prev === null ? {} : { previous_attributes: plain(prev) }),
+        changes: plain(changesOf(input.data, prev)),
+        tenant: input.tenant,
+      },
+      {
+        webhook: input.webhook,
+        delivery: { id: input.deliveryId },
+        organization: input.organization === null ? null : plain(input.organization),
+      },
+    );
+    const json = JSON.stringify(result);
+    return exact && e.big_numbers === "number" ? unmarkNumbers(json) : json;
+  }
+  const body =
+    spec.preset === "classic" ? classicBody(input) : spec.preset === "thin" ? thinBody(input) : spec.preset === "slack" ? slackBody(input) : discordBody(input);
+  return stringifyExact(body, e.big_numbers, exact);
 }

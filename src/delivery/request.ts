@@ -24,7 +24,7 @@ export type TargetSpec = Pick<
   | "previous_secret"
   | "previous_secret_expires_at"
   | "timeout_ms"
-> & { auth: Auth };
+> & { auth: Auth; iso_timestamp_header?: boolean };
 
 // src/delivery and dist/delivery both sit two levels below package.json.
 const { version } = z
@@ -73,6 +73,7 @@ export function buildRequest(
     { previousSecret: target.previous_secret, previousSecretExpiresAt: target.previous_secret_expires_at },
     now,
   );
+  const seconds = Math.floor(now.getTime() / 1000);
   const signed = signatureHeaders({
     scheme: target.signature_scheme,
     secret: signing.secret,
@@ -80,9 +81,11 @@ export function buildRequest(
     headerName: target.signature_header,
     // The event id, not the delivery id: stable across retries and replays, for dedup.
     id: e.event_id,
-    timestamp: Math.floor(now.getTime() / 1000),
+    timestamp: seconds,
     body: e.body,
   });
+  // The guides' header: the signing time as ISO 8601, the same second as webhook-timestamp.
+  if (target.iso_timestamp_header) headers["x-webhook-timestamp"] = new Date(seconds * 1000).toISOString();
   for (const [name, value] of Object.entries(signed)) {
     const lower = name.toLowerCase();
     headers[lower] = value;

@@ -23,7 +23,7 @@ export const leaseMs = (timeoutMs: number): number => timeoutMs + LEASE_GRACE_MS
 export const SEND_COLUMNS = [
   "url", "method", "auth", "headers", "secret_headers", "signature_scheme", "signature_header", "secret", "previous_secret",
   "previous_secret_expires_at", "timeout_ms", "retry", "is_active", "max_in_flight", "rate_limit_per_s",
-  "disable_after_s", "breaker_threshold", "big_numbers", "settings_version",
+  "disable_after_s", "breaker_threshold", "big_numbers", "name", "payload", "iso_timestamp_header", "settings_version",
 ] as const satisfies readonly (keyof Subscription)[];
 
 /**
@@ -43,6 +43,8 @@ export type ClaimedDelivery = SendSettings &
     subscription_id: string;
     attempts: number;
     created_at: Date;
+    /** The body its first attempt rendered and sent (every later attempt sends it); null before that. */
+    body: string | null;
   };
 
 /** SEND_COLUMNS of the subscriptions row `s`; settings_version read as a number (it counts updates). */
@@ -58,7 +60,8 @@ export function settingsOf(d: SendSettings): SendSettings {
 
 /** The event columns of a send (outbox as `o`): jsonb as text, parsed exactly by render.ts. */
 export const eventColumns = (sql: Queryable) => sql`
-  o.event_id, o.type, o.occurred_at, o.data::text as data, o.previous_attributes::text as previous_attributes, o.tenant`;
+  o.event_id, o.type, o.occurred_at, o.data::text as data, o.previous_attributes::text as previous_attributes, o.tenant,
+  o.source_table`;
 
 /** A fresh delivery that fanout wrote leased to a dispatcher: no attempt yet. */
 export function freshDelivery(id: string, webhook: SendSettings & { id: string }, event: EventColumns, createdAt: Date): ClaimedDelivery {
@@ -68,12 +71,14 @@ export function freshDelivery(id: string, webhook: SendSettings & { id: string }
     subscription_id: webhook.id,
     attempts: 0,
     created_at: createdAt,
+    body: null,
     event_id: event.event_id,
     type: event.type,
     occurred_at: event.occurred_at,
     data: event.data,
     previous_attributes: event.previous_attributes,
     tenant: event.tenant,
+    source_table: event.source_table,
   };
 }
 
@@ -129,9 +134,9 @@ export async function claim(
              next_attempt_at = now() + (s.timeout_ms + ${LEASE_GRACE_MS}) * interval '1 millisecond'
         from due, webhooks.subscriptions s
        where d.id = due.id and s.id = d.subscription_id
-      returning d.id, d.subscription_id, d.attempts, d.outbox_id, d.created_at
+      returning d.id, d.subscription_id, d.attempts, d.outbox_id, d.created_at, d.body
     )
-    select l.id, l.subscription_id, l.attempts, l.created_at, ${sendColumns(tx)}, ${eventColumns(tx)}
+    select l.id, l.subscription_id, l.attempts, l.created_at, l.body, ${sendColumns(tx)}, ${eventColumns(tx)}
       from leased l
       join webhooks.subscriptions s on s.id = l.subscription_id
       join webhooks.outbox o on o.id = l.outbox_id

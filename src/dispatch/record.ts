@@ -141,7 +141,8 @@ export async function record(
     url: [] as string[],
     method: [] as string[],
     reqHeaders: [] as string[],
-    reqBody: [] as string[],
+    reqBody: [] as (string | null)[],
+    body: [] as (string | null)[],
     resHeaders: [] as (string | null)[],
     resBody: [] as (string | null)[],
     address: [] as (string | null)[],
@@ -153,7 +154,7 @@ export async function record(
     let status: SettledStatus;
     let next: Date | null = null;
     if (r.outcome.ok) status = "succeeded";
-    else if (r.unsent || opts.retry === false || !settingsOfResult(r).is_active || disabling.has(r.d.subscription_id)) {
+    else if ((r.unsent && !r.transient) || opts.retry === false || !settingsOfResult(r).is_active || disabling.has(r.d.subscription_id)) {
       status = "failed";
     } else {
       const delay = nextDelay(policyOf(settingsOfResult(r).retry), attempt, r.outcome.retryAfterMs);
@@ -182,7 +183,11 @@ export async function record(
     cols.url.push(row.text("url", r.url));
     cols.method.push(r.method);
     cols.reqHeaders.push(row.headers("request headers", r.requestHeaders) ?? "{}");
-    cols.reqBody.push(row.text("request body", r.requestBody));
+    // The body is stored once, on the delivery, by its first attempt; an attempt keeps one
+    // of its own only when it sent something else (nothing does today).
+    const sentStored = r.renderedBody !== null || (r.d.body !== null && r.requestBody === r.d.body) || (r.unsent && r.requestBody === "");
+    cols.reqBody.push(sentStored ? null : row.text("request body", r.requestBody));
+    cols.body.push(row.text("body", r.renderedBody));
     cols.resHeaders.push(row.headers("response headers", r.outcome.headers));
     cols.resBody.push(row.text("response body", r.outcome.body));
     cols.address.push(row.address(r.outcome.remoteAddress));
@@ -209,11 +214,12 @@ export async function record(
            last_status_code = u.code,
            last_duration_ms = u.duration,
            last_error = u.error,
+           body = coalesce(d.body, u.body),
            updated_at = now(),
            finished_at = case when u.status in ('succeeded', 'failed') then now() end
       from unnest(${cols.id}::uuid[], ${cols.attempt}::int[], ${cols.status}::text[], ${cols.next}::timestamptz[],
-                  ${cols.code}::int[], ${cols.duration}::int[], ${cols.error}::text[])
-           as u(id, attempt, status, next, code, duration, error)
+                  ${cols.code}::int[], ${cols.duration}::int[], ${cols.error}::text[], ${cols.body}::text[])
+           as u(id, attempt, status, next, code, duration, error, body)
      where d.id = u.id`;
   for (const [at, group] of retries) await enqueueDeliveries(tx, group, new Date(at));
   for (const [w, reason] of disabling) {

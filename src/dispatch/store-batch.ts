@@ -61,6 +61,8 @@ function withoutContents(r: Recorded, e: unknown): Recorded {
     ...r,
     requestHeaders: {},
     requestBody: "",
+    // Not stored on the delivery either: its next attempt renders again.
+    renderedBody: null,
     outcome: {
       ...r.outcome,
       headers: null,

@@ -5,6 +5,7 @@ import { z } from "zod";
 import type { EndpointHealthTable, Subscription } from "../db/schema";
 import { maskHeaders } from "../delivery/mask";
 import { eventPatternSchema, filterSchema } from "./filter";
+import { DEFAULT_PAYLOAD, PAYLOAD_PRESETS, payloadOf, payloadSchema } from "./payload";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "./rate-limit";
 import { DEFAULT_RETRY_POLICY, retryPolicySchema } from "./retry-policy";
 import { BIG_NUMBERS, CIRCUIT_STATES, HTTP_METHODS, SIGNATURE_SCHEMES } from "./enums";
@@ -237,6 +238,10 @@ const base = {
       "digits, so JSON.stringify(JSON.parse(body)) === body still holds. number: a JSON number with Postgres's digits, for " +
       "receivers whose parser keeps them; a hex or sha256 signature checked over JSON.stringify of the parsed body then fails.",
   }),
+  payload: payloadSchema,
+  iso_timestamp_header: z.boolean({ error: "expected true or false" }).meta({
+    description: "Also send X-Webhook-Timestamp: the signing time as ISO 8601 (webhook-timestamp carries it in Unix seconds). Default false.",
+  }),
   is_active: z.boolean({ error: "expected true or false" }),
   tenant: tenantSchema.nullable().meta({ description: "Admin keys only: the tenant whose events the webhook receives (null: every tenant)." }),
 };
@@ -260,6 +265,8 @@ export const webhookCreateSchema = strictObject({
   disable_after_s: base.disable_after_s.optional(),
   breaker_threshold: base.breaker_threshold.optional(),
   big_numbers: base.big_numbers.default("string"),
+  payload: base.payload.default(DEFAULT_PAYLOAD),
+  iso_timestamp_header: base.iso_timestamp_header.default(false),
   is_active: base.is_active.default(true),
   tenant: base.tenant.optional(),
 }).superRefine((w, ctx) => {
@@ -287,6 +294,8 @@ export const webhookPatchSchema = strictObject({
   disable_after_s: base.disable_after_s.optional(),
   breaker_threshold: base.breaker_threshold.optional(),
   big_numbers: base.big_numbers.optional(),
+  payload: base.payload.optional(),
+  iso_timestamp_header: base.iso_timestamp_header.optional(),
   is_active: base.is_active.optional(),
   tenant: base.tenant.optional(),
 }).meta({
@@ -368,6 +377,10 @@ export const webhookViewSchema = z
       .nullable()
       .meta({ description: "Consecutive failures that open the circuit; 0: never; null: the dispatcher default (WEBHOOKS_BREAKER_THRESHOLD)." }),
     big_numbers: z.enum(BIG_NUMBERS),
+    payload: z
+      .union([z.object({ preset: z.enum(PAYLOAD_PRESETS) }), z.object({ template: z.string() })])
+      .meta({ description: "The body requests carry: a preset, or a JSONata template (see WebhookCreate.payload)." }),
+    iso_timestamp_header: z.boolean(),
     is_active: z.boolean(),
     disabled_reason: z.string().nullable(),
     disabled_at: z.date().nullable(),
@@ -428,6 +441,8 @@ export function toWebhookView(row: WebhookRow): WebhookView {
     disable_after_s: row.disable_after_s,
     breaker_threshold: row.breaker_threshold,
     big_numbers: row.big_numbers,
+    payload: payloadOf(row.payload),
+    iso_timestamp_header: row.iso_timestamp_header,
     is_active: row.is_active,
     disabled_reason: row.disabled_reason,
     disabled_at: row.disabled_at,

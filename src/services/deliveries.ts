@@ -198,7 +198,8 @@ export async function getDelivery(conn: Connection, scope: Scope, id: string): P
       "url",
       "method",
       "request_headers",
-      "request_body",
+      // Stored once per delivery; an attempt keeps a body of its own only when it sent another.
+      sql<string>`coalesce(request_body, (select d.body from webhooks.deliveries d where d.id = delivery_id), '')`.as("request_body"),
       "response_status",
       "response_headers",
       "response_body",

@@ -114,7 +114,7 @@ export async function listEventRules(conn: Connection): Promise<EventRuleInfo[]>
  * rules too: a rule whose column is back fires again). A small function of its own so the
  * event catalog can call it.
  */
-export async function ruleEventTypes(conn: Connection): Promise<EventTypeInfo[]> {
+export async function ruleEventTypes(conn: Connection): Promise<Pick<EventTypeInfo, "type" | "source" | "table">[]> {
   const rows = await all(
     conn.db,
     rules()

@@ -1,5 +1,6 @@
 // Webhooks (rows of webhooks.subscriptions): the tenant-scoped commands on them (CRUD, enabling
 // and disabling, secrets, rotation). Their input and view shapes live in model/webhook.ts.
+import { randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { sql, type Kysely, type UpdateObject } from "kysely";
 import type { Connection, Queryable } from "../db/connection";
@@ -31,6 +32,7 @@ import {
 import { cursorTs, decodeCursor, isUuid, paginate, pastCursor } from "./cursor";
 import { HEALTH_COLUMNS, affected, all, build, first, type On } from "./query";
 import type { Scope } from "./scope";
+import { checkPayload, renderPreview, type PreviewItem } from "./preview";
 
 export interface WriteOptions {
   /** WEBHOOKS_ALLOW_PRIVATE_TARGETS: accept loopback and private-network URLs. */
@@ -108,13 +110,23 @@ export async function createWebhook(
   scope: Scope,
   input: WebhookCreateInput,
   opts: WriteOptions,
-): Promise<{ webhook: WebhookView; secret: string }> {
+): Promise<{ webhook: WebhookView; secret: string; preview: PreviewItem[] }> {
   const tenant = tenantFor(scope, input.tenant) ?? null;
   checkUrl(input.url, opts);
+  checkPayload(input.payload);
   const secret = input.secret ?? generateSecret();
+  const id = randomUUID();
+  const events = [...new Set(input.events)];
+  // Rendered before the row exists: a template a guard cuts off is refused with nothing written.
+  const preview = await renderPreview(
+    conn,
+    { id, name: input.name ?? null, tenant, events, payload: input.payload, big_numbers: input.big_numbers },
+    { refuseCutOff: true },
+  );
   const row = await conn.db
     .insertInto("webhooks.subscriptions")
     .values({
+      id,
       tenant,
       name: input.name ?? null,
       description: input.description ?? null,
@@ -123,7 +135,7 @@ export async function createWebhook(
       auth: input.auth,
       headers: input.headers,
       secret_headers: secretHeaderNames(input.secret_headers),
-      events: [...new Set(input.events)],
+      events,
       filter: input.filter ?? null,
       signature_scheme: input.signature.scheme,
       signature_header: input.signature.header ?? null,
@@ -135,6 +147,8 @@ export async function createWebhook(
       disable_after_s: input.disable_after_s ?? null,
       breaker_threshold: input.breaker_threshold ?? null,
       big_numbers: input.big_numbers,
+      payload: input.payload,
+      iso_timestamp_header: input.iso_timestamp_header,
       is_active: input.is_active,
       disabled_at: input.is_active ? null : new Date(),
       disabled_reason: input.is_active ? null : "created disabled",
@@ -150,7 +164,7 @@ export async function createWebhook(
     h_last_failure_at: null,
     h_next_probe_at: null,
   };
-  return { webhook: toWebhookView({ ...row, ...health }), secret };
+  return { webhook: toWebhookView({ ...row, ...health }), secret, preview };
 }
 
 export interface WebhookListQuery {
@@ -234,6 +248,8 @@ function patchColumns(patch: WebhookPatch, tenant: string | null | undefined): S
     disable_after_s: patch.disable_after_s,
     breaker_threshold: patch.breaker_threshold,
     big_numbers: patch.big_numbers,
+    payload: patch.payload,
+    iso_timestamp_header: patch.iso_timestamp_header,
     tenant,
     updated_at: sql`now()`,
   };
@@ -246,8 +262,9 @@ export async function updateWebhook(
   id: string,
   patch: WebhookPatch,
   opts: WriteOptions,
-): Promise<WebhookView> {
+): Promise<WebhookView & { preview?: PreviewItem[] }> {
   if (patch.url !== undefined) checkUrl(patch.url, opts);
+  if (patch.payload !== undefined) checkPayload(patch.payload);
   const tenant = patch.tenant === undefined ? undefined : tenantFor(scope, patch.tenant);
   // postgres.js transaction: resetHealth and failParkedDeliveries queue jobs through dispatch/jobs.ts in it.
   return conn.sql.begin(async (tx) => {
@@ -267,8 +284,19 @@ export async function updateWebhook(
       if (isNewEndpoint(current, patch)) await resetHealth(tx, current.id, "forget");
       else if (patch.breaker_threshold === 0 && current.breaker_threshold !== 0) await resetHealth(tx, current.id, "close");
     }
-    return toWebhookView(await updateRow(tx, current.id, set));
+    const view = toWebhookView(await updateRow(tx, current.id, set));
+    if (patch.payload === undefined) return view;
+    // A new payload is shown rendered; one a guard cuts off is refused (the transaction rolls back).
+    const preview = await renderPreview(conn, { ...view, payload: patch.payload }, { refuseCutOff: true });
+    return { ...view, preview };
   });
+}
+
+/** The webhook's payload rendered for an event (default: its recent events, or samples), sending nothing. */
+export async function previewWebhook(conn: Connection, scope: Scope, id: string, opts: { event_id?: string | undefined } = {}): Promise<PreviewItem[]> {
+  const row = await findRow(conn.db, scope, id);
+  const view = toWebhookView(row);
+  return renderPreview(conn, view, { eventId: opts.event_id });
 }
 
 const USER_DISABLED_REASON = "disabled by a user";
