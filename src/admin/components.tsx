@@ -68,6 +68,31 @@ export function pendingText(d: DeliveryView, maxAttempts: number | null, circuit
 }
 
 /** Rows of a delivery table; `withWebhook` adds the webhook's column (its name, or its id's start). */
+/** A table of deliveries: the header, then a row per delivery (DeliveryRows). */
+export function DeliveriesTable({ items, caption, withWebhook, notes }: { items: DeliveryView[]; caption: string; withWebhook?: boolean; notes?: Map<string, string> }) {
+  return (
+    <table>
+      <caption class="sr-only">{caption}</caption>
+      <thead>
+        <tr>
+          <th scope="col">Delivery</th>
+          <th scope="col">Event</th>
+          {withWebhook ? <th scope="col">Webhook</th> : null}
+          <th scope="col">Status</th>
+          <th scope="col" class="num">
+            Attempts
+          </th>
+          <th scope="col">Last answer</th>
+          <th scope="col">Created</th>
+        </tr>
+      </thead>
+      <tbody>
+        <DeliveryRows items={items} withWebhook={withWebhook} notes={notes} />
+      </tbody>
+    </table>
+  );
+}
+
 export function DeliveryRows({ items, withWebhook, notes }: { items: DeliveryView[]; withWebhook?: boolean; notes?: Map<string, string> }) {
   return (
     <>

@@ -10,7 +10,7 @@ import { cancelDelivery, circuitNotices, getDelivery, listDeliveries, RESPONSE_C
 import { isUuid } from "../../services/cursor";
 import { getWebhook, listWebhooks } from "../../services/webhooks";
 import { parseSince } from "../../util/duration";
-import { DeliveryRows, StatusPill, pendingText, webhookLabel } from "../components";
+import { DeliveriesTable, StatusPill, pendingText, webhookLabel } from "../components";
 import { adminScope, isHtmx, pageContext, seeOther } from "../http";
 import { CsrfField, Layout, sendHtml, Time, type PageContext } from "../layout";
 
@@ -143,25 +143,7 @@ function DeliveryTable(props: { q: FilterQuery; items: DeliveryView[]; next: str
       {props.items.length === 0 ? (
         <p>No deliveries match.</p>
       ) : (
-        <table>
-          <caption class="sr-only">Deliveries, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">Delivery</th>
-              <th scope="col">Event</th>
-              <th scope="col">Webhook</th>
-              <th scope="col">Status</th>
-              <th scope="col" class="num">
-                Attempts
-              </th>
-              <th scope="col">Last answer</th>
-              <th scope="col">Created</th>
-            </tr>
-          </thead>
-          <tbody>
-            <DeliveryRows items={props.items} withWebhook notes={props.notes} />
-          </tbody>
-        </table>
+        <DeliveriesTable items={props.items} caption="Deliveries, newest first" withWebhook notes={props.notes} />
       )}
       {props.next ? (
         <p>

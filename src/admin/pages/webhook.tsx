@@ -12,7 +12,7 @@ import { listEventTypes } from "../../services/event-types";
 import { sendTest, TEST_EVENT_TYPE, type TestResult } from "../../services/test-send";
 import { deleteWebhook, getWebhook, getWebhookSecret, rotateSecret } from "../../services/webhooks";
 import { webhookRates, type WebhookRate } from "../../services/webhook-rates";
-import { Circuit, DeliveryRows, LastStatus, Rate, webhookLabel } from "../components";
+import { Circuit, DeliveriesTable, LastStatus, Rate, webhookLabel } from "../components";
 import { field, formOf } from "../forms";
 import { adminScope, isHtmx, pageContext, seeOther } from "../http";
 import { CsrfField, Layout, sendHtml, Time, type PageContext } from "../layout";
@@ -268,24 +268,7 @@ function WebhookPage(props: {
       {props.deliveries.length === 0 ? (
         <p>None yet.</p>
       ) : (
-        <table>
-          <caption class="sr-only">Recent deliveries</caption>
-          <thead>
-            <tr>
-              <th scope="col">Delivery</th>
-              <th scope="col">Event</th>
-              <th scope="col">Status</th>
-              <th scope="col" class="num">
-                Attempts
-              </th>
-              <th scope="col">Last answer</th>
-              <th scope="col">Created</th>
-            </tr>
-          </thead>
-          <tbody>
-            <DeliveryRows items={props.deliveries} />
-          </tbody>
-        </table>
+        <DeliveriesTable items={props.deliveries} caption="Recent deliveries" />
       )}
     </Layout>
   );
