@@ -117,11 +117,11 @@ describe("a backfill", () => {
     expect(tenants).toEqual([{ tenant: "acme", n: ROWS / 3 }, { tenant: "globex", n: (2 * ROWS) / 3 }]);
   });
 
-  it("counts with dry_run and filters with where, writing nothing for a dry run", async () => {
+  it("counts with dry-run and filters with where, writing nothing for a dry run", async () => {
     const rx = await receiver();
     const id = await webhook(`${rx.url}/x`);
     const before = { b: await backfillCount(), o: await outboxCount() };
-    const dry = await api.call("POST", `/v1/webhooks/${id}/backfills`, { body: { table: "clients", where: "id <= 100 and name like 'client %'", dry_run: true } });
+    const dry = await api.call("POST", `/v1/webhooks/${id}/backfills/dry-run`, { body: { table: "clients", where: "id <= 100 and name like 'client %'" } });
     expect(dry.statusCode).toBe(200);
     expect(dry.json()).toEqual({ dry_run: true, table: "public.clients", event_type: "clients.backfill", rows: 100 });
     expect({ b: await backfillCount(), o: await outboxCount() }).toEqual(before);

@@ -1,11 +1,11 @@
 // /v1/webhooks/:id/backfills: send a tracked table's existing rows to one webhook (start, or
-// count with dry_run), follow it, and pause, resume or cancel it. Each handler parses, calls
+// count them (dry-run)), follow it, and pause, resume or cancel it. Each handler parses, calls
 // services/backfills.ts, answers.
 import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { backfillCountSchema, backfillCreateSchema, backfillViewSchema } from "../model/backfill";
 import { strictObject } from "../model/validation";
-import { changeBackfill, getBackfill, listBackfills, startBackfill, type BackfillAction } from "../services/backfills";
+import { changeBackfill, countBackfill, getBackfill, listBackfills, startBackfill, type BackfillAction } from "../services/backfills";
 import type { ApiOptions } from "./app";
 import { scopeOf } from "./auth";
 import { errorResponses, idParams } from "./schemas";
@@ -46,21 +46,31 @@ export const backfillRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { c
           "Starts a backfill: every row of the table (matching `where`, admin keys only) becomes one <prefix>.backfill event " +
           "for this webhook alone (its tenant and filter apply, its event types do not), in primary-key order, in batches run " +
           "by the dispatcher, at most `rate` rows per second. A tenant key's backfill reads only its tenant's rows. " +
-          "dry_run: true only counts them (200).",
+          "POST …/backfills/dry-run with the same body counts them instead.",
         params: idParams,
         body: backfillCreateSchema,
-        response: {
-          201: backfillViewSchema.describe("The backfill, running"),
-          200: backfillCountSchema.describe("dry_run: the rows that would be sent"),
-          ...errorResponses(400, 401, 404, 409, 413, 415),
-        },
+        response: { 201: backfillViewSchema.describe("The backfill, running"), ...errorResponses(400, 401, 404, 409, 413, 415) },
       },
     },
     async (request, reply) => {
-      const r = await startBackfill(conn, scopeOf(request), request.params.id, request.body);
-      if ("count" in r) return reply.code(200).send(r.count);
-      return reply.code(201).header("location", `/v1/webhooks/${request.params.id}/backfills/${r.backfill.id}`).send(r.backfill);
+      const b = await startBackfill(conn, scopeOf(request), request.params.id, request.body);
+      return reply.code(201).header("location", `/v1/webhooks/${request.params.id}/backfills/${b.id}`).send(b);
     },
+  );
+
+  app.post(
+    "/webhooks/:id/backfills/dry-run",
+    {
+      schema: {
+        tags: TAG,
+        summary: "Count the rows a backfill would send",
+        description: "Checks the table and `where` as starting one would, and counts the rows; starts and writes nothing.",
+        params: idParams,
+        body: backfillCreateSchema,
+        response: { 200: backfillCountSchema.describe("The rows that would be sent"), ...errorResponses(400, 401, 404, 413, 415) },
+      },
+    },
+    async (request) => countBackfill(conn, scopeOf(request), request.params.id, request.body),
   );
 
   app.get(

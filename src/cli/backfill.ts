@@ -46,7 +46,7 @@ const columns: Column<BackfillView>[] = [
   { header: "created", value: (b) => b.created_at },
 ];
 
-const FLAGS = { table: "--table", where: "--where", rate: "--rate", dry_run: "--dry-run" };
+const FLAGS = { table: "--table", where: "--where", rate: "--rate" };
 
 export function registerBackfill(program: Command, cli: Cli): void {
   common(
@@ -63,25 +63,20 @@ export function registerBackfill(program: Command, cli: Cli): void {
     "pg-webhooks backfill 3f2b8c1e-4b1a-4d2e-9c3f-0a1b2c3d4e5f --table public.clients --where \"status = 'active'\" --rate 200",
   ).action((webhook: string, opts: BackfillOptions) =>
     cli.run(opts, async ({ conn, out }) => {
-      const { startBackfill, getBackfill } = await service();
+      const { countBackfill, startBackfill, getBackfill } = await service();
       const { listDispatchers } = await import("../services/status.js");
-      let r: Awaited<ReturnType<typeof startBackfill>>;
+      const input = { table: opts.table, where: opts.where, rate: opts.rate };
+      let b: Awaited<ReturnType<typeof startBackfill>>;
       try {
-        r = await startBackfill(conn, ADMIN, webhook, {
-          table: opts.table,
-          where: opts.where,
-          rate: opts.rate,
-          dry_run: opts.dryRun === true,
-        });
+        if (opts.dryRun) {
+          const c = await countBackfill(conn, ADMIN, webhook, input);
+          out.result(c, () => out.say(`${c.rows} rows of ${c.table} would be sent to webhook ${webhook} as ${c.event_type} events.`));
+          return;
+        }
+        b = await startBackfill(conn, ADMIN, webhook, input);
       } catch (e) {
         throw withFlagNames(e, FLAGS);
       }
-      if ("count" in r) {
-        const c = r.count;
-        out.result(c, () => out.say(`${c.rows} rows of ${c.table} would be sent to webhook ${webhook} as ${c.event_type} events.`));
-        return;
-      }
-      let b = r.backfill;
       if ((await listDispatchers(conn)).length === 0) {
         out.notice("warning: no dispatcher is running; the backfill starts once `pg-webhooks start` runs");
       }

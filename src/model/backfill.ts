@@ -34,10 +34,6 @@ export const backfillCreateSchema = strictObject({
     .max(MAX_BACKFILL_RATE, { error: RATE_MESSAGE })
     .optional()
     .meta({ description: "At most this many rows (events) per second; absent: as fast as the dispatcher writes them." }),
-  dry_run: z
-    .boolean({ error: "expected true or false" })
-    .default(false)
-    .meta({ description: "Only count the rows that would be sent (200 with the count); start nothing." }),
 }).meta({ id: "BackfillCreate" });
 
 export type BackfillCreateInput = z.output<typeof backfillCreateSchema>;

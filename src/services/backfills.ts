@@ -112,19 +112,22 @@ async function countRows(conn: Connection, t: TableInfo, where: string | undefin
   }
 }
 
+interface Prepared {
+  webhookId: string;
+  table: TableInfo;
+  tenant: string | null;
+  eventType: string;
+  total: number | null;
+}
+
 /**
- * Starts a backfill of `input.table` to the webhook (or, with dry_run, only counts the rows).
- * --where is for admin keys only: it is SQL, and a tenant key could read other tenants' rows
- * (or other tables) through it. A tenant-scoped webhook reads only its tenant's rows.
+ * Checks what a backfill would read and counts it. --where is for admin keys only: it is SQL,
+ * and a tenant key could read other tenants' rows (or other tables) through it. A
+ * tenant-scoped webhook reads only its tenant's rows.
  */
-export async function startBackfill(
-  conn: Connection,
-  scope: Scope,
-  webhookId: string,
-  input: BackfillCreateInput,
-): Promise<{ backfill: BackfillView } | { count: BackfillCount }> {
+async function prepare(conn: Connection, scope: Scope, webhookId: string, input: BackfillCreateInput, starting: boolean): Promise<Prepared> {
   const webhook = await getWebhook(conn, scope, webhookId);
-  if (!webhook.is_active && !input.dry_run) {
+  if (starting && !webhook.is_active) {
     throw new DomainError("conflict", `webhook ${webhook.id} is disabled: enable it first (its events would not be delivered)`);
   }
   if (input.where !== undefined && scope.tenant !== null) {
@@ -136,22 +139,30 @@ export async function startBackfill(
     throw invalid("table", `${t.name} has no tenant column: the rows of the webhook's tenant (${tenant}) cannot be told apart`);
   }
   if (input.where !== undefined) await checkWhere(conn, t, input.where);
-  const eventType = `${t.event_prefix}.backfill`;
   const total = await countRows(conn, t, input.where, tenant);
-  if (input.dry_run) {
-    if (total === null) throw invalid("where", `counting the rows took longer than ${COUNT_TIMEOUT_MS / 1000} s`);
-    return { count: { dry_run: true, table: t.name, event_type: eventType, rows: total } };
-  }
+  return { webhookId: webhook.id, table: t, tenant, eventType: `${t.event_prefix}.backfill`, total };
+}
+
+/** How many rows a backfill of `input.table` would send now; starts nothing, writes nothing. */
+export async function countBackfill(conn: Connection, scope: Scope, webhookId: string, input: BackfillCreateInput): Promise<BackfillCount> {
+  const p = await prepare(conn, scope, webhookId, input, false);
+  if (p.total === null) throw invalid("where", `counting the rows took longer than ${COUNT_TIMEOUT_MS / 1000} s`);
+  return { dry_run: true, table: p.table.name, event_type: p.eventType, rows: p.total };
+}
+
+/** Starts a backfill of `input.table` to the webhook: the dispatcher's job sends it. */
+export async function startBackfill(conn: Connection, scope: Scope, webhookId: string, input: BackfillCreateInput): Promise<BackfillView> {
+  const { webhookId: id, table: t, tenant, total } = await prepare(conn, scope, webhookId, input, true);
   const row = await conn.sql.begin(async (tx) => {
     const [b] = await tx<{ id: string }[]>`
       insert into webhooks.backfills (subscription_id, tenant, table_name, where_sql, rate_per_s, key_columns, rows_total)
-      values (${webhook.id}, ${tenant}, ${t.oid}::oid::regclass, ${input.where ?? null}, ${input.rate ?? null}, ${t.key_columns}, ${total})
+      values (${id}, ${tenant}, ${t.oid}::oid::regclass, ${input.where ?? null}, ${input.rate ?? null}, ${t.key_columns}, ${total})
       returning id`;
     if (!b) throw new Error("insert into webhooks.backfills returned nothing");
     await enqueueBackfill(tx, b.id);
     return b;
   });
-  return { backfill: await getBackfill(conn, scope, webhook.id, row.id) };
+  return getBackfill(conn, scope, id, row.id);
 }
 
 async function rowsOf(sql: Queryable, webhookId: string, backfillId?: string, lock = false): Promise<BackfillRow[]> {
