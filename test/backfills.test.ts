@@ -234,6 +234,43 @@ describe("a backfill", () => {
   });
 });
 
+describe("a backfill's events", () => {
+  it("carry exactly what capture made of the same rows (hostile values, json jsonb cannot hold, rows written by an ordinary role)", async () => {
+    const sql = api.db.sql;
+    await sql`create table public.odd (id int primary key, j json, n numeric, big bigint, d date, ts timestamptz, t text)`;
+    await sql`select webhooks.track_table('public.odd')`;
+    await sql`create role bf_app login password 'a'`.catch(() => {});
+    await sql`grant usage on schema public to bf_app`;
+    await sql`grant insert on public.odd to bf_app`;
+    const url = new URL(api.db.url);
+    url.username = "bf_app";
+    url.password = "a";
+    const app = postgres(url.toString(), { max: 1, onnotice: () => {} });
+    // Valid json that jsonb cannot hold (\u0000, a lone surrogate escape, 1e400), numbers beyond
+    // doubles, the ends of the date ranges, text that looks like escapes.
+    await app`
+      insert into public.odd values
+        (1, '{"a": "\\u0000", "b": "\\ud800", "n": 1e400}', 1e30 + 0.5, 9223372036854775807, '4713-01-01 BC', '-infinity', 'line\r\nnext \\ud800'),
+        (2, '[1, 2.50, 12345678901234567890]', -0.000000000000000000001, -9223372036854775808, '5874897-12-31', '294276-12-31 23:59:59+00', ''),
+        (3, null, 'NaN', 9007199254740993, 'infinity', '1970-01-01 00:00:00+00', ${"\\u0000 is only text here"})`;
+    await app.end();
+    const rx = await receiver();
+    const id = await webhook(`${rx.url}/odd`, { events: ["nothing.matches"] });
+    const b = await start(id, { table: "public.odd" });
+    expect(await finished(id, b.id)).toMatchObject({ state: "done", rows_sent: 3 });
+    const pairs = await sql<{ id: string; created: string; backfill: string }[]>`
+      select c.data->>'id' as id, c.data::text as created, f.data::text as backfill
+        from webhooks.outbox c join webhooks.outbox f on f.data->>'id' = c.data->>'id' and f.type = 'odd.backfill' and f.target_subscription = ${id}
+       where c.type = 'odd.created' order by 1`;
+    expect(pairs).toHaveLength(3);
+    for (const p of pairs) expect(p.backfill).toBe(p.created);
+    expect(JSON.parse(pairs[0]!.created).j).toEqual({ $text: '{"a": "\\u0000", "b": "\\ud800", "n": 1e400}' });
+    await waitUntil(async () => rx.requests.length >= 3, 20_000, "3 requests");
+    const body = rx.requests.map((r) => JSON.parse(r.body) as { data: { id: number; big: unknown } }).find((x) => x.data.id === 1)!;
+    expect(body.data.big).toBe("9223372036854775807");
+  });
+});
+
 describe("a backfill while writers change the table", () => {
   it("loses no row and sends none stale: each row's last event for the webhook carries its newest state", async () => {
     const sql = api.db.sql;
