@@ -8,6 +8,7 @@ import {
   RAW_CONCURRENCY, SIZES, DispatcherProc, ReceiverProc, assertDispatcherBuilt, insertWebhook, log, machine, now, r2,
   withScratchDatabase, writeReport, type Bench, type BenchOptions, type FigureSpec, type SummaryRow,
 } from "./harness";
+import { backfill } from "./scenarios/backfill";
 import { backlog } from "./scenarios/backlog";
 import { fanout } from "./scenarios/fanout";
 import { isolation } from "./scenarios/isolation";
@@ -20,7 +21,7 @@ import { writePath } from "./scenarios/write";
 
 // In the order they run. `latency` is both rates; `backlog1m` is the large backlog
 // (sizes.backlogLarge), which runs in the first run only.
-const SCENARIOS = ["write", "rules", "render", "throughput", "latency", "fanout", "isolation", "scale", "backlog", "backlog1m"] as const;
+const SCENARIOS = ["write", "rules", "render", "throughput", "latency", "fanout", "isolation", "scale", "backfill", "backlog", "backlog1m"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const ALIASES: Record<string, Scenario> = { bulk: "write", latency200: "latency", backlog200k: "backlog" };
 
@@ -89,6 +90,7 @@ async function runOnce(b: Bench, receiver: ReceiverProc, mainSub: string, run: n
     f.dispatcher_peak_rss_mb_steady = r2(d.peakRssKb / 1024);
   }
   if (SELECTED.has("scale")) Object.assign(f, await step(tag("scaling: 1, 2, 4 dispatchers"), () => scale(b, receiver)));
+  if (SELECTED.has("backfill")) Object.assign(f, await step(tag("backfill of existing rows"), () => backfill(b, receiver, mainSub)));
   const small = SELECTED.has("backlog") ? await step(tag(`backlog of ${b.sizes.backlog}`), () => backlog(b, receiver, b.sizes.backlog)) : undefined;
   const big = large ? await step(tag(`backlog of ${b.sizes.backlogLarge}`), () => backlog(b, receiver, b.sizes.backlogLarge)) : undefined;
   if (small) f.backlog = small;
@@ -145,6 +147,8 @@ const FIGURES: FigureSpec[] = [
   { key: "scale.p4.postgres_cpu_s_per_1000", label: "Postgres CPU s per 1,000 deliveries (4 processes)" },
   { key: "scale.p1.connections_per_process.0", label: "connections per dispatcher process (1 process)" },
   { key: "scale.p4.connections_per_process.0", label: "connections per dispatcher process (4 processes, the first)" },
+  { key: "backfill_rows_per_s", label: "backfill rows/s written as events (40,000 existing rows, one webhook)" },
+  { key: "backfill_delivered_per_s", label: "backfill rows/s delivered (start → last delivery recorded)" },
   { key: "backlog.per_s", label: "backlog drain/s (sizes.backlog events)" },
   { key: "backlog_large.per_s", label: "backlog drain/s (sizes.backlogLarge events)" },
   { key: "backlog_ratio", label: "backlog_ratio (large / small drain rate)", goal: "≥ 0.90", ok: (x) => x >= 0.9 },

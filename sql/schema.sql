@@ -36,6 +36,31 @@ create table webhooks.attempts (
 comment on table webhooks.attempts is 'A row is one HTTP request made for a delivery, with what was sent and what came back (bodies truncated to 5,000 characters). Auth and signature header values are masked.';
 CREATE INDEX attempts_by_delivery ON webhooks.attempts USING btree (delivery_id, attempt_number);
 
+create table webhooks.backfills (
+  id uuid not null default gen_random_uuid(),
+  subscription_id uuid not null,
+  tenant text,
+  table_name regclass not null,
+  where_sql text,
+  rate_per_s double precision,
+  key_columns text[] not null,
+  cursor jsonb,
+  rows_total bigint,
+  rows_sent bigint not null default 0,
+  state text not null default 'running'::text,
+  error text,
+  created_at timestamp with time zone not null default now(),
+  updated_at timestamp with time zone not null default now(),
+  finished_at timestamp with time zone,
+  constraint backfills_key_columns_check CHECK ((cardinality(key_columns) > 0)),
+  constraint backfills_pkey PRIMARY KEY (id),
+  constraint backfills_rate_per_s_check CHECK (((rate_per_s > (0)::double precision) AND (rate_per_s <= (100000)::double precision))),
+  constraint backfills_state_check CHECK ((state = ANY (ARRAY['running'::text, 'paused'::text, 'done'::text, 'cancelled'::text, 'failed'::text]))),
+  constraint backfills_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES webhooks.subscriptions(id) ON DELETE CASCADE
+);
+comment on table webhooks.backfills is 'A row is a backfill: the existing rows of a tracked table (those matching where_sql) sent once to one webhook as <prefix>.backfill events, in primary-key order. cursor (the last key sent) moves in the transaction that writes the events, so a stopped or crashed backfill resumes after the last row it sent.';
+CREATE INDEX backfills_by_subscription ON webhooks.backfills USING btree (subscription_id, created_at DESC);
+
 create table webhooks.deliveries (
   id uuid not null default gen_random_uuid(),
   subscription_id uuid not null,
@@ -155,6 +180,7 @@ create table webhooks.outbox (
   source_table text,
   occurred_at timestamp with time zone not null default now(),
   dispatched_at timestamp with time zone,
+  target_subscription uuid,
   constraint outbox_pkey PRIMARY KEY (id)
 );
 comment on table webhooks.outbox is 'A row is one event, written in the same transaction as the change it describes. dispatched_at is set once the dispatcher has created its deliveries.';
@@ -210,7 +236,7 @@ create table webhooks.subscriptions (
   constraint subscriptions_pkey PRIMARY KEY (id),
   constraint subscriptions_rate_limit_floor CHECK ((rate_limit_per_s >= (0.001)::double precision)),
   constraint subscriptions_rate_limit_per_s_check CHECK (((rate_limit_per_s > (0)::double precision) AND (rate_limit_per_s <= (10000)::double precision))),
-  constraint subscriptions_signature_scheme_check CHECK ((signature_scheme = ANY (ARRAY['standard'::text, 'hex'::text, 'sha256'::text]))),
+  constraint subscriptions_signature_scheme_check CHECK ((signature_scheme = ANY (ARRAY['standard'::text, 'ed25519'::text, 'hex'::text, 'sha256'::text]))),
   constraint subscriptions_timeout_ms_check CHECK (((timeout_ms >= 100) AND (timeout_ms <= 300000)))
 );
 comment on table webhooks.subscriptions is 'A row is a webhook: which events (types, tenant, filter) go to which URL, how they are signed and retried. Deleted webhooks keep their row (deleted_at) so their history stays readable until pruned.';
@@ -340,6 +366,118 @@ begin
 end
 $function$;
 comment on function webhooks.add_event_rule(regclass,text,text[],jsonb,text[],text) is 'Emits a derived event after the table''s own event when a write changes one of on_change and satisfies condition (webhook filter JSON over the event) and sql_condition (SQL over NEW and OLD; DBAs only). operations: insert, update, delete (default update). Calling it again replaces the rule. Example: select webhooks.add_event_rule(''public.deals'', ''deal.won'', on_change => array[''stage''], condition => ''{"data.stage": "won"}'');';
+
+CREATE OR REPLACE FUNCTION webhooks.backfill_batch(bid uuid, max_rows integer)
+ RETURNS TABLE(batch_rows integer, batch_state text)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  b webhooks.backfills;
+  t webhooks.tracked_tables;
+  s record;
+  qualified text;
+  conv text;
+  tenant_col text;
+  excluded text[];
+  key_cmp_left text;
+  key_cmp_right text;
+  key_order text;
+  key_json text;
+  n integer;
+  last_key jsonb;
+begin
+  select * into b from webhooks.backfills where id = bid for update;
+  if not found or b.state <> 'running' then
+    return query select 0, coalesce(b.state, 'cancelled');
+    return;
+  end if;
+  select sub.is_active, sub.deleted_at into s from webhooks.subscriptions sub where sub.id = b.subscription_id;
+  if s.deleted_at is not null then
+    update webhooks.backfills set state = 'cancelled', error = 'the webhook was deleted', updated_at = now(), finished_at = now() where id = bid;
+    return query select 0, 'cancelled'::text;
+    return;
+  end if;
+  if not s.is_active then
+    -- Events for a disabled webhook would be dropped by fanout: stop before writing any.
+    update webhooks.backfills set state = 'paused', error = 'the webhook is disabled: enable it, then resume the backfill', updated_at = now() where id = bid;
+    return query select 0, 'paused'::text;
+    return;
+  end if;
+  select * into t from webhooks.tracked_tables where table_name = b.table_name;
+  if not found then
+    update webhooks.backfills set state = 'failed', error = format('%s is no longer tracked', b.table_name), updated_at = now(), finished_at = now() where id = bid;
+    return query select 0, 'failed'::text;
+    return;
+  end if;
+
+  qualified := (select format('%I.%I', ns.nspname, c.relname) from pg_class c join pg_namespace ns on ns.oid = c.relnamespace where c.oid = b.table_name);
+  conv := case when webhooks.plain_columns(b.table_name) then 'pg_catalog.to_jsonb(x)'
+               else format('webhooks.row_jsonb(x, %L::regclass, %L)', b.table_name::oid::text, webhooks.json_casts_trusted()) end;
+  tenant_col := (select a.attname::text from pg_attribute a
+                  where a.attrelid = b.table_name and a.attnum > 0 and not a.attisdropped
+                    and (a.attname = t.tenant_column or a.attnum = t.tenant_attnum)
+                  order by a.attname = t.tenant_column desc limit 1);
+  excluded := t.excluded_columns || array(select a.attname::text from pg_attribute a
+                                           where a.attrelid = b.table_name and a.attnum = any(t.excluded_attnums) and not a.attisdropped);
+  select string_agg(format('x.%I', k), ', ' order by i),
+         string_agg(format('($1 ->> %s)::%s', i - 1, format_type(a.atttypid, a.atttypmod)), ', ' order by i),
+         string_agg(format('x.%I', k), ', ' order by i),
+         string_agg(format('x.%I::text', k), ', ' order by i)
+    into key_cmp_left, key_cmp_right, key_order, key_json
+    from unnest(b.key_columns) with ordinality u(k, i)
+    join pg_attribute a on a.attrelid = b.table_name and a.attname = u.k and not a.attisdropped;
+  if b.tenant is not null and tenant_col is null then
+    update webhooks.backfills set state = 'failed', error = format('%s has no tenant column: a tenant''s backfill cannot tell its rows', b.table_name), updated_at = now(), finished_at = now() where id = bid;
+    return query select 0, 'failed'::text;
+    return;
+  end if;
+  if key_cmp_left is null or (select count(*) from pg_attribute a where a.attrelid = b.table_name and a.attname = any(b.key_columns) and not a.attisdropped) <> cardinality(b.key_columns) then
+    update webhooks.backfills set state = 'failed', error = format('the key columns %s of %s changed', b.key_columns, b.table_name), updated_at = now(), finished_at = now() where id = bid;
+    return query select 0, 'failed'::text;
+    return;
+  end if;
+
+  execute format($q$
+    with r as materialized (
+      select row(%1$s) as kr, pg_catalog.jsonb_build_array(%4$s) as k, %5$s as j
+        from %6$s x
+       where ($1 is null or row(%1$s) > row(%2$s))
+         and (%7$s)
+         and ($2::text is null or (pg_catalog.to_jsonb(x.%8$I) #>> '{}') = $2)
+       order by %3$s
+       limit $3
+         for share of x
+    ), ins as (
+      insert into webhooks.outbox (event_id, type, tenant, data, source_table, target_subscription)
+      select null, $4, r.j ->> $5, r.j - $6::text[], $7, $8 from r order by r.kr
+      returning 1
+    )
+    select (select pg_catalog.count(*) from ins)::int, (select r.k from r order by r.kr desc limit 1)$q$,
+    key_cmp_left, key_cmp_right, key_order, key_json, conv, qualified,
+    coalesce(b.where_sql, 'true'),
+    coalesce(tenant_col, b.key_columns[1]))
+  into n, last_key
+  using b.cursor, b.tenant, max_rows,
+        t.event_prefix || '.backfill', tenant_col, excluded,
+        (select format('%s.%s', ns.nspname, c.relname) from pg_class c join pg_namespace ns on ns.oid = c.relnamespace where c.oid = b.table_name),
+        b.subscription_id;
+
+  update webhooks.backfills
+     set cursor = coalesce(last_key, cursor),
+         rows_sent = rows_sent + n,
+         state = case when n < max_rows then 'done' else 'running' end,
+         finished_at = case when n < max_rows then now() end,
+         error = null,
+         updated_at = now()
+   where id = bid;
+  if n > 0 then
+    perform webhooks.wake();
+  end if;
+  return query select n, case when n < max_rows then 'done' else 'running' end;
+end
+$function$;
+comment on function webhooks.backfill_batch(uuid,integer) is 'Internal to the dispatcher''s backfill job: writes the next max_rows rows of a running backfill as events for its webhook and moves its cursor, in the caller''s transaction. Returns how many it wrote and the backfill''s state (done once a batch comes up short).';
 
 CREATE OR REPLACE FUNCTION webhooks.bump_settings_version()
  RETURNS trigger

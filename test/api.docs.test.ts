@@ -34,6 +34,14 @@ const ENDPOINTS = [
   "post /v1/deliveries/{id}/retry",
   "get /v1/event-types",
   "get /v1/health",
+  // issue 19: backfills
+  "post /v1/webhooks/{id}/backfills",
+  "post /v1/webhooks/{id}/backfills/dry-run",
+  "get /v1/webhooks/{id}/backfills",
+  "get /v1/webhooks/{id}/backfills/{bid}",
+  "post /v1/webhooks/{id}/backfills/{bid}/cancel",
+  "post /v1/webhooks/{id}/backfills/{bid}/pause",
+  "post /v1/webhooks/{id}/backfills/{bid}/resume",
 ].sort();
 
 interface Operation {

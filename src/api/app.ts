@@ -13,6 +13,7 @@ import { jsonProblem, type JsonProblem } from "../model/validation";
 import type { Logger } from "../logger";
 import type { Metrics } from "../metrics";
 import { adminRoutes } from "../admin/plugin";
+import { backfillRoutes } from "./backfills";
 import { requireApiKey } from "./auth";
 import { deliveryRoutes } from "./deliveries";
 import { registerDocs } from "./docs";
@@ -126,6 +127,7 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
       const deps: ApiOptions = { conn, ctx: opts.ctx, config: opts.config };
       await v1.register(webhookRoutes, deps);
       await v1.register(deliveryRoutes, deps);
+      await v1.register(backfillRoutes, deps);
       await v1.register(eventTypeRoutes, { conn });
     },
     { prefix: "/v1" },

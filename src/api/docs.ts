@@ -58,6 +58,7 @@ export function registerDocs(app: FastifyInstance): void {
       tags: [
         { name: "webhooks", description: "Where events go and how" },
         { name: "deliveries", description: "What was sent, and sending it again" },
+        { name: "backfills", description: "Sending a table's existing rows to one webhook" },
         { name: "event types", description: "What there is to subscribe to" },
         { name: "health", description: "Liveness" },
       ],

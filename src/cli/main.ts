@@ -12,6 +12,7 @@ import { registerWebhooks } from "./webhooks";
 import { registerEventTypes } from "./event-types";
 import { registerDeliveries } from "./deliveries";
 import { registerReplay } from "./replay";
+import { registerBackfill } from "./backfill";
 import { registerKeys } from "./keys";
 import { registerPrune } from "./prune";
 import { registerStatus } from "./status";
@@ -47,6 +48,7 @@ Example:
   registerEventTypes(program, cli);
   registerDeliveries(program, cli);
   registerReplay(program, cli);
+  registerBackfill(program, cli);
   registerKeys(program, cli);
   registerPrune(program, cli);
   registerStatus(program, cli);

@@ -8,7 +8,7 @@ import { DomainError } from "../errors";
 import { BIG_NUMBERS, HTTP_METHODS, SIGNATURE_SCHEMES, type BigNumbers, type HttpMethod, type SignatureScheme } from "../model/enums";
 import { ADMIN } from "../services/scope";
 import type * as TestSendService from "../services/test-send";
-import { DEFAULT_MAX_IN_FLIGHT, MAX_BREAKER_THRESHOLD, MAX_DISABLE_AFTER_S, MAX_IN_FLIGHT, type WebhookView } from "../model/webhook";
+import { DEFAULT_MAX_IN_FLIGHT, MAX_BREAKER_THRESHOLD, MAX_DISABLE_AFTER_S, MAX_IN_FLIGHT, verificationSnippet, type WebhookView } from "../model/webhook";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "../model/rate-limit";
 import { PAYLOAD_PRESETS, type PayloadPreset } from "../model/payload";
 import type { PreviewItem } from "../services/preview";
@@ -164,7 +164,7 @@ function addFieldOptions(cmd: Command, creating: boolean): Command {
       collectHeaders,
     )
     .option("--filter <json>", 'only events matching this filter, e.g. \'{"data.stage": {"$eq": "won"}}\'', jsonObject)
-    .option("--signature <scheme>", `standard (Standard Webhooks${creating ? ", default" : ""}), hex (X-Webhook-Signature) or sha256 (sha256=<hex>)`, oneOf(SIGNATURE_SCHEMES))
+    .option("--signature <scheme>", `standard (Standard Webhooks${creating ? ", default" : ""}), ed25519 (Standard Webhooks v1a: receivers verify with a public key), hex (X-Webhook-Signature) or sha256 (sha256=<hex>)`, oneOf(SIGNATURE_SCHEMES))
     .option("--signature-header <name>", `with --signature sha256: the header carrying it${dflt("X-Hub-Signature-256")}`)
     .option(
       "--secret <secret>",
@@ -347,6 +347,8 @@ function webhookFields(
     ["auth", describeAuth(w.auth)],
     ["headers", Object.keys(w.headers).map((h) => (isSecretHeader(h, w.secret_headers) ? `${h} (secret)` : h)).join(", ") || null],
     ["signature", `${w.signature_scheme}${w.signature_header ? ` in ${w.signature_header}` : ""}`],
+    ...(w.public_key === null ? [] : [["public key", w.public_key] as [string, unknown]]),
+    ...(w.previous_public_key === null ? [] : [["old public key", w.previous_public_key] as [string, unknown]]),
     ...(w.secret_rotation === null ? [] : [["secret rotation", w.secret_rotation] as [string, unknown]]),
     ["retry", w.retry],
     ["timeout", `${w.timeout_ms}ms`],
@@ -406,6 +408,14 @@ export function registerWebhooks(program: Command, cli: Cli): void {
       }
       const { webhook, secret, preview } = result;
       out.result({ ...webhook, secret, preview }, () => {
+        if (webhook.public_key !== null) {
+          // ed25519: receivers need only the public key; the private signing key stays with pg-webhooks.
+          out.say(renderFields(webhookFields(webhook, config)));
+          out.say(`\nPreview of the body:\n${previewLines(preview)}`);
+          out.say(`\nVerifying on the receiver:\n${verificationSnippet(webhook.public_key)}`);
+          out.notice("Give receivers the public key; the private signing key stays here (webhooks show --show-secret prints it).");
+          return;
+        }
         out.say(renderFields([...webhookFields(webhook, config), ["secret", secret]]));
         out.say(`\nPreview of the body:\n${previewLines(preview)}`);
         out.notice("Keep the secret: receivers verify signatures with it (webhooks show --show-secret prints it again).");
@@ -585,7 +595,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
     webhooks
       .command("rotate-secret")
       .description(
-        "replace the signing secret; the old one keeps signing until the grace period ends (standard: alongside the new one; " +
+        "replace the signing secret (ed25519: the key pair); the old one keeps signing until the grace period ends (standard and ed25519: alongside the new one; " +
           "hex and sha256: alone, then the new one takes over at that instant)",
       )
       .argument("<id>", "webhook id", uuid)
@@ -606,7 +616,7 @@ export function registerWebhooks(program: Command, cli: Cli): void {
         out.say(
           renderFields([
             ["id", r.id],
-            ["secret", r.secret],
+            ...(r.public_key === null ? [["secret", r.secret] as [string, unknown]] : [["public key", r.public_key] as [string, unknown]]),
             ["old secret signs until", r.previous_secret_expires_at ?? "(no longer)"],
           ]),
         );

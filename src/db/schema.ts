@@ -1,7 +1,7 @@
 // Table shapes of the `webhooks` schema (sql/schema.sql), declared once for kysely. A column with
 // a default is Generated (or takes undefined on insert); bigint columns read as strings.
 import type { ColumnType, Generated, Selectable } from "kysely";
-import type { BigNumbers, CircuitState, DeliveryStatus, HttpMethod, SignatureScheme } from "../model/enums";
+import type { BackfillState, BigNumbers, CircuitState, DeliveryStatus, HttpMethod, SignatureScheme } from "../model/enums";
 import type { PayloadSpec } from "../model/payload";
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -21,6 +21,8 @@ export interface OutboxTable {
   source_table: string | null;
   occurred_at: Timestamp;
   dispatched_at: NullableTimestamp;
+  /** Backfill events only: the one webhook that receives it. */
+  target_subscription: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface SubscriptionTable {
@@ -204,6 +206,25 @@ export interface DispatcherWakeupTable {
   idle: Generated<boolean>;
 }
 
+export interface BackfillTable {
+  id: Generated<string>;
+  subscription_id: string;
+  tenant: string | null;
+  /** A regclass, read as its name. */
+  table_name: string;
+  where_sql: string | null;
+  rate_per_s: number | null;
+  key_columns: string[];
+  cursor: Json | null;
+  rows_total: ColumnType<string | null, string | number | null | undefined, string | number | null>;
+  rows_sent: ColumnType<string, string | number | undefined, string | number>;
+  state: Generated<BackfillState>;
+  error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  finished_at: NullableTimestamp;
+}
+
 export interface SchemaMigrationTable {
   name: string;
   applied_at: Timestamp;
@@ -223,6 +244,7 @@ export interface Database {
   "webhooks.endpoint_health": EndpointHealthTable;
   "webhooks.dispatcher_wakeup": DispatcherWakeupTable;
   "webhooks.schema_migrations": SchemaMigrationTable;
+  "webhooks.backfills": BackfillTable;
   "webhooks.tenants": TenantTable;
   "webhooks.tenant_source": TenantSourceTable;
 }

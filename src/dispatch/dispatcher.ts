@@ -13,7 +13,8 @@ import type { Config } from "../config";
 import type { Logger } from "../logger";
 import type { DeliverContext } from "./context";
 import { connectionBudget, tooManyConnectionsHint } from "../db/budget";
-import { DELIVER_TASK, deliverPayloadSchema } from "./jobs";
+import { BACKFILL_TASK, DELIVER_TASK, backfillPayloadSchema, deliverPayloadSchema } from "./jobs";
+import { runBackfillSlice } from "./backfill";
 import { FANOUT_BATCH, fanout } from "./fanout";
 import { createEngine } from "./lanes";
 import { startWakeUp } from "./wakeup";
@@ -93,6 +94,16 @@ export async function startDispatcher(opts: {
     await engine.admit(p.data.ids, p.data.w);
   };
 
+  const backfillTask: Task = async (payload) => {
+    const p = backfillPayloadSchema.safeParse(payload);
+    if (!p.success) {
+      logger.warn({ payload, issues: p.error.issues }, "backfill job with an unreadable payload; skipping it");
+      return;
+    }
+    const r = await runBackfillSlice(conn, p.data.b);
+    if (r.state !== "running") logger.info({ backfill: p.data.b, state: r.state }, "backfill stopped");
+  };
+
   // Registered before any job runs: deliveries it claims name it as their owner, and an
   // owner missing from webhooks.dispatchers is presumed dead.
   const heartbeat = await startHeartbeat({
@@ -132,7 +143,7 @@ export async function startDispatcher(opts: {
     noHandleSignals: true,
     logger: graphileLogger(logger, config.WEBHOOKS_DB_POOL_SIZE),
     events,
-    taskList: { [DELIVER_TASK]: tracked(deliverTask) },
+    taskList: { [DELIVER_TASK]: tracked(deliverTask), [BACKFILL_TASK]: tracked(backfillTask) },
   });
 
   let stopping = false;

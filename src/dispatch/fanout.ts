@@ -34,6 +34,8 @@ export const FANOUT_BATCH = 1000;
 /** An outbox row claimed by fanout: its id and the event columns of a send. */
 interface ClaimedEvent extends EventColumns {
   id: string;
+  /** A backfill event's one webhook (sql/0008_backfills_ed25519.sql); null for every other event. */
+  target_subscription: string | null;
 }
 
 interface LiveSubscription {
@@ -75,14 +77,19 @@ function filterBody(e: ClaimedEvent, parsed: WeakMap<ClaimedEvent, FilterBody>):
   return body;
 }
 
-/** True when a webhook wants this event: type pattern, tenant and filter. */
+/**
+ * True when a webhook wants this event: type pattern, tenant and filter. A backfill event goes
+ * to its target webhook only, whatever that webhook's event types (tenant and filter still apply).
+ */
 export function subscriptionWants(
   sub: LiveSubscription,
   e: ClaimedEvent,
   parsed = new WeakMap<ClaimedEvent, FilterBody>(),
 ): boolean {
   if (sub.tenant !== null && sub.tenant !== e.tenant) return false;
-  if (!typeMatches(sub.events, e.type)) return false;
+  if (e.target_subscription !== null) {
+    if (e.target_subscription !== sub.id) return false;
+  } else if (!typeMatches(sub.events, e.type)) return false;
   if (sub.filter === null) return true;
   return matches(sub.filter, filterBody(e, parsed));
 }
@@ -96,7 +103,7 @@ async function fanoutBatch(tx: Queryable, limit: number, offer?: LeaseOffer): Pr
   // postgres.js tagged SQL, not Kysely: every event passes through here (measured hot path).
   // SKIP LOCKED lets several dispatchers claim disjoint batches.
   const rows = await tx<(Omit<ClaimedEvent, "event_id"> & { event_id: string | null })[]>`
-    select o.id, ${eventColumns(tx)}
+    select o.id, o.target_subscription, ${eventColumns(tx)}
       from webhooks.outbox o
      where dispatched_at is null
      order by id

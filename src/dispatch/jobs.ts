@@ -43,3 +43,19 @@ export async function enqueueDeliveries(sql: Queryable, deliveries: QueuedDelive
     from unnest(${payloads}::text[]) p`;
   return payloads.length;
 }
+
+/** Runs a slice of one backfill (dispatch/backfill.ts), then queues the next slice. */
+export const BACKFILL_TASK = "pgw_backfill";
+
+export const backfillPayloadSchema = z.object({ b: z.guid() });
+
+/**
+ * Queues the next slice of a backfill at `runAt` (now when absent). The job key keeps one
+ * waiting job per backfill: queuing again moves it instead of adding another.
+ */
+export async function enqueueBackfill(sql: Queryable, backfillId: string, runAt?: Date | null): Promise<void> {
+  await sql`
+    select graphile_worker.add_job(${BACKFILL_TASK}, json_build_object('b', ${backfillId}::text),
+                                   run_at => ${runAt ?? null}::timestamptz, max_attempts => 25,
+                                   job_key => ${"pgw_backfill:" + backfillId})`;
+}

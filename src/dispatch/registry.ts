@@ -5,7 +5,7 @@
 import { hostname } from "node:os";
 import type { Connection } from "../db/connection";
 import type { Logger } from "../logger";
-import { DELIVER_TASK } from "./jobs";
+import { BACKFILL_TASK, DELIVER_TASK } from "./jobs";
 import { releaseDeadOwners } from "./claim";
 import { timerMs } from "../util/timer";
 
@@ -28,7 +28,7 @@ export async function sweepDeadDispatchers(conn: Connection, timeoutMs: number):
         join graphile_worker._private_tasks t on t.id = j.task_id
        where j.locked_by is not null
          and j.locked_at < now() - ${timeoutMs} * interval '1 millisecond'
-         and t.identifier = ${DELIVER_TASK}
+         and t.identifier in (${DELIVER_TASK}, ${BACKFILL_TASK})
          and not exists (select 1 from webhooks.dispatchers d where j.locked_by = any(d.worker_ids))`;
     const ids = stale.map((s) => s.locked_by);
     if (ids.length > 0) await tx`select graphile_worker.force_unlock_workers(${ids}::text[])`;

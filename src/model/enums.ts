@@ -5,8 +5,11 @@
 export const HTTP_METHODS = ["POST", "PUT", "PATCH"] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
-/** How requests are signed: Standard Webhooks, or the older hex / `sha256=` styles. */
-export const SIGNATURE_SCHEMES = ["standard", "hex", "sha256"] as const;
+/**
+ * How requests are signed: Standard Webhooks (symmetric v1 with a whsec_ secret, or asymmetric
+ * v1a with an ed25519 key pair), or the older hex / `sha256=` styles.
+ */
+export const SIGNATURE_SCHEMES = ["standard", "ed25519", "hex", "sha256"] as const;
 export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
 
 /** States of a webhook's circuit breaker. */
@@ -26,3 +29,7 @@ export const REPLAYABLE_STATUSES = ["failed", "succeeded", "cancelled"] as const
  */
 export const BIG_NUMBERS = ["string", "number"] as const;
 export type BigNumbers = (typeof BIG_NUMBERS)[number];
+
+/** Life of a backfill (webhooks.backfills.state). */
+export const BACKFILL_STATES = ["running", "paused", "done", "cancelled", "failed"] as const;
+export type BackfillState = (typeof BACKFILL_STATES)[number];

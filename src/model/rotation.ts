@@ -45,7 +45,11 @@ export const rotateSecretSchema = strictObject({
 
 export const rotatedSecretSchema = z.object({
   id: z.uuid(),
-  secret: z.string(),
+  secret: z.string().meta({ description: "The new signing secret (ed25519: the new private signing key, whsk_…)." }),
+  public_key: z
+    .string()
+    .nullable()
+    .meta({ description: "ed25519 only: the new public key (whpk_…) to give receivers; null for the other schemes." }),
   previous_secret_expires_at: z
     .date()
     .nullable()
@@ -61,6 +65,12 @@ export type RotatedSecret = z.output<typeof rotatedSecretSchema>;
 export function rotationSummary(scheme: SignatureScheme, until: Date | null, now = new Date()): string | null {
   if (until === null || until.getTime() <= now.getTime()) return null;
   const at = until.toISOString();
+  if (scheme === "ed25519") {
+    return (
+      `until ${at} every request carries two v1a signatures, one made with the new signing key and one with the old: ` +
+      "receivers holding either public key verify. From then on only the new key signs; give receivers the new public key before then."
+    );
+  }
   return scheme === "standard"
     ? `until ${at} every request carries two signatures, one made with the new secret and one with the old: ` +
         "receivers holding either verify. From then on only the new secret signs."

@@ -4,6 +4,7 @@ import type { Selectable } from "kysely";
 import { z } from "zod";
 import type { EndpointHealthTable, Subscription } from "../db/schema";
 import { maskHeaders } from "../delivery/mask";
+import { isSigningKey, publicKeyOf } from "../delivery/sign";
 import { eventPatternSchema, filterSchema } from "./filter";
 import { DEFAULT_PAYLOAD, PAYLOAD_PRESETS, payloadOf, payloadSchema } from "./payload";
 import { MAX_RATE_LIMIT_PER_S, MIN_RATE_LIMIT_PER_S } from "./rate-limit";
@@ -126,6 +127,7 @@ const signatureSchema = strictObject({
     .meta({
       description:
         "standard: Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature: v1,<base64>); " +
+        "ed25519: Standard Webhooks asymmetric (webhook-signature: v1a,<base64>), signed with a private key, verified with the public_key (whpk_…); " +
         "hex: hex HMAC-SHA256 of the body in X-Webhook-Signature; sha256: sha256=<hex> in `header` (default X-Hub-Signature-256).",
     }),
   header: headerName.nullable().optional().meta({ description: "sha256 scheme only: the header carrying the signature." }),
@@ -145,6 +147,16 @@ export function isStandardSecret(secret: string): boolean {
   return bytes >= 16 && bytes <= 64;
 }
 
+export const SIGNING_KEY_MESSAGE =
+  "the ed25519 scheme needs a signing key of the form whsk_<base64 of the 32-byte ed25519 seed, or of the 64-byte libsodium secret key>; leave it out to have one generated";
+
+/** Why `secret` cannot sign with `scheme`, or null. */
+export function secretProblem(scheme: string, secret: string): string | null {
+  if (scheme === "standard" && !isStandardSecret(secret)) return STANDARD_SECRET_MESSAGE;
+  if (scheme === "ed25519" && !isSigningKey(secret)) return SIGNING_KEY_MESSAGE;
+  return null;
+}
+
 export const STANDARD_SECRET_MESSAGE =
   "the standard scheme needs a secret of the form whsec_<base64 of 16 to 64 bytes>; leave it out to have one generated";
 
@@ -153,7 +165,7 @@ const secretSchema = z
   .min(8, { error: "expected a secret of at least 8 characters" })
   .max(512, { error: "expected a secret of at most 512 characters" })
   .check(storable)
-  .meta({ description: "Signing secret; generated (whsec_…) when absent. Write-only." });
+  .meta({ description: "Signing secret; generated (whsec_…, or an ed25519 signing key whsk_… for the ed25519 scheme) when absent. Write-only." });
 
 const tenantSchema = z
   .string({ error: "expected a tenant (a string)" })
@@ -270,9 +282,8 @@ export const webhookCreateSchema = strictObject({
   is_active: base.is_active.default(true),
   tenant: base.tenant.optional(),
 }).superRefine((w, ctx) => {
-  if (w.secret !== undefined && w.signature.scheme === "standard" && !isStandardSecret(w.secret)) {
-    ctx.addIssue({ code: "custom", path: ["secret"], message: STANDARD_SECRET_MESSAGE });
-  }
+  const problem = w.secret === undefined ? null : secretProblem(w.signature.scheme, w.secret);
+  if (problem !== null) ctx.addIssue({ code: "custom", path: ["secret"], message: problem });
 }).meta({ id: "WebhookCreate" });
 
 export const webhookPatchSchema = strictObject({
@@ -360,6 +371,14 @@ export const webhookViewSchema = z
     filter: z.record(z.string(), z.unknown()).nullable(),
     signature_scheme: z.enum(SIGNATURE_SCHEMES),
     signature_header: z.string().nullable(),
+    public_key: z.string().nullable().meta({
+      description:
+        "ed25519 only: the public key (whpk_ + base64 of 32 bytes) receivers verify v1a signatures with. Not a secret; the private key never shows here.",
+      examples: ["whpk_VOhz2CvJvK0v0m6VMJgq7N6F9U3c2rN2ZQ6ZtP1i8E4="],
+    }),
+    previous_public_key: z.string().nullable().meta({
+      description: "ed25519, while a rotation runs: the public key of the old signing key, which still signs alongside the new one.",
+    }),
     previous_secret_expires_at: z.date().nullable().meta({
       description:
         "While a secret rotation runs: when the previous secret stops signing (standard: alongside the new one until then; " +
@@ -415,6 +434,32 @@ type HealthColumns = Pick<
 /** A subscription row with its endpoint_health row joined in (h_*; all null without one). */
 export type WebhookRow = Subscription & { [K in keyof HealthColumns as `h_${K}`]: HealthColumns[K] | null };
 
+/** The old signing key's public key while an ed25519 rotation still signs with it. */
+function rotatingPublicKey(row: WebhookRow, now = new Date()): string | null {
+  if (row.signature_scheme !== "ed25519" || row.previous_secret === null || row.previous_secret_expires_at === null) return null;
+  if (row.previous_secret_expires_at.getTime() <= now.getTime()) return null;
+  return publicKeyOf(row.previous_secret);
+}
+
+/** What a receiver runs to check a v1a signature with the public key (Node, no dependency). */
+export function verificationSnippet(publicKey: string): string {
+  return `// Node 18+, no dependency: verify a pg-webhooks ed25519 (Standard Webhooks v1a) signature.
+const { createPublicKey, verify } = require("node:crypto");
+const PUBLIC_KEY = ${JSON.stringify(publicKey)};
+const key = createPublicKey({
+  key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(PUBLIC_KEY.slice(5), "base64").toString("base64url") },
+  format: "jwk",
+});
+// rawBody: the request body exactly as received (a string or Buffer, not re-serialised JSON).
+function verified(headers, rawBody) {
+  const id = headers["webhook-id"], ts = headers["webhook-timestamp"];
+  if (Math.abs(Date.now() / 1000 - Number(ts)) > 300) return false; // replayed or stale
+  const signed = Buffer.concat([Buffer.from(\`\${id}.\${ts}.\`), Buffer.from(rawBody)]);
+  return String(headers["webhook-signature"]).split(" ").some((s) =>
+    s.startsWith("v1a,") && verify(null, signed, key, Buffer.from(s.slice(4), "base64")));
+}`;
+}
+
 export function toWebhookView(row: WebhookRow): WebhookView {
   const secretHeaders = row.secret_headers ?? [];
   const headers = maskHeaders(row.headers ?? {}, secretHeaders);
@@ -432,6 +477,8 @@ export function toWebhookView(row: WebhookRow): WebhookView {
     filter: (row.filter ?? null) as Record<string, unknown> | null,
     signature_scheme: row.signature_scheme,
     signature_header: row.signature_header,
+    public_key: row.signature_scheme === "ed25519" ? publicKeyOf(row.secret) : null,
+    previous_public_key: rotatingPublicKey(row),
     previous_secret_expires_at: row.previous_secret_expires_at,
     secret_rotation: rotationSummary(row.signature_scheme, row.previous_secret_expires_at),
     retry: (row.retry ?? {}) as Record<string, unknown>,

@@ -6,7 +6,7 @@ import { sql, type Kysely, type UpdateObject } from "kysely";
 import type { Connection, Queryable } from "../db/connection";
 import type { Database } from "../db/schema";
 import { DomainError, notFound } from "../errors";
-import { generateSecret, signingSecrets } from "../delivery/sign";
+import { generateSecretFor, publicKeyOf, signingSecrets } from "../delivery/sign";
 import { assertUrlAllowed } from "../delivery/ssrf";
 import { enqueueDeliveries, type QueuedDelivery } from "../dispatch/jobs";
 import { failParked } from "../dispatch/health";
@@ -23,6 +23,7 @@ import { parseInput } from "../model/validation";
 import {
   STANDARD_SECRET_MESSAGE,
   isStandardSecret,
+  secretProblem,
   toWebhookView,
   type WebhookCreateInput,
   type WebhookPatch,
@@ -114,7 +115,7 @@ export async function createWebhook(
   const tenant = tenantFor(scope, input.tenant) ?? null;
   checkUrl(input.url, opts);
   checkPayload(input.payload);
-  const secret = input.secret ?? generateSecret();
+  const secret = input.secret ?? generateSecretFor(input.signature.scheme);
   const id = randomUUID();
   const events = [...new Set(input.events)];
   // Rendered before the row exists: a template a guard cuts off is refused with nothing written.
@@ -276,7 +277,15 @@ export async function updateWebhook(
         throw invalid("secret", `switching to the standard scheme needs a new secret: ${STANDARD_SECRET_MESSAGE}`);
       }
     }
+    if (scheme === "ed25519" && patch.secret !== undefined) {
+      const problem = secretProblem("ed25519", patch.secret);
+      if (problem !== null) throw invalid("secret", problem);
+    }
     let set = patchColumns(patch, tenant);
+    if (scheme === "ed25519" && patch.secret === undefined && current.signature_scheme !== "ed25519") {
+      // Receivers need only the public key (in the view), so switching to ed25519 makes a key pair.
+      set = { ...set, secret: generateSecretFor("ed25519"), previous_secret: null, previous_secret_expires_at: null };
+    }
     if (patch.is_active !== undefined && patch.is_active !== current.is_active) {
       set = { ...set, ...activeColumns(patch.is_active) };
       await onActiveChange(tx, current.id, patch.is_active);
@@ -424,8 +433,8 @@ export async function getWebhookSecret(conn: Connection, scope: Scope, id: strin
 }
 
 /**
- * A new secret. The old one keeps signing until the grace period ends (or switch_at): with the
- * standard scheme alongside the new one (the spec allows several signatures); with hex and
+ * A new secret (ed25519: a new key pair). The old one keeps signing until the grace period ends
+ * (or switch_at): with the standard and ed25519 schemes alongside the new one (the spec allows several signatures); with hex and
  * sha256, which carry one signature, alone, so the new secret takes over at that instant.
  */
 export async function rotateSecret(
@@ -442,9 +451,9 @@ export async function rotateSecret(
     if (!(ahead > 0 && ahead <= MAX_ROTATION_GRACE_MS)) throw invalid("switch_at", SWITCH_AT_MESSAGE);
   }
   const graceMs = input.grace_ms ?? DEFAULT_ROTATION_GRACE_MS;
-  const secret = generateSecret();
   return conn.db.transaction().execute(async (trx) => {
     const current = await findRow(trx, scope, id, true);
+    const secret = generateSecretFor(current.signature_scheme);
     // The secret signing right now is the one receivers hold; during a hex/sha256 switch-over
     // that is still the previous one, which keeps signing until the new switch.
     const inEffect = signingSecrets(
@@ -468,6 +477,7 @@ export async function rotateSecret(
       .executeTakeFirst();
     if (!row) throw webhookNotFound(id);
     const receivers_see = rotationSummary(current.signature_scheme, row.previous_secret_expires_at) ?? SWITCHED_NOW;
-    return { ...row, receivers_see };
+    const public_key = current.signature_scheme === "ed25519" ? publicKeyOf(row.secret) : null;
+    return { ...row, public_key, receivers_see };
   });
 }

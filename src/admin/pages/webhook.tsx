@@ -6,7 +6,7 @@ import type { ApiOptions } from "../../api/app";
 import type { AttemptView, DeliveryView } from "../../model/delivery";
 import type { RotatedSecret } from "../../model/rotation";
 import { describeRetryPolicy, retryPolicySchema } from "../../model/retry-policy";
-import type { WebhookView } from "../../model/webhook";
+import { verificationSnippet, type WebhookView } from "../../model/webhook";
 import { getDelivery, listWebhookDeliveries } from "../../services/deliveries";
 import { listEventTypes } from "../../services/event-types";
 import { sendTest, TEST_EVENT_TYPE, type TestResult } from "../../services/test-send";
@@ -31,7 +31,7 @@ interface Extras {
   notice?: string;
 }
 
-const VERIFY: Record<WebhookView["signature_scheme"], string> = {
+const VERIFY: Record<Exclude<WebhookView["signature_scheme"], "ed25519">, string> = {
   standard: `// npm install standardwebhooks
 import { Webhook } from "standardwebhooks";
 const wh = new Webhook(process.env.WEBHOOK_SECRET); // whsec_…
@@ -81,6 +81,11 @@ function SecretView({ secret, rotated }: { secret?: string | undefined; rotated?
     <div id="secret-value" class="notice" role="status" aria-live="polite">
       <p>{rotated ? "The new signing secret:" : "The signing secret:"}</p>
       <pre id="secret-text">{value}</pre>
+      {rotated?.public_key ? (
+        <p>
+          The new public key, for receivers: <code>{rotated.public_key}</code>
+        </p>
+      ) : null}
       <button type="button" data-copy="secret-text" hidden>
         Copy the secret
       </button>
@@ -125,6 +130,20 @@ function Settings({ w }: { w: WebhookView }) {
         {w.signature_scheme}
         {w.signature_header ? ` in ${w.signature_header}` : ""}
       </dd>
+      {w.public_key !== null ? (
+        <>
+          <dt>Public key</dt>
+          <dd class="mono" id="public-key">
+            {w.public_key}
+          </dd>
+        </>
+      ) : null}
+      {w.previous_public_key !== null ? (
+        <>
+          <dt>Old public key (still signing)</dt>
+          <dd class="mono">{w.previous_public_key}</dd>
+        </>
+      ) : null}
       <dt>Retries</dt>
       <dd>{policy.success ? describeRetryPolicy(policy.data) : JSON.stringify(w.retry)}</dd>
       <dt>Timeout</dt>
@@ -254,14 +273,16 @@ function WebhookPage(props: {
         </form>
       </div>
       <p class="hint">
-        {w.signature_scheme === "standard"
+        {w.signature_scheme === "ed25519"
+          ? "Receivers verify with the public key; the private signing key never leaves pg-webhooks. During a rotation every request carries two v1a signatures (new and old key), so receivers holding either public key verify."
+          : w.signature_scheme === "standard"
           ? "During a rotation every request carries two signatures (new and old secret), so receivers holding either verify."
           : `${w.signature_scheme} carries one signature: the old secret signs alone until the switch, then the new one alone.`}
       </p>
       <SecretView secret={extras.secret} rotated={extras.rotated} />
       <details>
         <summary>Verifying the signature in the receiver</summary>
-        <pre>{VERIFY[w.signature_scheme]}</pre>
+        <pre>{w.signature_scheme === "ed25519" ? verificationSnippet(w.public_key ?? "whpk_…") : VERIFY[w.signature_scheme]}</pre>
       </details>
 
       <h2>Recent deliveries</h2>
