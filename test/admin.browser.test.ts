@@ -84,6 +84,7 @@ describeBrowser("the admin UI in Chromium", () => {
     await page.getByRole("link", { name: "New webhook" }).click();
     await page.getByLabel("Name", { exact: true }).fill("CRM sync");
     await page.getByLabel("URL").fill(`${receiver.url}/crm`);
+    await page.getByLabel("*", { exact: true }).check();
     await page.getByLabel("Retry schedule").fill("30s,5m,1h");
     await page.getByLabel("Attempts at most").fill("4");
     // htmx refreshes the preview from the real policy code as it is typed.

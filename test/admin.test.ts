@@ -433,6 +433,51 @@ describe("deliveries", () => {
     expect(row?.status).toBe("pending");
   });
 
+  it("makes a retrying delivery's next attempt now, keeping its count; not one parked behind its circuit", async () => {
+    const id = await createViaForm(admin, { name: "retry-soon", retry_schedule: "1h", retry_max_attempts: "4" });
+    const d = await insertFailedDelivery(api.db, id, "invoices.paid");
+    await api.db.sql`update webhooks.deliveries set status = 'retrying', attempts = 2, next_attempt_at = now() + interval '1 hour', finished_at = null where id = ${d}`;
+    await api.db.sql`
+      insert into webhooks.attempts (delivery_id, attempt_number, started_at, url, method, request_headers, request_body, response_status, duration_ms)
+      select ${d}, n, now(), ${receiver.url}, 'POST', '{}', '{}', 500, 5 from generate_series(1, 2) n`;
+    const page = await admin.get(`/admin/deliveries/${d}`);
+    expect(page.body).toContain("retrying, attempt 3 of 4");
+    expect(page.body).toContain("Retry now");
+    expect(page.body).toContain("Cancel this delivery");
+    const res = await admin.post(`/admin/deliveries/${d}/retry`);
+    expect(res.headers.location).toBe(`/admin/deliveries/${d}?retried=1`);
+    const [row] = await api.db.sql<{ status: string; attempts: number; due: boolean }[]>`
+      select status, attempts, next_attempt_at <= now() as due from webhooks.deliveries where id = ${d}`;
+    expect(row).toEqual({ status: "retrying", attempts: 2, due: true });
+    // Parked behind an open circuit: its probe decides, so nothing is queued.
+    await api.db.sql`update webhooks.deliveries set parked_at = now(), next_attempt_at = now() + interval '1 hour' where id = ${d}`;
+    expect((await api.call("POST", `/v1/deliveries/${d}/retry`)).json()).toEqual({ queued: false });
+    // Past its attempts (a replay of a delivery that used them up): no "attempt 5 of 4".
+    await api.db.sql`update webhooks.deliveries set parked_at = null, attempts = 4 where id = ${d}`;
+    await api.db.sql`
+      insert into webhooks.attempts (delivery_id, attempt_number, started_at, url, method, request_headers, request_body, response_status, duration_ms)
+      select ${d}, n, now(), ${receiver.url}, 'POST', '{}', '{}', 500, 5 from generate_series(3, 4) n`;
+    expect((await admin.get(`/admin/deliveries/${d}`)).body).toMatch(/retrying, attempt 5(?! of)/);
+  });
+
+  it("picks no event types for a new webhook, and asks for one", async () => {
+    const form = await admin.get("/admin/webhooks/new");
+    expect(form.body).not.toMatch(/<input type="checkbox"[^>]*name="events"[^>]*checked/);
+    const before = await rowCounts(api.db);
+    const res = await admin.post("/admin/webhooks/new", { url: `${receiver.url}/hook`, events_text: "" });
+    expect(res.statusCode).toBe(400);
+    expect(res.body).toMatch(/id="events_text-error">[^<]+/);
+    expect(await rowCounts(api.db)).toEqual(before);
+  });
+
+  it("keeps big_numbers and the ISO timestamp header from the form, and shows the payload on the webhook's page", async () => {
+    const id = await createViaForm(admin, { big_numbers: "number", iso_timestamp_header: "on", payload_preset: "classic" });
+    const w = (await api.call("GET", `/v1/webhooks/${id}`)).json() as Record<string, unknown>;
+    expect(w).toMatchObject({ big_numbers: "number", iso_timestamp_header: true, payload: { preset: "classic" } });
+    const page = await admin.get(`/admin/webhooks/${id}`);
+    expect(page.body).toContain("classic preset; numbers beyond 2^53 as JSON numbers; X-Webhook-Timestamp sent");
+  });
+
   it("refreshes a live list by itself, as a fragment", async () => {
     const res = await admin.get("/admin/deliveries?live=1&status=failed", { "hx-request": "true" });
     expect(res.body).toMatch(/^<div id="delivery-list" data-live hx-get="\/admin\/deliveries\?status=failed&amp;live=1" hx-trigger="every 3s"/);

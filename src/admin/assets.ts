@@ -70,6 +70,11 @@ document.addEventListener("DOMContentLoaded",function(){
   var bs=document.querySelectorAll("[data-copy]");
   for(var i=0;i<bs.length;i++)bs[i].hidden=false;
 });
+// A control marked data-submit submits its form when changed (the Live toggle), as Apply would.
+document.addEventListener("change",function(e){
+  var c=e.target;
+  if(c&&c.hasAttribute&&c.hasAttribute("data-submit")&&c.form)c.form.requestSubmit();
+});
 // Live lists poll only while the tab is visible.
 document.addEventListener("htmx:beforeRequest",function(e){
   if(document.hidden&&e.detail&&e.detail.elt&&e.detail.elt.hasAttribute("data-live"))e.preventDefault();

@@ -64,7 +64,9 @@ export function pendingText(d: DeliveryView, maxAttempts: number | null, circuit
   }
   const next = d.next_attempt_at ? `, next at ${when(d.next_attempt_at)}` : "";
   if (d.attempts === 0) return `waiting for its first attempt${next}`;
-  return `retrying, attempt ${d.attempts + 1}${maxAttempts ? ` of ${maxAttempts}` : ""}${next}`;
+  // A replay of a delivery that used up its attempts goes past the policy's count: no "3 of 2".
+  const of = maxAttempts !== null && d.attempts < maxAttempts ? ` of ${maxAttempts}` : "";
+  return `retrying, attempt ${d.attempts + 1}${of}${next}`;
 }
 
 /** Rows of a delivery table; `withWebhook` adds the webhook's column (its name, or its id's start). */

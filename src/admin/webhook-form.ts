@@ -39,6 +39,9 @@ export interface WebhookFormValues {
   /** A preset's name, or "template" (then payload_template holds the JSONata). */
   payload_preset: string;
   payload_template: string;
+  /** "string" or "number": how numbers a double would change are written. */
+  big_numbers: string;
+  iso_timestamp_header: boolean;
 }
 
 /** The payload field's choices: the presets, then a template of your own. */
@@ -69,7 +72,8 @@ export function blankValues(): WebhookFormValues {
     headers_was: "",
     secret_headers: "",
     events: [],
-    events_text: "*",
+    // Nothing is picked for the user: a new webhook receives what they choose, not everything.
+    events_text: "",
     filter: "",
     signature_scheme: "standard",
     signature_header: "",
@@ -82,6 +86,8 @@ export function blankValues(): WebhookFormValues {
     is_active: true,
     payload_preset: "standard",
     payload_template: "",
+    big_numbers: "string",
+    iso_timestamp_header: false,
   };
 }
 
@@ -114,6 +120,8 @@ export function valuesOf(w: WebhookView): WebhookFormValues {
     is_active: w.is_active,
     payload_preset: "template" in w.payload ? "template" : w.payload.preset,
     payload_template: "template" in w.payload ? w.payload.template : "",
+    big_numbers: w.big_numbers,
+    iso_timestamp_header: w.iso_timestamp_header,
   };
 }
 
@@ -145,6 +153,8 @@ export function valuesFromForm(form: Form): WebhookFormValues {
     is_active: field(form, "is_active") !== undefined,
     payload_preset: text("payload_preset") || "standard",
     payload_template: text("payload_template"),
+    big_numbers: text("big_numbers") || "string",
+    iso_timestamp_header: field(form, "iso_timestamp_header") !== undefined,
   };
 }
 
@@ -304,6 +314,8 @@ export function inputFromForm(form: Form, editing: WebhookView | null, isAdminKe
   raw.events = eventsOf(v);
   const payload = payloadOfValues(v);
   if (!editing || JSON.stringify(payload) !== JSON.stringify(editing.payload)) raw.payload = payload;
+  if (!editing || v.big_numbers !== editing.big_numbers) raw.big_numbers = v.big_numbers;
+  if (!editing || v.iso_timestamp_header !== editing.iso_timestamp_header) raw.iso_timestamp_header = v.iso_timestamp_header;
 
   const filterText = v.filter.trim();
   if (filterText === "") {

@@ -140,8 +140,11 @@ export const deliveryRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { c
     {
       schema: {
         tags: TAG,
-        summary: "Send a finished delivery again now",
-        description: "queued is false when the delivery is still pending or retrying: it is already owed.",
+        summary: "Send a delivery now: a finished one again, a retrying one without waiting for its next attempt",
+        description:
+          "A finished delivery (succeeded, failed, cancelled) is sent again as a replay. A retrying one makes its next attempt now " +
+          "(its attempt count and limit are kept). queued is false when it is pending (its first attempt is on its way), is " +
+          "being sent right now, or is parked behind an open circuit (the circuit's probe decides).",
         params: idParams,
         response: { 202: z.object({ queued: z.boolean() }).describe("Whether it was queued"), ...errorResponses(400, 401, 404, 409) },
       },

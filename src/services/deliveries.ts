@@ -241,8 +241,32 @@ export async function retryDelivery(conn: Connection, scope: Scope, id: string):
   if (!row.is_active) {
     throw new DomainError("conflict", `webhook ${row.webhook_id} is disabled; enable it (is_active: true) before retrying its deliveries`);
   }
-  if (row.status === "pending" || row.status === "retrying") return { queued: false };
+  if (row.status === "pending") return { queued: false };
+  if (row.status === "retrying") return { queued: (await retryNow(conn, id)) === 1 };
   return { queued: (await queueReplay(conn, [id])) === 1 };
+}
+
+/**
+ * Makes a retrying delivery due now instead of at its next_attempt_at, and queues its job: the
+ * attempt it waits for is made at once (the attempt count and the policy's limit are kept). Not
+ * one held by a dispatcher right now, nor one parked behind an open circuit (its probe decides).
+ */
+async function retryNow(conn: Connection, id: string): Promise<number> {
+  return conn.sql.begin(async (tx) => {
+    const rows: QueuedDelivery[] = await all(
+      tx,
+      build
+        .updateTable("webhooks.deliveries")
+        .set({ next_attempt_at: sql`now()`, updated_at: sql`now()` })
+        .where("id", "=", id)
+        .where("status", "=", "retrying")
+        .where("lease_owner", "is", null)
+        .where("parked_at", "is", null)
+        .returning(["id", "subscription_id"]),
+    );
+    await enqueueDeliveries(tx, rows);
+    return rows.length;
+  });
 }
 
 export interface ReplayQuery extends DeliveryFilters {

@@ -117,7 +117,7 @@ function Filters({ q, webhooks, isAdmin }: { q: FilterQuery; webhooks: { id: str
         <input id="f-id" name="id" type="text" value={q.id ?? ""} />
       </div>
       <div class="field row">
-        <input type="checkbox" id="f-live" name="live" value="1" checked={q.live === "1"} />
+        <input type="checkbox" id="f-live" name="live" value="1" checked={q.live === "1"} data-submit />
         <label for="f-live">Live (refresh every 3 s)</label>
       </div>
       <button type="submit">Apply</button>
@@ -282,14 +282,15 @@ function DeliveryPage({ ctx, d, webhookName, note, message }: { ctx: PageContext
         </dd>
       </dl>
       <div class="actions">
-        {finished ? (
+        {finished || d.status === "retrying" ? (
           <form method="post" action={`/admin/deliveries/${d.id}/retry`}>
             <CsrfField ctx={ctx} />
             <button type="submit" class="primary">
               Retry now
             </button>
           </form>
-        ) : (
+        ) : null}
+        {finished ? null : (
           <form method="post" action={`/admin/deliveries/${d.id}/cancel`}>
             <CsrfField ctx={ctx} />
             <button type="submit" class="danger">
@@ -400,7 +401,7 @@ export function registerDeliveryPages(app: FastifyInstance, { conn }: ApiOptions
       q?.retried === "1"
         ? "Queued: it goes out within seconds."
         : q?.retried === "0"
-          ? "Already owed: it is pending or retrying."
+          ? "Not queued: its first attempt is on its way, it is being sent right now, or it waits for its circuit's probe."
           : q?.cancelled === "1"
             ? "Cancelled: it will not be sent again (it can still be replayed)."
             : q?.cancelled === "0"

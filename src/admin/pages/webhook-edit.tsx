@@ -7,7 +7,7 @@ import type { FastifyInstance } from "fastify";
 import type { ApiOptions } from "../../api/app";
 import { DomainError } from "../../errors";
 import type { EventTypeInfo } from "../../model/event-type";
-import { HTTP_METHODS, SIGNATURE_SCHEMES } from "../../model/enums";
+import { BIG_NUMBERS, HTTP_METHODS, SIGNATURE_SCHEMES } from "../../model/enums";
 import { payloadSchema } from "../../model/payload";
 import { webhookCreateSchema, webhookPatchSchema, type WebhookView } from "../../model/webhook";
 import { parseInput } from "../../model/validation";
@@ -261,7 +261,7 @@ function WebhookForm({ ctx, values: v, errors, editing, eventTypes, preview }: F
           options={PAYLOAD_CHOICES}
           value={v.payload_preset}
           errors={errors}
-          hint="standard: {id, type, timestamp, data}; classic: event, data, changes, organization, metadata; thin: the row's key only; slack, discord: a chat message; template: the JSONata template below."
+          hint="standard: {id, type, timestamp, data, previous_attributes?}; classic: event, data, changes, organization, metadata; thin: the row's key only; slack, discord: a chat message; template: the JSONata template below."
         />
         <TextArea
           id="payload_template"
@@ -285,11 +285,23 @@ function WebhookForm({ ctx, values: v, errors, editing, eventTypes, preview }: F
           </button>
         </div>
         <PayloadPreview state={preview} />
+        <Select
+          id="big_numbers"
+          label="Numbers beyond 2^53"
+          options={BIG_NUMBERS}
+          value={v.big_numbers}
+          errors={errors}
+          hint="string: a string of their exact digits (safe for any JSON parser); number: a JSON number with the exact digits, for receivers whose parser keeps them."
+        />
       </fieldset>
       <fieldset>
         <legend>Signing</legend>
-        <Select id="signature_scheme" label="Signature scheme" options={SIGNATURE_SCHEMES} value={v.signature_scheme} errors={errors} hint="standard: Standard Webhooks; hex: X-Webhook-Signature; sha256: sha256=<hex> in a header you name." />
+        <Select id="signature_scheme" label="Signature scheme" options={SIGNATURE_SCHEMES} value={v.signature_scheme} errors={errors} hint="standard: Standard Webhooks (HMAC); ed25519: Standard Webhooks v1a, receivers verify with a public key; hex: X-Webhook-Signature; sha256: sha256=<hex> in a header you name." />
         <Field id="signature_header" label="Signature header (sha256 only)" value={v.signature_header} errors={errors} hint="Default X-Hub-Signature-256." />
+        <div class="field row">
+          <input type="checkbox" id="iso_timestamp_header" name="iso_timestamp_header" value="on" checked={v.iso_timestamp_header} />
+          <label for="iso_timestamp_header">Also send X-Webhook-Timestamp (ISO 8601)</label>
+        </div>
       </fieldset>
       <fieldset>
         <legend>Delivery</legend>

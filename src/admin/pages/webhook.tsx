@@ -144,6 +144,18 @@ function Settings({ w }: { w: WebhookView }) {
           <dd class="mono">{w.previous_public_key}</dd>
         </>
       ) : null}
+      <dt>Payload</dt>
+      <dd>
+        {"template" in w.payload ? (
+          <>
+            JSONata template <pre>{w.payload.template}</pre>
+          </>
+        ) : (
+          `${w.payload.preset} preset`
+        )}
+        {w.big_numbers === "number" ? "; numbers beyond 2^53 as JSON numbers" : ""}
+        {w.iso_timestamp_header ? "; X-Webhook-Timestamp sent" : ""}
+      </dd>
       <dt>Retries</dt>
       <dd>{policy.success ? describeRetryPolicy(policy.data) : JSON.stringify(w.retry)}</dd>
       <dt>Timeout</dt>
