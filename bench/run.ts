@@ -10,6 +10,7 @@ import {
 } from "./harness";
 import { backlog } from "./scenarios/backlog";
 import { fanout } from "./scenarios/fanout";
+import { inbound } from "./scenarios/inbound";
 import { isolation } from "./scenarios/isolation";
 import { latency, latency200 } from "./scenarios/latency";
 import { scale } from "./scenarios/scale";
@@ -18,7 +19,7 @@ import { writePath } from "./scenarios/write";
 
 // In the order they run. `latency` is both rates; `backlog1m` is the large backlog
 // (sizes.backlogLarge), which runs in the first run only.
-const SCENARIOS = ["write", "throughput", "latency", "fanout", "isolation", "scale", "backlog", "backlog1m"] as const;
+const SCENARIOS = ["write", "throughput", "latency", "fanout", "isolation", "scale", "inbound", "backlog", "backlog1m"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const ALIASES: Record<string, Scenario> = { bulk: "write", latency200: "latency", backlog200k: "backlog" };
 
@@ -85,6 +86,7 @@ async function runOnce(b: Bench, receiver: ReceiverProc, mainSub: string, run: n
     f.dispatcher_peak_rss_mb_steady = r2(d.peakRssKb / 1024);
   }
   if (SELECTED.has("scale")) Object.assign(f, await step(tag("scaling: 1, 2, 4 dispatchers"), () => scale(b, receiver)));
+  if (SELECTED.has("inbound")) Object.assign(f, await step(tag("inbound: POST /in/<slug> vs a bare Fastify route"), () => inbound(b)));
   const small = SELECTED.has("backlog") ? await step(tag(`backlog of ${b.sizes.backlog}`), () => backlog(b, receiver, b.sizes.backlog)) : undefined;
   const big = large ? await step(tag(`backlog of ${b.sizes.backlogLarge}`), () => backlog(b, receiver, b.sizes.backlogLarge)) : undefined;
   if (small) f.backlog = small;
@@ -133,6 +135,11 @@ const FIGURES: FigureSpec[] = [
   { key: "scale.p4.postgres_cpu_s_per_1000", label: "Postgres CPU s per 1,000 deliveries (4 processes)" },
   { key: "scale.p1.connections_per_process.0", label: "connections per dispatcher process (1 process)" },
   { key: "scale.p4.connections_per_process.0", label: "connections per dispatcher process (4 processes, the first)" },
+  { key: "inbound_per_s", label: "inbound requests/s (POST /in/<slug>, api_key, stored and committed, 16 clients)" },
+  { key: "inbound_p99_ms", label: "inbound p99 ms" },
+  { key: "inbound_bare_per_s", label: "bare Fastify route requests/s (same clients and bodies)" },
+  { key: "inbound_bare_p99_ms", label: "bare Fastify route p99 ms" },
+  { key: "inbound_ratio", label: "inbound_ratio (inbound / bare Fastify requests per second)" },
   { key: "backlog.per_s", label: "backlog drain/s (sizes.backlog events)" },
   { key: "backlog_large.per_s", label: "backlog drain/s (sizes.backlogLarge events)" },
   { key: "backlog_ratio", label: "backlog_ratio (large / small drain rate)", goal: "≥ 0.90", ok: (x) => x >= 0.9 },
@@ -173,6 +180,7 @@ async function main(): Promise<void> {
           "isolation: the same events to the healthy webhook alone, then with a healthy second webhook subscribed too (reference), then with a webhook whose endpoint never answers (timeout 5 s, max_in_flight 10) instead; isolation_ratio = with the hanging one / alone",
           "latency: from the insert's autocommit returning to the receiver's receipt, both on this machine's clock; no same-run baseline",
           "Postgres CPU (throughput, scale, backlog) = the bench database's backends (pg_stat_activity pids, sampled every 250 ms); postgres_shared_cpu_s = the server's background processes (WAL writer, checkpointer, background writer), which serve every database",
+          "inbound: bin/pg-webhooks.js start --no-dispatcher --no-admin, a source with verify api_key and X-Tenant-ID; each 200 is a committed row (checked); the baseline is a bare Fastify app (buffer body parser, one route answering {id}) in its own process, same 16 undici clients, same bodies, right after",
           "scale: connections = pg_stat_activity rows whose client_port is one of that process's sockets to the server, the most seen during the run",
         ],
         duration_s: r2((now() - createdAt) / 1000),

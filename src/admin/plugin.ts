@@ -15,6 +15,7 @@ import { registerOverviewPage } from "./pages/overview";
 import { registerReplayPages } from "./pages/replay";
 import { registerWebhookPages } from "./pages/webhooks";
 import { registerDeliveryPages } from "./pages/deliveries";
+import { registerInboundPages } from "./pages/inbound";
 import { csrfMatches, readSession, type AdminSession } from "./session";
 
 declare module "fastify" {
@@ -133,4 +134,5 @@ export async function adminRoutes(app: FastifyInstance, opts: ApiOptions): Promi
   registerReplayPages(app, opts);
   registerWebhookPages(app, opts);
   registerDeliveryPages(app, opts);
+  registerInboundPages(app, opts);
 }

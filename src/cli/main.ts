@@ -15,6 +15,7 @@ import { registerReplay } from "./replay";
 import { registerKeys } from "./keys";
 import { registerPrune } from "./prune";
 import { registerStatus } from "./status";
+import { registerInbound } from "./inbound";
 
 const { version } = require("../../package.json") as { version: string };
 
@@ -50,6 +51,7 @@ Example:
   registerKeys(program, cli);
   registerPrune(program, cli);
   registerStatus(program, cli);
+  registerInbound(program, cli);
   return program;
 }
 
