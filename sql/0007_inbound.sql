@@ -120,6 +120,7 @@ revoke all on function webhooks.inbound_release_stuck(interval, text) from publi
 create function webhooks.inbound_claim(source_slug text, n integer default 100, stuck_after interval default '5 minutes')
 returns table (id bigint, event_name text, tenant text, payload jsonb, body bytea, headers jsonb, attempts integer, received_at timestamptz)
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+#variable_conflict use_column
 begin
   if n is null or n < 1 or n > 10000 then
     raise exception 'n: expected a batch size from 1 to 10000, got %', coalesce(n::text, 'null') using errcode = '22023';

@@ -34,6 +34,16 @@ const ENDPOINTS = [
   "post /v1/deliveries/{id}/retry",
   "get /v1/event-types",
   "get /v1/health",
+  "post /v1/inbound-sources",
+  "get /v1/inbound-sources",
+  "get /v1/inbound-sources/{id}",
+  "patch /v1/inbound-sources/{id}",
+  "delete /v1/inbound-sources/{id}",
+  "get /v1/inbound-events",
+  "get /v1/inbound-events/{id}",
+  "post /v1/inbound-events/replay",
+  "post /in/{slug}",
+  "post /in/{slug}/{event_name}",
 ].sort();
 
 interface Operation {

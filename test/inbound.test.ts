@@ -67,7 +67,11 @@ async function source(body: Record<string, unknown>, key = adminKey): Promise<Re
 }
 
 async function send(path: string, body: Buffer | string, headers: Record<string, string> = {}) {
-  const res = await fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+  const res = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : new Uint8Array(body),
+  });
   const text = await res.text();
   let json: Record<string, unknown> | null = null;
   try {

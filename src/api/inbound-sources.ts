@@ -14,7 +14,7 @@ const SOURCES = ["inbound sources"];
 const EVENTS = ["inbound events"];
 
 const sourceParams = strictObject({
-  id: z.string().min(1).max(100).meta({ description: "The source's id or slug." }),
+  id: z.string().min(1).max(100).check(storable).meta({ description: "The source's id or slug." }),
 });
 const eventParams = strictObject({ id: z.string().min(1).max(30).meta({ description: "The event's id." }) });
 

@@ -7,7 +7,7 @@ import type { Connection } from "../db/connection";
 import { fromPostgresError } from "../db/errors";
 import { coerceError, type ErrorCode } from "../errors";
 import { MAX_BODY_LIMIT, SLUG, flatHeaders, type SourceRow } from "../model/inbound";
-import { InboundRateLimiter, findReceivingSource, receive } from "../services/inbound-receive";
+import { InboundRateLimiter, findReceivingSource, receive, type ReceiveOutcome } from "../services/inbound-receive";
 import { errorBody } from "./errors";
 import { errorResponses } from "./schemas";
 
@@ -140,7 +140,7 @@ export const inboundRoutes: FastifyPluginAsync<InboundRouteOptions> = async (app
     if (source === undefined) return refuse(reply, 404, "inbound_source_not_found", "no enabled inbound source at this URL");
     const { event_name } = request.params as { event_name?: string };
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-    let outcome;
+    let outcome: ReceiveOutcome;
     try {
       outcome = await receive(conn, source, {
         pathEventName: event_name,
@@ -168,6 +168,8 @@ export const inboundRoutes: FastifyPluginAsync<InboundRouteOptions> = async (app
 
   const schema = {
     tags: TAG,
+    // No API key: the source's own scheme (signature, key, basic) authenticates the sender.
+    security: [],
     params,
     response: { 200: receivedSchema, ...errorResponses(401, 404, 413, 429, 503) },
   };

@@ -55,12 +55,13 @@ async function insertEvent(on: Queryable, row: {
   payload: string | null;
   dedupe_key: string | null;
 }): Promise<Stored | null> {
-  // Hand-written: the hot path of every inbound request, one round trip.
+  // Hand-written: the hot path of every inbound request, one round trip. The JSON goes in as
+  // text and Postgres casts it (its numbers exact); a jsonb parameter would be re-encoded.
   const rows = await on<{ id: string; duplicate: boolean }[]>`
     with ins as (
       insert into webhooks.inbound_events (source_id, tenant, event_name, headers, body, payload, dedupe_key)
-      values (${row.source_id}::uuid, ${row.tenant}, ${row.event_name}, ${row.headers}::jsonb, ${row.body},
-              ${row.payload}::jsonb, ${row.dedupe_key})
+      values (${row.source_id}::uuid, ${row.tenant}, ${row.event_name}, ${row.headers}::text::jsonb, ${row.body},
+              ${row.payload}::text::jsonb, ${row.dedupe_key})
       on conflict (source_id, dedupe_key) do nothing
       returning id
     )

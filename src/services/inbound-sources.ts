@@ -111,7 +111,7 @@ export async function createSource(
   const row = await slugConflict(input.slug, () =>
     conn.db
       .insertInto("webhooks.inbound_sources")
-      .values({ ...values, hmac: values.hmac === null ? null : JSON.stringify(values.hmac) })
+      .values(values)
       .returning(SOURCE_COLUMNS)
       .executeTakeFirstOrThrow(),
   );
@@ -165,7 +165,7 @@ export async function updateSource(conn: Connection, scope: Scope, idOrSlug: str
   if (patch.name !== undefined) set.name = patch.name;
   if (patch.enabled !== undefined) set.enabled = patch.enabled;
   if (patch.secrets !== undefined) set.secrets = patch.secrets;
-  if (patch.hmac !== undefined) set.hmac = patch.hmac === null ? null : JSON.stringify(patch.hmac);
+  if (patch.hmac !== undefined) set.hmac = patch.hmac;
   if (patch.key_header !== undefined) set.key_header = patch.key_header;
   if (patch.tolerance_s !== undefined) set.tolerance_s = patch.tolerance_s;
   if (patch.dedupe !== undefined) set.dedupe = patch.dedupe;
