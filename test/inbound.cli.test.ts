@@ -64,7 +64,16 @@ describe("a crash between the insert and the answer", () => {
     await server?.stop("SIGKILL");
   });
 
-  it("sends no 200 before the commit, and the retry stores exactly one row", async () => {
+  // crm stores with one autocommit statement; crm-relay inserts and relays in one transaction,
+  // so the kill lands between its insert and its COMMIT.
+  it.each([
+    ["crm", "req-1"],
+    ["crm-relay", "req-2"],
+  ])("%s: sends no 200 before the commit, and the retry stores exactly one row", async (slug, requestId) => {
+    if (slug === "crm-relay") {
+      await db.sql`insert into webhooks.inbound_sources (slug, verify, secrets, dedupe, relay_prefix)
+                   values ('crm-relay', 'api_key', array[${KEY}], 'header:x-request-id', 'inbound.crm')`;
+    }
     // Holds every insert into inbound_events inside its statement until the test lets go.
     await db.sql.unsafe(`
       create function public.test_hold_inbound() returns trigger language plpgsql as $$
@@ -79,8 +88,8 @@ describe("a crash between the insert and the answer", () => {
     await server.waitForOutput("API listening");
     const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(server.output().stdout + server.output().stderr);
     expect(m).not.toBeNull();
-    const url = `${m?.[1] ?? ""}/in/crm/contact.created`;
-    const headers = { "content-type": "application/json", "x-api-key": KEY, "x-request-id": "req-1" };
+    const url = `${m?.[1] ?? ""}/in/${slug}/contact.created`;
+    const headers = { "content-type": "application/json", "x-api-key": KEY, "x-request-id": requestId };
     const body = '{"contact":{"id":1}}';
 
     let answered: number | string = "pending";
@@ -118,11 +127,19 @@ describe("a crash between the insert and the answer", () => {
       if ((a?.n ?? 0) === 0) break;
       await new Promise((r) => setTimeout(r, 25));
     }
-    const retry = await fetch(`${m2?.[1] ?? ""}/in/crm/contact.created`, { method: "POST", headers, body });
+    const retry = await fetch(`${m2?.[1] ?? ""}/in/${slug}/contact.created`, { method: "POST", headers, body });
     expect(retry.status).toBe(200);
-    const again = await fetch(`${m2?.[1] ?? ""}/in/crm/contact.created`, { method: "POST", headers, body });
+    const first200 = (await retry.json()) as { duplicate: boolean };
+    // The relaying source's transaction died before COMMIT: the retry is the first stored copy.
+    if (slug === "crm-relay") expect(first200.duplicate).toBe(false);
+    const again = await fetch(`${m2?.[1] ?? ""}/in/${slug}/contact.created`, { method: "POST", headers, body });
     expect(await again.json()).toMatchObject({ duplicate: true });
-    const rows = await db.sql<{ n: number }[]>`select count(*)::int as n from webhooks.inbound_events where dedupe_key = 'req-1'`;
+    const rows = await db.sql<{ n: number }[]>`select count(*)::int as n from webhooks.inbound_events where dedupe_key = ${requestId}`;
     expect(rows[0]?.n).toBe(1);
+    if (slug === "crm-relay") {
+      // The killed transaction left neither its row nor its relayed event; the retry made one of each.
+      const [o] = await db.sql<{ n: number }[]>`select count(*)::int as n from webhooks.outbox where type = 'inbound.crm.contact.created'`;
+      expect(o?.n).toBe(1);
+    }
   });
 });
