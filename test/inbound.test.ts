@@ -11,6 +11,7 @@ import { connect } from "../src/db/connection";
 import { createCore } from "../src/core";
 import { createKey } from "../src/services/keys";
 import { createMetrics } from "../src/metrics";
+import { prune } from "../src/services/prune";
 import { createTestDatabase, type TestDatabase } from "./helpers/db";
 import { testConfig } from "./helpers/pipeline";
 
@@ -462,6 +463,22 @@ describe("SQL workers", () => {
     }
   });
 
+  it("derives relay types emit() accepts, or null", async () => {
+    const names: [string | null, string | null][] = [
+      ["orders/create", "inbound.shop.orders.create"],
+      ["invoice.paid", "inbound.shop.invoice.paid"],
+      ["contact created!", "inbound.shop.contact_created_"],
+      ["..a..b..", "inbound.shop.a.b"],
+      [null, "inbound.shop"],
+      ["", "inbound.shop"],
+      ["...", null],
+    ];
+    for (const [name, type] of names) {
+      const [r] = await db.sql<{ t: string | null }[]>`select webhooks.inbound_relay_type('inbound.shop', ${name}) as t`;
+      expect([name, r?.t]).toEqual([name, type]);
+    }
+  });
+
   it("NOTIFYs webhooks_inbound with the slug", async () => {
     const got: string[] = [];
     const listener = await db.sql.listen("webhooks_inbound", (p) => got.push(p));
@@ -540,5 +557,31 @@ describe("/v1/inbound-sources", () => {
     expect((await v1("GET", `/inbound-events/${(items[0] as unknown as { id: string }).id}`, undefined, globex)).status).toBe(404);
     expect((await v1("GET", "/inbound-events?status=nope")).status).toBe(400);
     expect((await v1("GET", "/inbound-events/abc")).status).toBe(404);
+  });
+});
+
+describe("pruning", () => {
+  it("deletes done and failed events processed before the cut-off, never pending ones, then deleted sources left empty", async () => {
+    const s = await source({ slug: "old", verify: "none" });
+    for (let i = 0; i < 3; i++) expect((await send("/in/old", `{"i":${i}}`)).status).toBe(200);
+    await db.sql`update webhooks.inbound_events set status = 'done', processed_at = now() - interval '40 days'
+                  where id in (select id from webhooks.inbound_events where source_id = ${String(s.id)} order by id limit 2)`;
+    await db.sql`update webhooks.inbound_events set status = 'failed' where id in (
+                  select id from webhooks.inbound_events where source_id = ${String(s.id)} order by id limit 1)`;
+    const cutoff = new Date(Date.now() - 30 * 86400_000);
+    const dry = await prune(db, { olderThan: cutoff, dryRun: true });
+    expect(dry).toMatchObject({ inbound_events: 2, inbound_sources: 0 });
+    const done = await prune(db, { olderThan: cutoff, dryRun: false });
+    expect(done).toMatchObject({ inbound_events: 2, inbound_sources: 0 });
+    expect(await eventCount("old")).toBe(1);
+    // Deleted with a pending event left: the source stays until that event is processed and pruned.
+    expect((await v1("DELETE", "/inbound-sources/old")).status).toBe(204);
+    await db.sql`update webhooks.inbound_sources set deleted_at = now() - interval '40 days' where id = ${String(s.id)}`;
+    expect(await prune(db, { olderThan: cutoff, dryRun: false })).toMatchObject({ inbound_events: 0, inbound_sources: 0 });
+    await db.sql`update webhooks.inbound_events set status = 'done', processed_at = now() - interval '40 days' where source_id = ${String(s.id)}`;
+    expect(await prune(db, { olderThan: cutoff, dryRun: true })).toMatchObject({ inbound_events: 1, inbound_sources: 1 });
+    expect(await prune(db, { olderThan: cutoff, dryRun: false })).toMatchObject({ inbound_events: 1, inbound_sources: 1 });
+    const [left] = await db.sql<{ n: number }[]>`select count(*)::int as n from webhooks.inbound_sources where id = ${String(s.id)}`;
+    expect(left?.n).toBe(0);
   });
 });
