@@ -79,6 +79,12 @@ async function existing(on: Queryable, sourceId: string, key: string): Promise<S
   return rows[0] ? { id: rows[0].id, duplicate: true } : null;
 }
 
+/** A value Postgres refused (class 22: data exception; 54: too deep, too complex). */
+function isDataError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (code.startsWith("22") || code.startsWith("54"));
+}
+
 /**
  * Verifies and stores the request. Throws only when the database fails (the caller answers
  * 503 so the sender retries); every other outcome is a value.
@@ -93,7 +99,15 @@ export async function receive(conn: Connection, source: SourceRow, req: InboundR
   const challenge = slackChallenge(source.verify, parsed.value);
   if (challenge !== null) return { result: "challenge", challenge };
 
-  const row = {
+  const row: {
+    source_id: string;
+    tenant: string | null;
+    event_name: string | null;
+    headers: string;
+    body: Buffer;
+    payload: string | null;
+    dedupe_key: string | null;
+  } = {
     source_id: source.id,
     tenant: tenant.tenant,
     event_name: eventName(source.verify, req.pathEventName, req.headers, parsed.value),
@@ -115,7 +129,17 @@ export async function receive(conn: Connection, source: SourceRow, req: InboundR
     return stored;
   };
   // Relaying writes the outbox too: one transaction, so the event and its relay commit together.
-  const stored = source.relay_prefix === null ? await store(conn.sql) : await conn.sql.begin((tx) => store(tx));
+  const run = () => (source.relay_prefix === null ? store(conn.sql) : conn.sql.begin((tx) => store(tx)));
+  let stored: Stored;
+  try {
+    stored = await run();
+  } catch (e) {
+    // JSON that parses here but that jsonb refuses (1e-1000000 overflows numeric): the event is
+    // kept with its bytes and no payload rather than lost to a 500 the sender retries forever.
+    if (row.payload === null || !isDataError(e)) throw e;
+    row.payload = null;
+    stored = await run();
+  }
   return stored.duplicate ? { result: "duplicate", id: stored.id } : { result: "stored", id: stored.id };
 }
 
