@@ -79,20 +79,27 @@ create index inbound_events_by_source on webhooks.inbound_events (source_id, rec
 create index inbound_events_received on webhooks.inbound_events (received_at);
 create index inbound_events_processed on webhooks.inbound_events (processed_at) where processed_at is not null;
 
--- One NOTIFY per statement and slug; SQL workers LISTEN webhooks_inbound.
+-- SQL workers LISTEN webhooks_inbound. NOTIFY serializes commits (see webhooks.claim_wake):
+-- with one per request, receiving ran at half its rate. So at most one transaction per slug
+-- and 10 ms window NOTIFYs (an advisory lock claims the window); the others rely on its
+-- NOTIFY, and a worker that also polls every second or so misses nothing when that
+-- claimer rolls back or commits after the worker has looked.
 create function webhooks.inbound_notify() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   s text;
 begin
   for s in select distinct src.slug from new_rows n join webhooks.inbound_sources src on src.id = n.source_id loop
-    perform pg_notify('webhooks_inbound', s);
+    if pg_try_advisory_xact_lock(hashtext('pg_webhooks.inbound:' || s),
+         ((extract(epoch from clock_timestamp()) * 100)::bigint % 2147483647)::integer) then
+      perform pg_notify('webhooks_inbound', s);
+    end if;
   end loop;
   return null;
 end
 $$;
 comment on function webhooks.inbound_notify() is
-  'Trigger function: after an insert into webhooks.inbound_events, NOTIFY webhooks_inbound with each source''s slug.';
+  'Trigger function: after an insert into webhooks.inbound_events, NOTIFY webhooks_inbound with each source''s slug, at most once per slug per 10 ms across all writers.';
 revoke all on function webhooks.inbound_notify() from public;
 create trigger inbound_events_notify after insert on webhooks.inbound_events
   referencing new table as new_rows for each statement execute function webhooks.inbound_notify();

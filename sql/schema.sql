@@ -1032,12 +1032,15 @@ declare
   s text;
 begin
   for s in select distinct src.slug from new_rows n join webhooks.inbound_sources src on src.id = n.source_id loop
-    perform pg_notify('webhooks_inbound', s);
+    if pg_try_advisory_xact_lock(hashtext('pg_webhooks.inbound:' || s),
+         ((extract(epoch from clock_timestamp()) * 100)::bigint % 2147483647)::integer) then
+      perform pg_notify('webhooks_inbound', s);
+    end if;
   end loop;
   return null;
 end
 $function$;
-comment on function webhooks.inbound_notify() is 'Trigger function: after an insert into webhooks.inbound_events, NOTIFY webhooks_inbound with each source''s slug.';
+comment on function webhooks.inbound_notify() is 'Trigger function: after an insert into webhooks.inbound_events, NOTIFY webhooks_inbound with each source''s slug, at most once per slug per 10 ms across all writers.';
 
 CREATE OR REPLACE FUNCTION webhooks.inbound_relay(ids bigint[])
  RETURNS integer
