@@ -140,6 +140,8 @@ const FIGURES: FigureSpec[] = [
   { key: "inbound_bare_per_s", label: "bare Fastify route requests/s (same clients and bodies)" },
   { key: "inbound_bare_p99_ms", label: "bare Fastify route p99 ms" },
   { key: "inbound_ratio", label: "inbound_ratio (inbound / bare Fastify requests per second)" },
+  { key: "inbound_insert_ceiling_per_s", label: "plain committed INSERTs/s from postgres.js (16 clients, same bodies)" },
+  { key: "inbound_insert_ratio", label: "inbound_insert_ratio (inbound / plain committed inserts per second)" },
   { key: "backlog.per_s", label: "backlog drain/s (sizes.backlog events)" },
   { key: "backlog_large.per_s", label: "backlog drain/s (sizes.backlogLarge events)" },
   { key: "backlog_ratio", label: "backlog_ratio (large / small drain rate)", goal: "≥ 0.90", ok: (x) => x >= 0.9 },

@@ -1,8 +1,10 @@
 // Inbound receiving: requests/s and p99 for POST /in/<slug> (api_key scheme, each request
 // verified, stored and committed before its 200) on the real `pg-webhooks start --no-dispatcher`,
 // against a bare Fastify route answering 200 on the same machine, in the same run, with the same
-// clients (undici, INBOUND_CONCURRENCY in flight) and bodies.
+// clients (undici, CONCURRENCY in flight) and bodies; and against the database's own ceiling
+// (the same clients committing one plain insert each).
 import { spawn, type ChildProcess } from "node:child_process";
+import postgres from "postgres";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { ROOT, assert, dispatcherEnv, now, pct, r2, sleep, type Bench } from "../harness";
@@ -72,6 +74,36 @@ async function load(url: string, seconds: number, headers: Record<string, string
   return { per_s: Math.round(latencies.length / elapsed), p50_ms: r2(pct(latencies, 50)), p99_ms: r2(pct(latencies, 99)), requests: latencies.length, errors };
 }
 
+/**
+ * The database's own ceiling for this work: the same clients each committing one insert of the
+ * body into a table shaped like inbound_events (without its trigger), straight from postgres.js.
+ */
+async function insertCeiling(url: string, seconds: number): Promise<number> {
+  const sql = postgres(url, { max: CONCURRENCY, onnotice: () => {} });
+  try {
+    await sql`drop table if exists bench_inbound_ceiling`;
+    await sql`create table bench_inbound_ceiling (id bigint generated always as identity primary key, headers jsonb, body bytea, payload jsonb, k text unique)`;
+    let n = 0;
+    let seq = 0;
+    const end = now() + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (now() < end) {
+          const i = seq++;
+          const body = `{"event":"contact.updated","contact":{"id":${i},"email":"c${i}@example.com","amount":"12.50"}}`;
+          await sql`insert into bench_inbound_ceiling (headers, body, payload, k)
+                    values ('{"x-tenant-id":"acme"}', ${Buffer.from(body)}, ${body}::text::jsonb, ${`r-${i}`})`;
+          n++;
+        }
+      }),
+    );
+    await sql`drop table bench_inbound_ceiling`;
+    return Math.round(n / seconds);
+  } finally {
+    await sql.end();
+  }
+}
+
 export async function inbound(b: Bench) {
   const seconds = b.smoke ? 1 : 10;
   const { sql } = b;
@@ -106,6 +138,7 @@ export async function inbound(b: Bench) {
   } finally {
     await stop(bare.child);
   }
+  const ceiling = await insertCeiling(b.url, seconds);
   await sleep(10);
   return {
     inbound_per_s: ours.per_s,
@@ -113,6 +146,8 @@ export async function inbound(b: Bench) {
     inbound_bare_per_s: raw.per_s,
     inbound_bare_p99_ms: raw.p99_ms,
     inbound_ratio: r2(ours.per_s / raw.per_s),
+    inbound_insert_ceiling_per_s: ceiling,
+    inbound_insert_ratio: r2(ours.per_s / ceiling),
     inbound: { seconds, concurrency: CONCURRENCY, ours, bare: raw },
   };
 }
