@@ -378,6 +378,18 @@ describe("receiving", () => {
     expect((await send("/in/off", "{}")).status).toBe(404);
   });
 
+  it("uses a changed secret at once after an API change, and within a second after one made elsewhere", async () => {
+    await source({ slug: "rot", verify: "api_key", secrets: ["key-a-0123456789"] });
+    expect((await send("/in/rot", "{}", { "x-api-key": "key-a-0123456789" })).status).toBe(200);
+    expect((await v1("PATCH", "/inbound-sources/rot", { secrets: ["key-b-0123456789"] })).status).toBe(200);
+    expect((await send("/in/rot", "{}", { "x-api-key": "key-a-0123456789" })).status).toBe(401);
+    expect((await send("/in/rot", "{}", { "x-api-key": "key-b-0123456789" })).status).toBe(200);
+    // Another process (here: SQL) changes it: this process reads the source again within a second.
+    await db.sql`update webhooks.inbound_sources set enabled = false where slug = 'rot'`;
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await send("/in/rot", "{}", { "x-api-key": "key-b-0123456789" })).status).toBe(404);
+  });
+
   it("answers 429 with Retry-After over the source's rate limit", async () => {
     await source({ slug: "slow", verify: "none", rate_limit_per_s: 1 });
     const first = await send("/in/slow", "{}");

@@ -7,7 +7,7 @@ import type { Connection } from "../db/connection";
 import { fromPostgresError } from "../db/errors";
 import { coerceError, type ErrorCode } from "../errors";
 import { MAX_BODY_LIMIT, SLUG, flatHeaders, type SourceRow } from "../model/inbound";
-import { InboundRateLimiter, findReceivingSource, receive, type ReceiveOutcome } from "../services/inbound-receive";
+import { InboundRateLimiter, SourceCache, receive, type ReceiveOutcome } from "../services/inbound-receive";
 import { errorBody } from "./errors";
 import { errorResponses } from "./schemas";
 
@@ -55,6 +55,8 @@ function refuse(reply: FastifyReply, status: number, code: ErrorCode, message: s
 
 export const inboundRoutes: FastifyPluginAsync<InboundRouteOptions> = async (app: FastifyInstance, { conn, observer }) => {
   const limiter = new InboundRateLimiter();
+  const cache = new SourceCache(conn);
+  app.addHook("onClose", async () => cache.close());
   const count = (request: FastifyRequest, result: InboundResult) => {
     const source = sources.get(request);
     // Unknown slugs share one label: a scanner must not grow the series without bound.
@@ -109,7 +111,7 @@ export const inboundRoutes: FastifyPluginAsync<InboundRouteOptions> = async (app
     let source: SourceRow | null = null;
     if (slug !== undefined && SLUG.test(slug)) {
       try {
-        source = await findReceivingSource(conn, slug);
+        source = await cache.get(slug, Date.now());
       } catch (e) {
         return unavailable(request, reply, e);
       }

@@ -25,6 +25,44 @@ export async function findReceivingSource(conn: Connection, slug: string): Promi
   return rows[0] ?? null;
 }
 
+/** How long a source read by the receive path is used before it is read again. */
+export const SOURCE_CACHE_MS = 1000;
+
+const caches = new Set<SourceCache>();
+
+/**
+ * Sources as the receive path reads them, each for up to SOURCE_CACHE_MS: one query less per
+ * request. A change made in this process (API, admin) takes effect at once (the service calls
+ * forgetInboundSource); one made by another process within a second. Unknown slugs are not
+ * cached, so the cache holds at most one entry per source.
+ */
+export class SourceCache {
+  private readonly entries = new Map<string, { row: SourceRow; at: number }>();
+  constructor(private readonly conn: Connection, private readonly ttlMs = SOURCE_CACHE_MS) {
+    caches.add(this);
+  }
+  async get(slug: string, nowMs: number): Promise<SourceRow | null> {
+    const hit = this.entries.get(slug);
+    if (hit !== undefined && nowMs - hit.at < this.ttlMs) return hit.row;
+    const row = await findReceivingSource(this.conn, slug);
+    if (row === null) this.entries.delete(slug);
+    else this.entries.set(slug, { row, at: nowMs });
+    return row;
+  }
+  forget(slug: string): void {
+    this.entries.delete(slug);
+  }
+  close(): void {
+    this.entries.clear();
+    caches.delete(this);
+  }
+}
+
+/** Drops a source from every receive cache of this process (after it changed). */
+export function forgetInboundSource(...slugs: string[]): void {
+  for (const c of caches) for (const slug of slugs) c.forget(slug);
+}
+
 export interface InboundRequest {
   /** From /in/<slug>/<event_name>, if the path had one. */
   pathEventName?: string | undefined;

@@ -17,6 +17,7 @@ import {
   type SourceView,
 } from "../model/inbound";
 import { isUuid } from "./cursor";
+import { forgetInboundSource } from "./inbound-receive";
 import type { Scope } from "./scope";
 
 const sourceNotFound = (id: string) => notFound("inbound_source_not_found", "inbound source", id);
@@ -183,6 +184,7 @@ export async function updateSource(conn: Connection, scope: Scope, idOrSlug: str
       .executeTakeFirst(),
   );
   if (!updated) throw sourceNotFound(idOrSlug);
+  forgetInboundSource(row.slug, updated.slug);
   return toSourceView(updated as SourceRow);
 }
 
@@ -194,4 +196,5 @@ export async function deleteSource(conn: Connection, scope: Scope, idOrSlug: str
     .set({ deleted_at: sql`now()`, enabled: false, updated_at: sql`now()` })
     .where("id", "=", row.id)
     .execute();
+  forgetInboundSource(row.slug);
 }
