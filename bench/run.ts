@@ -13,13 +13,15 @@ import { fanout } from "./scenarios/fanout";
 import { inbound } from "./scenarios/inbound";
 import { isolation } from "./scenarios/isolation";
 import { latency, latency200 } from "./scenarios/latency";
+import { render } from "./scenarios/render";
+import { rules } from "./scenarios/rules";
 import { scale } from "./scenarios/scale";
 import { deliveryThroughput } from "./scenarios/throughput";
 import { writePath } from "./scenarios/write";
 
 // In the order they run. `latency` is both rates; `backlog1m` is the large backlog
 // (sizes.backlogLarge), which runs in the first run only.
-const SCENARIOS = ["write", "throughput", "latency", "fanout", "isolation", "scale", "inbound", "backlog", "backlog1m"] as const;
+const SCENARIOS = ["write", "rules", "render", "throughput", "latency", "fanout", "isolation", "scale", "inbound", "backlog", "backlog1m"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const ALIASES: Record<string, Scenario> = { bulk: "write", latency200: "latency", backlog200k: "backlog" };
 
@@ -69,6 +71,8 @@ async function runOnce(b: Bench, receiver: ReceiverProc, mainSub: string, run: n
   const f: Figures = {};
   const tag = (s: string) => `run ${run}/${RUNS}: ${s}`;
   if (SELECTED.has("write")) Object.assign(f, await step(tag("write path"), () => writePath(b)));
+  if (SELECTED.has("rules")) f.rules = await step(tag("event rules: 0, 1, 20 on a table"), () => rules(b.sql, b.smoke));
+  if (SELECTED.has("render")) f.render = await step(tag("rendering bodies"), () => render(b.smoke));
   if (["throughput", "latency", "fanout", "isolation"].some((s) => SELECTED.has(s as Scenario))) {
     const d = DispatcherProc.start(b);
     try {
@@ -114,6 +118,14 @@ const FIGURES: FigureSpec[] = [
   { key: "write_ratio_no_notify", label: "write_ratio without NOTIFY (4 clients)" },
   { key: "write_ratio_32", label: "write_ratio_32 (32 clients)", goal: "≥ 0.80", ok: (x) => x >= 0.8 },
   { key: "bulk_ratio", label: "bulk_ratio (100k-row INSERT … SELECT, tracked / untracked)", goal: "≤ 1.6", ok: (x) => x <= 1.6 },
+  { key: "rules.backend_cpu_us_per_update.stage_0_rules", label: "rules: µs per single-row UPDATE, 0 rules (backend CPU)" },
+  { key: "rules.backend_cpu_us_per_update.stage_1_rules", label: "rules: µs per single-row UPDATE, 1 rule that fires" },
+  { key: "rules.backend_cpu_us_per_update.stage_20_rules", label: "rules: µs per single-row UPDATE, 20 rules (1 fires)" },
+  { key: "rules.backend_cpu_us_per_update.bulk_20_rules", label: "rules: µs per row of a 10,000-row UPDATE, 20 rules" },
+  { key: "render.us_per_delivery.standard_as_sent", label: "render: µs per delivery, standard body (as send.ts)" },
+  { key: "render.us_per_delivery.classic", label: "render: µs per delivery, classic preset" },
+  { key: "render.us_per_delivery.slack_template", label: "render: µs per delivery, a JSONata template (Slack text)" },
+  { key: "render.us_per_delivery.classic_as_jsonata", label: "render: µs per delivery, the classic body as JSONata" },
   { key: "deliveries_per_s", label: "deliveries/s (1 dispatcher, 100 in flight)" },
   { key: "raw_per_s", label: "raw undici POSTs/s (same bodies)" },
   { key: "throughput_ratio", label: "throughput_ratio (deliveries / raw)", goal: "≥ 0.50 (aim 0.70)", ok: (x) => x >= 0.5 },

@@ -62,7 +62,7 @@ create table webhooks.deliveries (
 );
 comment on table webhooks.deliveries is 'A row is one event owed to one webhook. It ends succeeded or failed (or cancelled when its webhook is deleted); failed ones can be replayed.';
 CREATE INDEX deliveries_by_status ON webhooks.deliveries USING btree (status, created_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text, 'failed'::text]));
-CREATE INDEX deliveries_by_subscription ON webhooks.deliveries USING btree (subscription_id, created_at DESC);
+CREATE INDEX deliveries_by_subscription ON webhooks.deliveries USING btree (subscription_id, created_at DESC) INCLUDE (status);
 CREATE INDEX deliveries_finished ON webhooks.deliveries USING btree (finished_at) WHERE (finished_at IS NOT NULL);
 CREATE INDEX deliveries_leased ON webhooks.deliveries USING btree (lease_owner) WHERE (lease_owner IS NOT NULL);
 CREATE INDEX deliveries_outbox ON webhooks.deliveries USING btree (outbox_id);

@@ -110,6 +110,23 @@ describeBrowser("the admin UI in Chromium", () => {
     await page.getByRole("button", { name: "Pause CRM sync" }).waitFor();
   });
 
+  it("previews a payload template in place, and lists the event catalog", async () => {
+    await page.goto(`${base}/admin/webhooks/new`);
+    await page.getByLabel("Payload", { exact: true }).selectOption("template");
+    await page.getByLabel("JSONata template (for the template payload)").fill('{"text": "New " & type}');
+    await page.getByLabel("*", { exact: true }).uncheck();
+    await page.getByLabel("Other event types or patterns").fill("orders.paid");
+    await page.getByRole("button", { name: "Preview payload" }).click();
+    // htmx swaps the preview in; the page stays the form (nothing saved).
+    await page.locator("#payload-preview pre").getByText('{"text":"New orders.paid"}').waitFor();
+    expect(page.url()).toBe(`${base}/admin/webhooks/new`);
+    await checkAccessibility("webhook-form-preview");
+    await page.getByRole("link", { name: "Events", exact: true }).click();
+    await page.getByRole("heading", { name: "Event catalog" }).waitFor();
+    await checkAccessibility("events");
+    await page.getByRole("link", { name: "Webhooks", exact: true }).click();
+  });
+
   it("opens a failed delivery and retries it", async () => {
     receiver.respond({ status: 500, body: "boom" });
     await page.getByRole("link", { name: "CRM sync" }).click();

@@ -539,3 +539,109 @@ describe("theme", () => {
     expect((await admin.get("/admin/webhooks")).body).toContain('<html lang="en">');
   });
 });
+
+describe("payloads in the form", () => {
+  it("picks a preset or a template, previews it without saving, and saves it", async () => {
+    const before = await rowCounts(api.db);
+    const slack = await admin.post(
+      "/admin/webhooks/payload-preview",
+      { payload_preset: "slack", events_text: "orders.paid" },
+      { headers: { "hx-request": "true" } },
+    );
+    expect(slack.statusCode).toBe(200);
+    expect(slack.body).toMatch(/^<output id="payload-preview"/);
+    expect(slack.body).toContain("orders.paid");
+    expect(slack.body).toContain("{&quot;text&quot;:");
+    // Without JavaScript: the Preview button posts the form itself, which comes back with the preview and saves nothing.
+    const template = '{"hello": type, "x": "<script>alert(1)</script>"}';
+    const page = await admin.post("/admin/webhooks/new", {
+      url: `${receiver.url}/hook`,
+      events_text: "orders.paid",
+      payload_preset: "template",
+      payload_template: template,
+      _action: "preview",
+    });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain("{&quot;hello&quot;:&quot;orders.paid&quot;,&quot;x&quot;:&quot;&lt;script>alert(1)&lt;/script>&quot;}");
+    expect(page.body).not.toContain("<script>alert(1)");
+    expect(await rowCounts(api.db)).toEqual(before);
+
+    const id = await createViaForm(admin, { events_text: "orders.paid", payload_preset: "template", payload_template: template });
+    expect(((await api.call("GET", `/v1/webhooks/${id}`)).json() as { payload: unknown }).payload).toEqual({ template });
+    const edit = await admin.get(`/admin/webhooks/${id}/edit`);
+    expect(edit.body).toMatch(/<option value="template" selected/);
+    expect(edit.body).toContain("&quot;hello&quot;:&quot;orders.paid&quot;");
+    // Back to a preset.
+    const res = await admin.post(`/admin/webhooks/${id}/edit`, {
+      url: `${receiver.url}/hook`,
+      events_text: "orders.paid",
+      payload_preset: "classic",
+      headers_was: "",
+      auth_type: "none",
+      retry_schedule: "5s",
+      retry_max_attempts: "2",
+      timeout_ms: "5000",
+      max_in_flight: "5",
+    });
+    expect(res.statusCode).toBe(303);
+    expect(((await api.call("GET", `/v1/webhooks/${id}`)).json() as { payload: unknown }).payload).toEqual({ preset: "classic" });
+  });
+
+  it("shows a template that does not compile next to its field, in the preview and on save, and writes nothing", async () => {
+    const before = await rowCounts(api.db);
+    const preview = await admin.post("/admin/webhooks/payload-preview", { payload_preset: "template", payload_template: '{"a": ', events_text: "*" });
+    expect(preview.body).toMatch(/<span class="error">[^<]+/);
+    const save = await admin.post("/admin/webhooks/new", { url: `${receiver.url}/hook`, events_text: "*", payload_preset: "template", payload_template: '{"a": ' });
+    expect(save.statusCode).toBe(400);
+    expect(save.body).toMatch(/id="payload_template-error">[^<]+/);
+    const unknown = await admin.post("/admin/webhooks/new", { url: `${receiver.url}/hook`, events_text: "*", payload_preset: "fancy" });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.body).toMatch(/id="payload_preset-error">[^<]*preset/);
+    expect(await rowCounts(api.db)).toEqual(before);
+  });
+
+  it("previews a tenant key's payload with its own tenant's events only", async () => {
+    await api.db.sql`select webhooks.emit('memo.noted', '{"v": "globex-private-memo"}'::jsonb, 'globex')`;
+    await api.db.sql`select webhooks.emit('memo.noted', '{"v": "acme-own-memo"}'::jsonb, 'acme')`;
+    const acme = await signIn(api, await api.key("acme"));
+    const res = await acme.post("/admin/webhooks/payload-preview", { payload_preset: "standard", events_text: "memo.noted", tenant: "globex" });
+    expect(res.body).toContain("acme-own-memo");
+    expect(res.body).not.toContain("globex-private-memo");
+    const all = await admin.post("/admin/webhooks/payload-preview", { payload_preset: "standard", events_text: "memo.noted" });
+    expect(all.body).toContain("globex-private-memo");
+  });
+});
+
+describe("event catalog", () => {
+  it("lists each type by table with its schema, an example body per preset, and the webhooks that receive it", async () => {
+    await api.db.sql`create table if not exists catalog_items (id bigint primary key, title text not null)`;
+    await api.db.sql`select webhooks.track_table('public.catalog_items')`;
+    const id = await createViaForm(admin, { name: XSS, events_text: "catalog_items.*" });
+    await createViaForm(admin, { name: "other-hook", events_text: "invoices.paid" });
+    const res = await admin.get("/admin/events");
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain('aria-current="page">Events</a>');
+    for (const type of ["catalog_items.created", "catalog_items.updated", "catalog_items.deleted"]) {
+      expect(res.body).toContain(`<h3 id="type-${type.replace(".", "_")}-h" class="mono">${type}</h3>`);
+    }
+    for (const preset of ["standard", "classic", "thin", "slack", "discord"]) expect(res.body).toContain(`Example body: ${preset}`);
+    expect(res.body).toContain("&quot;title&quot;: {");
+    const created = res.body.slice(res.body.indexOf('id="type-catalog_items_created"'), res.body.indexOf('id="type-catalog_items_updated"'));
+    expect(created).toContain(`href="/admin/webhooks/${id}"`);
+    expect(created).toContain("&lt;script>alert(1)&lt;/script>");
+    expect(created).not.toContain("other-hook");
+    expect(created).toContain(`href="/admin/deliveries?event=catalog_items.created"`);
+  });
+
+  it("shows a tenant key neither another tenant's custom types nor its webhooks", async () => {
+    await api.db.sql`select webhooks.emit('secret.globex_only', '{}'::jsonb, 'globex')`;
+    const globex = await signIn(api, await api.key("globex"));
+    await createViaForm(globex, { name: "globex-catalog-hook", events_text: "*" });
+    const acme = await signIn(api, await api.key("acme"));
+    const page = await acme.get("/admin/events");
+    expect(page.statusCode).toBe(200);
+    expect(page.body).not.toContain("secret.globex_only");
+    expect(page.body).not.toContain("globex-catalog-hook");
+    expect((await globex.get("/admin/events")).body).toContain("secret.globex_only");
+  });
+});

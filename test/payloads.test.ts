@@ -217,6 +217,76 @@ describe("templates", () => {
     expect(failed.every((f) => f.status_code === null && f.attempts === 1)).toBe(true);
   });
 
+  it("that block in one built-in (a backtracking regex) are ended with their worker, never stall other deliveries, and are suspended after two", async () => {
+    // Fast on the sample rendered when saved; catastrophic backtracking on the rows below.
+    const hostile = await createWebhook({ payload: { template: '{"m": $match(data.note, /(a+)+$/)}' } });
+    await api.call("POST", "/v1/webhooks", { body: { url: other.url, events: ["deal.*"] } });
+    const evil = `${"a".repeat(40)}!`;
+    await t.sql`insert into public.deals (id, account, note) values (1, 'acct_1', ${evil})`;
+    await t.sql`insert into public.deals (id, account, note) values (2, 'acct_1', 'fine')`;
+    // The other webhook gets both rows while the first render is still stuck in its worker.
+    await other.waitFor(2);
+    const [stuck] = await t.sql<{ status: string }[]>`select status from webhooks.deliveries where subscription_id = ${hostile.id} order by created_at limit 1`;
+    expect(stuck?.status).not.toBe("failed");
+    await t.sql`insert into public.deals (id, account, note) values (3, 'acct_1', ${evil})`;
+    await waitUntil(async () => {
+      const [c] = await t.sql<{ n: number }[]>`select count(*)::int as n from webhooks.deliveries where subscription_id = ${hostile.id} and status = 'failed'`;
+      return (c?.n ?? 0) >= 2;
+    }, 20_000);
+    await t.sql`insert into public.deals (id, account, note) values (4, 'acct_1', ${evil})`;
+    await waitUntil(async () => {
+      const [c] = await t.sql<{ n: number }[]>`select count(*)::int as n from webhooks.deliveries where subscription_id = ${hostile.id} and status = 'failed'`;
+      return (c?.n ?? 0) >= 3;
+    }, 20_000);
+    const failed = await t.sql<{ id: string; last_error: string }[]>`
+      select o.data->>'id' as id, d.last_error from webhooks.deliveries d join webhooks.outbox o on o.id = d.outbox_id
+       where d.subscription_id = ${hostile.id} and d.status = 'failed' order by o.id`;
+    expect(failed.map((f) => f.id)).toEqual(["1", "3", "4"]);
+    expect(failed[0]?.last_error).toMatch(/template cut off: one step of the template ran past 3000 ms/);
+    expect(failed[1]?.last_error).toMatch(/template cut off: one step of the template ran past 3000 ms/);
+    expect(failed[2]?.last_error).toMatch(/template suspended for 10 more min: it was cut off 2 times/);
+    // Row 2 rendered for the hostile webhook too (its note does not backtrack), in a fresh worker.
+    expect(rx.requests.map((r) => r.body)).toEqual(['{}']); // no match: JSONata leaves the field out
+    expect(await other.waitFor(4)).toHaveLength(4);
+  }, 60_000);
+
+  it("that exhaust memory lose only their worker's heap, and fail that delivery", async () => {
+    // 42 copies of 250,000 characters on the sample; 3,500 (about 1.7 GB) for the row below.
+    const w = await createWebhook({ payload: { template: '($s := $pad("", 250000, "€"); {"n": $count([1..data.owner_id].$uppercase($s))})' } });
+    expect(w.preview[0]?.error).toBeNull();
+    await t.sql`insert into public.deals (id, account, owner_id) values (1, 'acct_1', 3500), (2, 'acct_1', 3)`;
+    await waitUntil(async () => {
+      const [c] = await t.sql<{ n: number }[]>`select count(*)::int as n from webhooks.deliveries where status in ('failed', 'succeeded')`;
+      return (c?.n ?? 0) >= 2;
+    }, 30_000);
+    const rows = await t.sql<{ id: string; status: string; last_error: string | null }[]>`
+      select o.data->>'id' as id, d.status, d.last_error from webhooks.deliveries d join webhooks.outbox o on o.id = d.outbox_id order by o.id`;
+    expect(rows[0]).toMatchObject({ id: "1", status: "failed", last_error: expect.stringMatching(/template cut off: the template used more than 192 MB of memory/) });
+    expect(rows[1]).toMatchObject({ id: "2", status: "succeeded" });
+    expect(rx.requests.map((r) => r.body)).toEqual(['{"n":3}']);
+  }, 60_000);
+
+  it("cannot splice text into a body through the marks of exact numbers (big_numbers number)", async () => {
+    const template = '{"whole": data.amount, "inj": $substringBefore(data.amount, ":") & ":1, \\"evil\\": true}"}';
+    await createWebhook({ big_numbers: "number", payload: { template } });
+    await t.sql`insert into public.deals (id, account, amount) values (1, 'acct_1', 9007199254740993)`;
+    const [r] = await rx.waitFor(1);
+    const body = JSON.parse(r?.body ?? "") as Record<string, unknown>;
+    expect(Object.keys(body)).toEqual(["whole", "inj"]);
+    expect(r?.body).toMatch(/^\{"whole":9007199254740993,"inj":"/);
+    expect(typeof body.inj).toBe("string");
+  });
+
+  it("keep the body limit for the body as sent, escapes included", async () => {
+    const before = await t.sql<{ n: number }[]>`select count(*)::int as n from webhooks.subscriptions`;
+    const res = await api.call("POST", "/v1/webhooks", {
+      body: { url: rx.url, events: ["deal.*"], payload: { template: '{"a": $pad("", 250000, $decodeUrlComponent("%01"))}' } },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: { code: "invalid_input", message: expect.stringMatching(/^payload\.template: .*at most 262144 are allowed/) } });
+    expect(await t.sql<{ n: number }[]>`select count(*)::int as n from webhooks.subscriptions`).toEqual(before);
+  });
+
   it("that fail on an event fail its delivery at once with the error in its log, with no HTTP attempt", async () => {
     const w = await createWebhook({ payload: { template: 'data.stage = "bad" ? $error("stage bad is not for this receiver") : {"id": data.id}' } });
     await t.sql`insert into public.deals (id, account, stage) values (1, 'acct_1', 'bad')`;

@@ -543,6 +543,10 @@ describe("the CLI", () => {
       [["rules", "add", "public.opportunities", "o.x", "--on-change", "stag"], /--on-change: opportunities has no column stag/],
       [["rules", "add", "public.opportunities", "o.x", "--condition", '{"data.stage": {"$gt": []}}'], /--condition \(condition\.data\.stage\.\$gt\): expected a number or string/],
       [["rules", "add", "public.opportunities", "o.x", "--condition", "{nope"], /--condition.*expected JSON/],
+      // Checked as a webhook filter is: 1e400 is not turned into null, NUL and lone surrogates are named.
+      [["rules", "add", "public.opportunities", "o.x", "--condition", '{"data.stage": 1e400}'], /--condition \(condition\.data\.stage\): expected/],
+      [["rules", "add", "public.opportunities", "o.x", "--condition", '{"data.stage": "a\\u0000b"}'], /--condition \(condition\.data\.stage\): .*NUL|--condition \(condition\.data\.stage\): .*U\+0000/],
+      [["rules", "add", "public.opportunities", "o.x", "--condition", '{"data.stage": "\\ud800"}'], /--condition \(condition\.data\.stage\): .*surrogate/],
       [["rules", "add", "public.opportunities", "o x"], /<type>: expected a dotted event name/],
       [["rules", "add", "public.nope", "o.x"], /<table>: .*does not exist/],
       [["rules", "add", "public.opportunities", "o.x", "--operations", "upsert"], /--operations/],
@@ -552,6 +556,7 @@ describe("the CLI", () => {
       expect({ args, code: r.code }).toEqual({ args, code: 2 });
       expect(r.stderr).toMatch(message);
     }
+    expect(await t.sql`select 1 from webhooks.event_rules where event_type = 'o.x'`).toHaveLength(0);
   });
 
   it("emit --previous is read like the data", async () => {

@@ -15,6 +15,7 @@ import { registerOverviewPage } from "./pages/overview";
 import { registerReplayPages } from "./pages/replay";
 import { registerWebhookPages } from "./pages/webhooks";
 import { registerDeliveryPages } from "./pages/deliveries";
+import { registerEventPages } from "./pages/events";
 import { registerInboundPages } from "./pages/inbound";
 import { csrfMatches, readSession, type AdminSession } from "./session";
 
@@ -134,5 +135,6 @@ export async function adminRoutes(app: FastifyInstance, opts: ApiOptions): Promi
   registerReplayPages(app, opts);
   registerWebhookPages(app, opts);
   registerDeliveryPages(app, opts);
+  registerEventPages(app, opts);
   registerInboundPages(app, opts);
 }

@@ -6,6 +6,7 @@ import { parseExact } from "../delivery/event-json";
 import { MASK } from "../delivery/mask";
 import { DomainError, type ErrorDetail } from "../errors";
 import { describeRetryPolicy, parseRetrySchedule, retryPolicySchema, type RetryPolicy } from "../model/retry-policy";
+import { PAYLOAD_PRESETS, type PayloadSpec } from "../model/payload";
 import type { WebhookView } from "../model/webhook";
 import { formatDuration } from "../util/duration";
 import { field, fields, type Form } from "./forms";
@@ -35,7 +36,13 @@ export interface WebhookFormValues {
   rate_limit_per_s: string;
   tenant: string;
   is_active: boolean;
+  /** A preset's name, or "template" (then payload_template holds the JSONata). */
+  payload_preset: string;
+  payload_template: string;
 }
+
+/** The payload field's choices: the presets, then a template of your own. */
+export const PAYLOAD_CHOICES = [...PAYLOAD_PRESETS, "template"] as const;
 
 /** "5s,5m,30m": a schedule policy's delays as the form (and the CLI's --retry-schedule) writes them. */
 export function scheduleText(policy: RetryPolicy): string {
@@ -73,6 +80,8 @@ export function blankValues(): WebhookFormValues {
     rate_limit_per_s: "",
     tenant: "",
     is_active: true,
+    payload_preset: "standard",
+    payload_template: "",
   };
 }
 
@@ -103,6 +112,8 @@ export function valuesOf(w: WebhookView): WebhookFormValues {
     rate_limit_per_s: w.rate_limit_per_s === null ? "" : String(w.rate_limit_per_s),
     tenant: w.tenant ?? "",
     is_active: w.is_active,
+    payload_preset: "template" in w.payload ? "template" : w.payload.preset,
+    payload_template: "template" in w.payload ? w.payload.template : "",
   };
 }
 
@@ -132,6 +143,8 @@ export function valuesFromForm(form: Form): WebhookFormValues {
     rate_limit_per_s: text("rate_limit_per_s"),
     tenant: text("tenant"),
     is_active: field(form, "is_active") !== undefined,
+    payload_preset: text("payload_preset") || "standard",
+    payload_template: text("payload_template"),
   };
 }
 
@@ -208,6 +221,16 @@ function totalMs(policy: RetryPolicy): number {
   return ms;
 }
 
+/** The event types and patterns the form picks (checkboxes and the free-text field), once each. */
+export function eventsOf(v: WebhookFormValues): string[] {
+  return [...new Set([...v.events, ...v.events_text.split(/[\s,]+/).filter((e) => e !== "")])];
+}
+
+/** The payload the form describes, unchecked (the schema checks it): a preset or a template. */
+export function payloadOfValues(v: WebhookFormValues): PayloadSpec | Record<string, unknown> {
+  return v.payload_preset === "template" ? { template: v.payload_template } : { preset: v.payload_preset };
+}
+
 function headersFromText(text: string, problems: FormProblems): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [i, line] of text.split(/\r?\n/).entries()) {
@@ -278,8 +301,9 @@ export function inputFromForm(form: Form, editing: WebhookView | null, isAdminKe
     .filter((s) => s !== "");
   if (!editing || secretHeaders.join(",") !== editing.secret_headers.join(",")) raw.secret_headers = secretHeaders;
 
-  const events = [...v.events, ...v.events_text.split(/[\s,]+/).filter((e) => e !== "")];
-  raw.events = [...new Set(events)];
+  raw.events = eventsOf(v);
+  const payload = payloadOfValues(v);
+  if (!editing || JSON.stringify(payload) !== JSON.stringify(editing.payload)) raw.payload = payload;
 
   const filterText = v.filter.trim();
   if (filterText === "") {

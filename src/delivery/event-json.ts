@@ -24,7 +24,9 @@ export type { BigNumbers };
 const NONCE = randomBytes(12).toString("hex");
 const MARK = `\u0000${NONCE}:`;
 const MARK_IN_JSON = JSON.stringify(MARK).slice(1, -1);
-const MARKED_NUMBER = new RegExp(`"${MARK_IN_JSON.replace(/\\/g, "\\\\")}([^"]*)"`, "g");
+// Only a whole JSON string holding the mark and a JSON number literal is a marked number: a
+// template can read the mark from its input, and must not splice other text into the body.
+const MARKED_NUMBER = new RegExp(`"${MARK_IN_JSON.replace(/\\/g, "\\\\")}(-?(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"`, "g");
 
 /**
  * Every JSON number of at most 15 characters of digits and point has at most 15 significant

@@ -4,7 +4,8 @@ import type { BigNumbers } from "../model/enums";
 import type { PayloadSpec } from "../model/payload";
 import { parseExact, stringifyExact, unmarkNumbers, withoutExactNumbers } from "./event-json";
 import { classicBody, discordBody, slackBody, thinBody, changesOf, type Organization, type RenderInput } from "./presets";
-import { cachedTemplate, evaluateTemplate } from "./template";
+import { MAX_BODY_CHARS, TemplateError, cachedTemplate } from "./template";
+import { renderTemplateIsolated } from "./template-runner";
 
 export interface EventForDelivery {
   event_id: string;
@@ -85,11 +86,12 @@ export async function renderPayload(spec: PayloadSpec, e: EventForDelivery, c: P
     primaryKey: c.primaryKey,
   };
   if ("template" in spec) {
-    const template = cachedTemplate(spec.template);
+    cachedTemplate(spec.template); // a template that does not compile fails here, without a trip to the worker
     // Exact numbers become strings of their digits (or marked strings, turned back into numbers after).
     const plain = (v: unknown) => (exact ? withoutExactNumbers(v, e.big_numbers) : v);
-    const result = await evaluateTemplate(
-      template,
+    const rendered = await renderTemplateIsolated(
+      c.webhook.id,
+      spec.template,
       {
         id: input.id,
         type: input.type,
@@ -105,8 +107,12 @@ export async function renderPayload(spec: PayloadSpec, e: EventForDelivery, c: P
         organization: input.organization === null ? null : plain(input.organization),
       },
     );
-    const json = JSON.stringify(result);
-    return exact && e.big_numbers === "number" ? unmarkNumbers(json) : json;
+    const json = exact && e.big_numbers === "number" ? unmarkNumbers(rendered) : rendered;
+    // The limit holds for the body as sent: escaping (\u0001 is six characters) can make it longer than its strings.
+    if (json.length > MAX_BODY_CHARS) {
+      throw new TemplateError(`template cut off: the body would be ${json.length} characters; at most ${MAX_BODY_CHARS} are allowed`, "limit");
+    }
+    return json;
   }
   const body =
     spec.preset === "classic" ? classicBody(input) : spec.preset === "thin" ? thinBody(input) : spec.preset === "slack" ? slackBody(input) : discordBody(input);

@@ -370,7 +370,9 @@ async function evaluateNow(t: CompiledTemplate, input: unknown, bindings: Record
     if (isJsonataError(e)) {
       const at = typeof e.position === "number" ? ` at position ${e.position}` : "";
       const kind = LIMIT_CODES.has(e.code ?? "") ? "limit" : "runtime";
-      throw new TemplateError(`${kind === "limit" ? "template cut off" : "template failed"}${at}: ${e.message ?? e.code}`, kind, e.position);
+      // JSONata's D2015 message names the size it was asked for as if it were the limit.
+      const message = e.code === "D2015" ? `a sequence would exceed ${TEMPLATE_MAX_SEQUENCE} items` : (e.message ?? e.code);
+      throw new TemplateError(`${kind === "limit" ? "template cut off" : "template failed"}${at}: ${message}`, kind, e.position);
     }
     throw new TemplateError(`template failed: ${e instanceof Error ? e.message : String(e)}`, "runtime");
   }

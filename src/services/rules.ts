@@ -7,6 +7,8 @@ import { fromPostgresError } from "../db/errors";
 import { stringifyExact } from "../delivery/event-json";
 import { DomainError } from "../errors";
 import type { EventTypeInfo } from "../model/event-type";
+import { filterSchema, formatFilterIssues } from "../model/filter";
+import { jsonProblem } from "../model/validation";
 import { all, build } from "./query";
 import type { Operation } from "./tracking";
 
@@ -69,8 +71,27 @@ const rules = () =>
       "updated_at",
     ]);
 
+/**
+ * A condition is checked as a webhook's filter is (the same language, the same messages), before
+ * Postgres sees it: a number such as 1e400 or text jsonb cannot hold is refused by name.
+ */
+function checkCondition(condition: unknown): void {
+  const problem = jsonProblem(condition);
+  if (problem) {
+    const path = ["condition", ...problem.path.map(String)].join(".");
+    throw new DomainError("invalid_input", `${path}: ${problem.message}`, [{ path, message: problem.message }]);
+  }
+  const parsed = filterSchema.safeParse(condition);
+  if (!parsed.success) {
+    const details = formatFilterIssues(parsed.error, "condition");
+    const first = details[0];
+    throw new DomainError("invalid_input", first ? `${first.path}: ${first.message}` : "condition: invalid", details);
+  }
+}
+
 /** Adds (or replaces) a rule and recompiles the table's capture function; returns the rule. */
 export async function addEventRule(conn: Connection, input: RuleInput): Promise<EventRuleInfo> {
+  if (input.condition !== undefined && input.condition !== null) checkCondition(input.condition);
   const condition = input.condition === undefined || input.condition === null ? null : stringifyExact(input.condition, "number", true);
   try {
     return await conn.sql.begin(async (tx) => {

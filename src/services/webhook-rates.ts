@@ -1,7 +1,7 @@
 // How each webhook's deliveries have been ending over a recent window: counts by outcome, the
 // success rate, and the last answer its endpoint gave. The admin's lists show it; it reads
-// deliveries through deliveries_by_subscription (subscription_id, created_at desc), one index
-// range per webhook, so it stays cheap with millions of deliveries.
+// deliveries through deliveries_by_subscription (subscription_id, created_at desc) include
+// (status), one index-only range per webhook, so it stays cheap with millions of deliveries.
 import { sql } from "kysely";
 import type { Connection } from "../db/connection";
 import { isUuid } from "./cursor";

@@ -8,14 +8,19 @@ import type { ApiOptions } from "../../api/app";
 import { DomainError } from "../../errors";
 import type { EventTypeInfo } from "../../model/event-type";
 import { HTTP_METHODS, SIGNATURE_SCHEMES } from "../../model/enums";
+import { payloadSchema } from "../../model/payload";
 import { webhookCreateSchema, webhookPatchSchema, type WebhookView } from "../../model/webhook";
 import { parseInput } from "../../model/validation";
 import { listEventTypes } from "../../services/event-types";
+import { checkPayload, renderPreview, type PreviewItem } from "../../services/preview";
+import type { Scope } from "../../services/scope";
 import { createWebhook, getWebhook, updateWebhook } from "../../services/webhooks";
-import { errorsByField, formOf, type Form } from "../forms";
+import { errorsByField, field, formOf, type Form } from "../forms";
 import { adminScope, pageContext, seeOther } from "../http";
 import { CsrfField, FieldError, Layout, sendHtml, type PageContext } from "../layout";
-import { blankValues, inputFromForm, retryPreview, valuesFromForm, valuesOf, type WebhookFormValues } from "../webhook-form";
+import {
+  PAYLOAD_CHOICES, blankValues, eventsOf, inputFromForm, payloadOfValues, retryPreview, valuesFromForm, valuesOf, type WebhookFormValues,
+} from "../webhook-form";
 import { webhookLabel } from "../components";
 
 /** The form field a validation error's path belongs to. */
@@ -30,6 +35,8 @@ export function fieldFor(path: string): string {
       return "retry_schedule";
     case "events":
       return "events_text";
+    case "payload":
+      return sub === "template" ? "payload_template" : "payload_preset";
     default:
       return head ?? "";
   }
@@ -47,12 +54,38 @@ function eventOptions(types: EventTypeInfo[]): { group: string; values: string[]
   return [{ group: "everything", values: ["*"] }, ...[...groups].map(([group, values]) => ({ group, values }))];
 }
 
+/** A rendered payload preview: the bodies, or why the payload cannot be rendered; null: not asked for yet. */
+export type PayloadPreviewState = { items: PreviewItem[] } | { error: string } | null;
+
 interface FormProps {
   ctx: PageContext;
   values: WebhookFormValues;
   errors: Map<string, string>;
   editing: WebhookView | null;
   eventTypes: EventTypeInfo[];
+  preview: PayloadPreviewState;
+}
+
+/** The payload preview: each body as it would be sent (exact bytes), for recent real events or made-up ones. */
+export function PayloadPreview({ state }: { state: PayloadPreviewState }) {
+  return (
+    <output id="payload-preview" for="payload_preset payload_template" aria-live="polite">
+      {state === null ? (
+        <span class="hint">Press Preview payload to see the body for recent events of the chosen types (nothing is sent).</span>
+      ) : "error" in state ? (
+        <span class="error">{state.error}</span>
+      ) : (
+        state.items.map((item) => (
+          <div class="preview-item">
+            <div class="hint">
+              {item.type} · {item.sample ? "a made-up event (no real one of these types yet)" : `event ${item.event_id ?? ""}`}
+            </div>
+            {item.error !== null ? <span class="error">{item.error}</span> : <pre>{item.body}</pre>}
+          </div>
+        ))
+      )}
+    </output>
+  );
 }
 
 function Field(props: {
@@ -136,7 +169,7 @@ export function RetryPreview({ schedule, maxAttempts }: { schedule: string; maxA
   );
 }
 
-function WebhookForm({ ctx, values: v, errors, editing, eventTypes }: FormProps) {
+function WebhookForm({ ctx, values: v, errors, editing, eventTypes, preview }: FormProps) {
   const action = editing ? `/admin/webhooks/${editing.id}/edit` : "/admin/webhooks/new";
   const options = eventOptions(eventTypes);
   const known = new Set(options.flatMap((o) => o.values));
@@ -219,6 +252,39 @@ function WebhookForm({ ctx, values: v, errors, editing, eventTypes }: FormProps)
           rows={4}
           hint='Only events whose body matches, e.g. {"data.stage": {"$eq": "won"}}. Blank: every event of those types.'
         />
+      </fieldset>
+      <fieldset>
+        <legend>Payload</legend>
+        <Select
+          id="payload_preset"
+          label="Payload"
+          options={PAYLOAD_CHOICES}
+          value={v.payload_preset}
+          errors={errors}
+          hint="standard: {id, type, timestamp, data}; classic: event, data, changes, organization, metadata; thin: the row's key only; slack, discord: a chat message; template: the JSONata template below."
+        />
+        <TextArea
+          id="payload_template"
+          label="JSONata template (for the template payload)"
+          value={v.payload_template}
+          errors={errors}
+          rows={5}
+          hint={'Any JSON built from the event, e.g. {"text": type & " " & $string(data.id)}. Checked when saved.'}
+        />
+        <div class="actions">
+          <button
+            type="submit"
+            name="_action"
+            value="preview"
+            hx-post="/admin/webhooks/payload-preview"
+            hx-target="#payload-preview"
+            hx-swap="outerHTML"
+            hx-include="closest form"
+          >
+            Preview payload
+          </button>
+        </div>
+        <PayloadPreview state={preview} />
       </fieldset>
       <fieldset>
         <legend>Signing</legend>
@@ -322,8 +388,43 @@ async function save(
   }
 }
 
+/** The payload the form describes, rendered for the events its types match (within the key's tenant), sending nothing. */
+async function previewOfForm(opts: ApiOptions, scope: Scope, form: Form, editing: WebhookView | null): Promise<PayloadPreviewState> {
+  const v = valuesFromForm(form);
+  try {
+    const payload = parseInput(payloadSchema, payloadOfValues(v));
+    checkPayload(payload);
+    const tenant = scope.tenant ?? (v.tenant.trim() === "" ? null : v.tenant.trim());
+    const items = await renderPreview(opts.conn, {
+      id: editing?.id ?? PREVIEW_WEBHOOK_ID,
+      name: v.name.trim() === "" ? null : v.name.trim(),
+      tenant,
+      events: eventsOf(v),
+      payload,
+      big_numbers: editing?.big_numbers ?? "string",
+    });
+    return { items };
+  } catch (e) {
+    if (e instanceof DomainError && e.httpStatus === 400) return { error: e.message.replace(/^payload(\.template)?: /, "") };
+    throw e;
+  }
+}
+
+/** The id a new webhook's preview shows ($webhook.id): none exists yet. */
+const PREVIEW_WEBHOOK_ID = "00000000-0000-0000-0000-000000000000";
+
+function wantsPreview(form: Form): boolean {
+  return field(form, "_action") === "preview";
+}
+
 export function registerWebhookEditPages(app: FastifyInstance, opts: ApiOptions): void {
   const { conn } = opts;
+
+  app.post("/webhooks/payload-preview", async (request, reply) => {
+    const scope = adminScope(request);
+    const state = await previewOfForm(opts, scope, formOf(request), null);
+    return sendHtml(reply, <PayloadPreview state={state} />, 200, true);
+  });
 
   app.post("/webhooks/retry-preview", async (request, reply) => {
     const form = formOf(request);
@@ -334,7 +435,10 @@ export function registerWebhookEditPages(app: FastifyInstance, opts: ApiOptions)
   app.get("/webhooks/new", async (request, reply) => {
     const scope = adminScope(request);
     const eventTypes = await listEventTypes(conn, scope);
-    return sendHtml(reply, <FormPage ctx={pageContext(request)} values={blankValues()} errors={new Map()} editing={null} eventTypes={eventTypes} />);
+    return sendHtml(
+      reply,
+      <FormPage ctx={pageContext(request)} values={blankValues()} errors={new Map()} editing={null} eventTypes={eventTypes} preview={null} />,
+    );
   });
 
   app.post("/webhooks/new", async (request, reply) => {
@@ -342,16 +446,25 @@ export function registerWebhookEditPages(app: FastifyInstance, opts: ApiOptions)
     const form = formOf(request);
     const ctx = pageContext(request);
     const values = valuesFromForm(form);
+    if (wantsPreview(form)) {
+      const preview = await previewOfForm(opts, scope, form, null);
+      return sendHtml(reply, <FormPage ctx={ctx} values={values} errors={new Map()} editing={null} eventTypes={await listEventTypes(conn, scope)} preview={preview} />);
+    }
     const r = await save(opts, scope, form, null);
     if ("id" in r) return seeOther(request, reply, `/admin/webhooks/${r.id}?created=1`);
-    return sendHtml(reply, <FormPage ctx={ctx} values={values} errors={r.errors} editing={null} eventTypes={await listEventTypes(conn, scope)} />, 400);
+    return sendHtml(
+      reply,
+      <FormPage ctx={ctx} values={values} errors={r.errors} editing={null} eventTypes={await listEventTypes(conn, scope)} preview={null} />,
+      400,
+    );
   });
 
   app.get<{ Params: { id: string } }>("/webhooks/:id/edit", async (request, reply) => {
     const scope = adminScope(request);
     const w = await getWebhook(conn, scope, request.params.id);
     const eventTypes = await listEventTypes(conn, scope);
-    return sendHtml(reply, <FormPage ctx={pageContext(request)} values={valuesOf(w)} errors={new Map()} editing={w} eventTypes={eventTypes} />);
+    const preview: PayloadPreviewState = { items: await renderPreview(conn, w) };
+    return sendHtml(reply, <FormPage ctx={pageContext(request)} values={valuesOf(w)} errors={new Map()} editing={w} eventTypes={eventTypes} preview={preview} />);
   });
 
   app.post<{ Params: { id: string } }>("/webhooks/:id/edit", async (request, reply) => {
@@ -360,8 +473,16 @@ export function registerWebhookEditPages(app: FastifyInstance, opts: ApiOptions)
     const form = formOf(request);
     const ctx = pageContext(request);
     const values = valuesFromForm(form);
+    if (wantsPreview(form)) {
+      const preview = await previewOfForm(opts, scope, form, w);
+      return sendHtml(reply, <FormPage ctx={ctx} values={values} errors={new Map()} editing={w} eventTypes={await listEventTypes(conn, scope)} preview={preview} />);
+    }
     const r = await save(opts, scope, form, w);
     if ("id" in r) return seeOther(request, reply, `/admin/webhooks/${r.id}?saved=1`);
-    return sendHtml(reply, <FormPage ctx={ctx} values={values} errors={r.errors} editing={w} eventTypes={await listEventTypes(conn, scope)} />, 400);
+    return sendHtml(
+      reply,
+      <FormPage ctx={ctx} values={values} errors={r.errors} editing={w} eventTypes={await listEventTypes(conn, scope)} preview={null} />,
+      400,
+    );
   });
 }
