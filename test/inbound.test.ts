@@ -311,6 +311,12 @@ describe("receiving", () => {
     expect(r.status).toBe(413);
     expect(r.json).toMatchObject({ error: { code: "payload_too_large" } });
     expect(await eventCount("open")).toBe(before);
+    // A source with a larger limit takes it whole, beyond the API's own 1 MiB.
+    await source({ slug: "big", verify: "none", max_body_bytes: 3 * 1024 * 1024 });
+    const big = Buffer.alloc(2 * 1024 * 1024, 0x62);
+    const ok = await send("/in/big", big, { "content-type": "application/octet-stream" });
+    expect(ok.status).toBe(200);
+    expect(Buffer.compare(Buffer.from((await storedRow(String(ok.json?.id))).body), big)).toBe(0);
   });
 
   it("refuses a body over a per-source limit sent without Content-Length (chunked)", async () => {
