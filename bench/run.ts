@@ -11,6 +11,7 @@ import {
 import { backfill } from "./scenarios/backfill";
 import { backlog } from "./scenarios/backlog";
 import { fanout } from "./scenarios/fanout";
+import { inbound } from "./scenarios/inbound";
 import { isolation } from "./scenarios/isolation";
 import { latency, latency200 } from "./scenarios/latency";
 import { render } from "./scenarios/render";
@@ -21,7 +22,7 @@ import { writePath } from "./scenarios/write";
 
 // In the order they run. `latency` is both rates; `backlog1m` is the large backlog
 // (sizes.backlogLarge), which runs in the first run only.
-const SCENARIOS = ["write", "rules", "render", "throughput", "latency", "fanout", "isolation", "scale", "backfill", "backlog", "backlog1m"] as const;
+const SCENARIOS = ["write", "rules", "render", "throughput", "latency", "fanout", "isolation", "scale", "backfill", "inbound", "backlog", "backlog1m"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const ALIASES: Record<string, Scenario> = { bulk: "write", latency200: "latency", backlog200k: "backlog" };
 
@@ -91,6 +92,7 @@ async function runOnce(b: Bench, receiver: ReceiverProc, mainSub: string, run: n
   }
   if (SELECTED.has("scale")) Object.assign(f, await step(tag("scaling: 1, 2, 4 dispatchers"), () => scale(b, receiver)));
   if (SELECTED.has("backfill")) Object.assign(f, await step(tag("backfill of existing rows"), () => backfill(b, receiver, mainSub)));
+  if (SELECTED.has("inbound")) Object.assign(f, await step(tag("inbound: POST /in/<slug> vs a bare Fastify route"), () => inbound(b)));
   const small = SELECTED.has("backlog") ? await step(tag(`backlog of ${b.sizes.backlog}`), () => backlog(b, receiver, b.sizes.backlog)) : undefined;
   const big = large ? await step(tag(`backlog of ${b.sizes.backlogLarge}`), () => backlog(b, receiver, b.sizes.backlogLarge)) : undefined;
   if (small) f.backlog = small;
@@ -149,6 +151,13 @@ const FIGURES: FigureSpec[] = [
   { key: "scale.p4.connections_per_process.0", label: "connections per dispatcher process (4 processes, the first)" },
   { key: "backfill_rows_per_s", label: "backfill rows/s written as events (40,000 existing rows, one webhook)" },
   { key: "backfill_delivered_per_s", label: "backfill rows/s delivered (start → last delivery recorded)" },
+  { key: "inbound_per_s", label: "inbound requests/s (POST /in/<slug>, api_key, stored and committed, 16 clients)" },
+  { key: "inbound_p99_ms", label: "inbound p99 ms" },
+  { key: "inbound_bare_per_s", label: "bare Fastify route requests/s (same clients and bodies)" },
+  { key: "inbound_bare_p99_ms", label: "bare Fastify route p99 ms" },
+  { key: "inbound_ratio", label: "inbound_ratio (inbound / bare Fastify requests per second)" },
+  { key: "inbound_insert_ceiling_per_s", label: "plain committed INSERTs/s from postgres.js (16 clients, same bodies)" },
+  { key: "inbound_insert_ratio", label: "inbound_insert_ratio (inbound / plain committed inserts per second)" },
   { key: "backlog.per_s", label: "backlog drain/s (sizes.backlog events)" },
   { key: "backlog_large.per_s", label: "backlog drain/s (sizes.backlogLarge events)" },
   { key: "backlog_ratio", label: "backlog_ratio (large / small drain rate)", goal: "≥ 0.90", ok: (x) => x >= 0.9 },
@@ -189,6 +198,7 @@ async function main(): Promise<void> {
           "isolation: the same events to the healthy webhook alone, then with a healthy second webhook subscribed too (reference), then with a webhook whose endpoint never answers (timeout 5 s, max_in_flight 10) instead; isolation_ratio = with the hanging one / alone",
           "latency: from the insert's autocommit returning to the receiver's receipt, both on this machine's clock; no same-run baseline",
           "Postgres CPU (throughput, scale, backlog) = the bench database's backends (pg_stat_activity pids, sampled every 250 ms); postgres_shared_cpu_s = the server's background processes (WAL writer, checkpointer, background writer), which serve every database",
+          "inbound: bin/pg-webhooks.js start --no-dispatcher --no-admin, a source with verify api_key and X-Tenant-ID; each 200 is a committed row (checked); the baseline is a bare Fastify app (buffer body parser, one route answering {id}) in its own process, same 16 undici clients, same bodies, right after",
           "scale: connections = pg_stat_activity rows whose client_port is one of that process's sockets to the server, the most seen during the run",
         ],
         duration_s: r2((now() - createdAt) / 1000),

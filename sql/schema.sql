@@ -170,6 +170,67 @@ create table webhooks.event_types_seen (
 );
 comment on table webhooks.event_types_seen is 'A row is a custom event type that webhooks.emit() has produced at least once.';
 
+create table webhooks.inbound_events (
+  id bigint generated always as identity not null,
+  source_id uuid not null,
+  tenant text,
+  event_name text,
+  headers jsonb not null,
+  body bytea not null,
+  payload jsonb,
+  dedupe_key text,
+  status text not null default 'pending'::text,
+  attempts integer not null default 0,
+  last_error text,
+  locked_at timestamp with time zone,
+  received_at timestamp with time zone not null default now(),
+  processed_at timestamp with time zone,
+  relayed_event_id uuid,
+  constraint inbound_events_dedupe UNIQUE (source_id, dedupe_key),
+  constraint inbound_events_pkey PRIMARY KEY (id),
+  constraint inbound_events_source_id_fkey FOREIGN KEY (source_id) REFERENCES webhooks.inbound_sources(id),
+  constraint inbound_events_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'done'::text, 'failed'::text])))
+);
+comment on table webhooks.inbound_events is 'A row is one request an inbound source accepted: its headers (lower-cased; authorization, cookie, proxy-authorization, x-api-key and the source''s key header left out), the exact body bytes, the body as jsonb when it is JSON, and its processing state.';
+CREATE INDEX inbound_events_by_source ON webhooks.inbound_events USING btree (source_id, received_at DESC);
+CREATE INDEX inbound_events_pending ON webhooks.inbound_events USING btree (source_id, id) WHERE (status = 'pending'::text);
+CREATE INDEX inbound_events_processed ON webhooks.inbound_events USING btree (processed_at) WHERE (processed_at IS NOT NULL);
+CREATE INDEX inbound_events_processing ON webhooks.inbound_events USING btree (locked_at) WHERE (status = 'processing'::text);
+CREATE INDEX inbound_events_received ON webhooks.inbound_events USING btree (received_at);
+
+create table webhooks.inbound_sources (
+  id uuid not null default gen_random_uuid(),
+  tenant text,
+  slug text not null,
+  name text,
+  enabled boolean not null default true,
+  verify text not null,
+  secrets text[] not null default '{}'::text[],
+  hmac jsonb,
+  key_header text,
+  tolerance_s integer not null default 300,
+  dedupe text,
+  allowed_tenants text[],
+  max_body_bytes integer not null default 1048576,
+  rate_limit_per_s double precision,
+  relay_prefix text,
+  created_at timestamp with time zone not null default now(),
+  updated_at timestamp with time zone not null default now(),
+  deleted_at timestamp with time zone,
+  constraint inbound_sources_dedupe_check CHECK (((dedupe ~ '^(header|json):.+$'::text) OR (dedupe = 'none'::text))),
+  constraint inbound_sources_max_body_bytes_check CHECK (((max_body_bytes >= 1) AND (max_body_bytes <= 16777216))),
+  constraint inbound_sources_pkey PRIMARY KEY (id),
+  constraint inbound_sources_rate_limit_per_s_check CHECK (((rate_limit_per_s >= (0.001)::double precision) AND (rate_limit_per_s <= (100000)::double precision))),
+  constraint inbound_sources_relay_prefix_check CHECK ((relay_prefix ~ '^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$'::text)),
+  constraint inbound_sources_secrets_check CHECK ((cardinality(secrets) <= 2)),
+  constraint inbound_sources_slug_check CHECK ((slug ~ '^[a-z0-9][a-z0-9_-]{0,62}$'::text)),
+  constraint inbound_sources_tolerance_s_check CHECK (((tolerance_s >= 1) AND (tolerance_s <= 86400))),
+  constraint inbound_sources_verify_check CHECK ((verify = ANY (ARRAY['standard'::text, 'stripe'::text, 'github'::text, 'shopify'::text, 'slack'::text, 'hmac'::text, 'api_key'::text, 'basic'::text, 'none'::text])))
+);
+comment on table webhooks.inbound_sources is 'A row is an inbound source: POST /in/<slug> (or /in/<slug>/<event_name>) is verified by `verify` with one of `secrets` (two during rotation) and stored in webhooks.inbound_events. Deleted sources keep their row (deleted_at) so their events stay readable until pruned.';
+CREATE INDEX inbound_sources_live ON webhooks.inbound_sources USING btree (created_at, id) WHERE (deleted_at IS NULL);
+CREATE UNIQUE INDEX inbound_sources_slug ON webhooks.inbound_sources USING btree (slug) WHERE (deleted_at IS NULL);
+
 create table webhooks.outbox (
   id bigint generated always as identity not null,
   event_id uuid default gen_random_uuid(),
@@ -1038,6 +1099,157 @@ AS $function$
                   where table_name = tbl and disabled_reason is null and sql_condition is not null and operations && kinds)
 $function$;
 comment on function webhooks.has_sql_rules(regclass,text[]) is 'Internal to install_capture(): true when an active rule with a sql_condition follows one of these kinds of event.';
+
+CREATE OR REPLACE FUNCTION webhooks.inbound_claim(source_slug text, n integer DEFAULT 100, stuck_after interval DEFAULT '00:05:00'::interval)
+ RETURNS TABLE(id bigint, event_name text, tenant text, payload jsonb, body bytea, headers jsonb, attempts integer, received_at timestamp with time zone)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+#variable_conflict use_column
+begin
+  if n is null or n < 1 or n > 10000 then
+    raise exception 'n: expected a batch size from 1 to 10000, got %', coalesce(n::text, 'null') using errcode = '22023';
+  end if;
+  perform webhooks.inbound_release_stuck(stuck_after, source_slug);
+  return query
+    -- SKIP LOCKED lets several workers claim disjoint batches.
+    with batch as (
+      select e.id from webhooks.inbound_events e
+       where e.status = 'pending'
+         and e.source_id in (select s.id from webhooks.inbound_sources s where s.slug = source_slug and s.deleted_at is null)
+       order by e.id
+       limit n
+         for update skip locked
+    )
+    update webhooks.inbound_events e
+       set status = 'processing', attempts = e.attempts + 1, locked_at = now()
+      from batch where e.id = batch.id
+    returning e.id, e.event_name, e.tenant, e.payload, e.body, e.headers, e.attempts, e.received_at;
+end
+$function$;
+comment on function webhooks.inbound_claim(text,integer,interval) is 'Claims up to n pending events of the source with this slug, oldest first, for the caller: sets processing, attempts + 1 and locked_at. Several workers may call it at once (SKIP LOCKED). Rows stuck in processing longer than stuck_after return to pending first. Then call inbound_done(ids) or inbound_failed(ids, error). Needs: grant usage on schema webhooks, grant execute on this function. Example: select * from webhooks.inbound_claim(''crm'', 50);';
+
+CREATE OR REPLACE FUNCTION webhooks.inbound_done(ids bigint[])
+ RETURNS integer
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with done as (
+    update webhooks.inbound_events
+       set status = 'done', processed_at = now(), locked_at = null, last_error = null
+     where id = any(ids) and status = 'processing'
+    returning 1)
+  select count(*)::int from done
+$function$;
+comment on function webhooks.inbound_done(bigint[]) is 'Marks claimed (processing) events done. Returns how many changed; an event no longer processing (released after a timeout, claimed again) is left alone. Example: select webhooks.inbound_done(array[41, 42]);';
+
+CREATE OR REPLACE FUNCTION webhooks.inbound_failed(ids bigint[], error text)
+ RETURNS integer
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with failed as (
+    update webhooks.inbound_events
+       set status = 'failed', processed_at = now(), locked_at = null, last_error = left(error, 5000)
+     where id = any(ids) and status = 'processing'
+    returning 1)
+  select count(*)::int from failed
+$function$;
+comment on function webhooks.inbound_failed(bigint[],text) is 'Marks claimed (processing) events failed with an error text (first 5,000 characters kept). `pg-webhooks inbound events replay` returns them to pending. Example: select webhooks.inbound_failed(array[43], ''contact not found'');';
+
+CREATE OR REPLACE FUNCTION webhooks.inbound_notify()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  s text;
+begin
+  for s in select distinct src.slug from new_rows n join webhooks.inbound_sources src on src.id = n.source_id loop
+    if pg_try_advisory_xact_lock(hashtext('pg_webhooks.inbound:' || s),
+         ((extract(epoch from clock_timestamp()) * 100)::bigint % 2147483647)::integer) then
+      perform pg_notify('webhooks_inbound', s);
+    end if;
+  end loop;
+  return null;
+end
+$function$;
+comment on function webhooks.inbound_notify() is 'Trigger function: after an insert into webhooks.inbound_events, NOTIFY webhooks_inbound with each source''s slug, at most once per slug per 10 ms across all writers.';
+
+CREATE OR REPLACE FUNCTION webhooks.inbound_relay(ids bigint[])
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  r record;
+  t text;
+  n integer := 0;
+begin
+  for r in
+    select e.id, e.tenant, e.event_name, e.payload, s.relay_prefix
+      from webhooks.inbound_events e join webhooks.inbound_sources s on s.id = e.source_id
+     where e.id = any(ids) and s.relay_prefix is not null
+     order by e.id
+       for update of e
+  loop
+    t := webhooks.inbound_relay_type(r.relay_prefix, r.event_name);
+    if r.payload is null then
+      update webhooks.inbound_events set status = 'failed', processed_at = now(), locked_at = null,
+             last_error = 'relay: the body is not JSON that jsonb can hold, so it has no payload to emit'
+       where id = r.id;
+    elsif t is null or t !~ '^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$' then
+      update webhooks.inbound_events set status = 'failed', processed_at = now(), locked_at = null,
+             last_error = format('relay: %s does not make an event type', quote_literal(r.event_name))
+       where id = r.id;
+    else
+      update webhooks.inbound_events
+         set status = 'done', processed_at = now(), locked_at = null, last_error = null, attempts = attempts + 1,
+             relayed_event_id = webhooks.emit(t, r.payload, r.tenant)
+       where id = r.id;
+      n := n + 1;
+    end if;
+  end loop;
+  return n;
+end
+$function$;
+comment on function webhooks.inbound_relay(bigint[]) is 'Internal to receiving and `inbound events replay`: emits each event of a relaying source as <relay_prefix>.<event name> (webhooks.emit) and marks it done, or failed when it has no JSON payload or name to emit. Returns how many were emitted.';
+
+CREATE OR REPLACE FUNCTION webhooks.inbound_relay_type(prefix text, event_name text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select case
+    when event_name is null or btrim(event_name) = '' then prefix
+    else nullif(prefix || '.' || btrim(regexp_replace(
+           regexp_replace(regexp_replace(event_name, '[/:]', '.', 'g'), '[^A-Za-z0-9_.\-]', '_', 'g'),
+           '\.{2,}', '.', 'g'), '.'), prefix || '.')
+  end
+$function$;
+comment on function webhooks.inbound_relay_type(text,text) is 'Internal to inbound_relay(): the outbound event type of a relayed event, <prefix>.<event name> made a dotted name.';
+
+CREATE OR REPLACE FUNCTION webhooks.inbound_release_stuck(stuck_after interval DEFAULT '00:05:00'::interval, source_slug text DEFAULT NULL::text)
+ RETURNS integer
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with released as (
+    update webhooks.inbound_events e set status = 'pending', locked_at = null
+     where e.status = 'processing' and e.locked_at < now() - stuck_after
+       and (source_slug is null
+            or e.source_id in (select id from webhooks.inbound_sources where slug = source_slug and deleted_at is null))
+    returning 1)
+  select count(*)::int from released
+$function$;
+comment on function webhooks.inbound_release_stuck(interval,text) is 'Returns events stuck in processing for longer than stuck_after (a worker died holding them) to pending; of one source when source_slug is given. inbound_claim() calls it first. Returns how many.';
 
 CREATE OR REPLACE FUNCTION webhooks.install_capture(tbl regclass)
  RETURNS void

@@ -8,6 +8,10 @@ export type ErrorCode =
   | "webhook_not_found"
   | "delivery_not_found"
   | "key_not_found"
+  | "inbound_source_not_found"
+  | "inbound_event_not_found"
+  | "verification_failed"
+  | "rate_limited"
   | "unauthorized"
   | "payload_too_large"
   | "unsupported_media_type"
@@ -26,6 +30,10 @@ const httpStatus: Record<ErrorCode, number> = {
   webhook_not_found: 404,
   delivery_not_found: 404,
   key_not_found: 404,
+  inbound_source_not_found: 404,
+  inbound_event_not_found: 404,
+  verification_failed: 401,
+  rate_limited: 429,
   unauthorized: 401,
   payload_too_large: 413,
   unsupported_media_type: 415,

@@ -3,6 +3,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Connection } from "./db/connection";
 import type { DispatchObserver } from "./dispatch/context";
+import type { InboundObserver } from "./api/inbound";
 import type { Logger } from "./logger";
 import type { CircuitState } from "./model/enums";
 
@@ -19,6 +20,8 @@ export interface Metrics {
   registry: Registry;
   /** Give this to the DeliverContext; every call becomes a sample. */
   observer: DispatchObserver;
+  /** Give this to the inbound routes: each request they answer becomes a sample. */
+  inbound: InboundObserver;
   /** The Content-Type for render()'s output (Prometheus text format 0.0.4). */
   contentType: string;
   /** Runs the scrape-time queries and returns every series as text. */
@@ -48,6 +51,14 @@ export function createMetrics(conn: Connection, opts: { logger?: Logger } = {}):
     help: "How long each HTTP attempt took, by webhook id.",
     labelNames: ["webhook"] as const,
     buckets: ATTEMPT_DURATION_BUCKETS,
+    registers,
+  });
+
+  // Labels are source slugs (unknown slugs share "unknown"), never header or body values.
+  const inboundRequests = new Counter({
+    name: "pgwebhooks_inbound_requests_total",
+    help: "Inbound requests answered, by source slug and result (stored, duplicate, challenge, unverified, not_found, too_large, rate_limited, unavailable, error).",
+    labelNames: ["source", "result"] as const,
     registers,
   });
 
@@ -128,6 +139,23 @@ export function createMetrics(conn: Connection, opts: { logger?: Logger } = {}):
     },
   });
 
+  new Gauge({
+    name: "pgwebhooks_inbound_pending_lag_seconds",
+    help: "Age of the oldest inbound event still pending, by source slug (sources with none are left out).",
+    labelNames: ["source"] as const,
+    registers,
+    async collect() {
+      // One index probe per source with pending events (inbound_events_pending is (source_id, id)).
+      const rows = await query("inbound_pending_lag_seconds", () => sql<{ source: string; lag: number }[]>`
+        select s.slug as source, greatest(0, extract(epoch from now() - e.received_at))::float8 as lag
+          from webhooks.inbound_sources s
+          cross join lateral (select received_at from webhooks.inbound_events e
+                               where e.source_id = s.id and e.status = 'pending' order by e.id limit 1) e`);
+      this.reset();
+      for (const r of rows ?? []) this.set({ source: r.source }, r.lag);
+    },
+  });
+
   // Node's own series (process_cpu_*, process_resident_memory_bytes, nodejs_eventloop_lag_*…)
   // keep their standard names so the usual Node.js dashboards work unchanged.
   collectDefaultMetrics({ register: registry });
@@ -143,9 +171,16 @@ export function createMetrics(conn: Connection, opts: { logger?: Logger } = {}):
     },
   };
 
+  const inbound: InboundObserver = {
+    request(source, result) {
+      inboundRequests.inc({ source, result });
+    },
+  };
+
   return {
     registry,
     observer,
+    inbound,
     contentType: registry.contentType,
     render: () => registry.metrics(),
   };

@@ -42,6 +42,16 @@ const ENDPOINTS = [
   "post /v1/webhooks/{id}/backfills/{bid}/cancel",
   "post /v1/webhooks/{id}/backfills/{bid}/pause",
   "post /v1/webhooks/{id}/backfills/{bid}/resume",
+  "post /v1/inbound-sources",
+  "get /v1/inbound-sources",
+  "get /v1/inbound-sources/{id}",
+  "patch /v1/inbound-sources/{id}",
+  "delete /v1/inbound-sources/{id}",
+  "get /v1/inbound-events",
+  "get /v1/inbound-events/{id}",
+  "post /v1/inbound-events/replay",
+  "post /in/{slug}",
+  "post /in/{slug}/{event_name}",
 ].sort();
 
 interface Operation {

@@ -34,6 +34,8 @@ describe("every command", () => {
     ["webhooks", "disable"], ["webhooks", "delete"], ["webhooks", "test"], ["webhooks", "rotate-secret"],
     ["deliveries", "list"], ["deliveries", "show"], ["replay"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"],
     ["prune"], ["status"],
+    ["inbound", "create"], ["inbound", "list"], ["inbound", "show"], ["inbound", "update"], ["inbound", "delete"],
+    ["inbound", "events", "list"], ["inbound", "events", "show"], ["inbound", "events", "replay"],
   ];
 
   it("prints help with an example, --json and --database-url, and exits 0", async () => {

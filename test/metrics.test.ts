@@ -236,7 +236,7 @@ describe("GET /metrics", () => {
       }
       expect(one(samples, "pgwebhooks_attempts_total", { webhook: "wh_1", outcome: "success" })).toBe(1);
       expect(names).toContain("process_resident_memory_bytes");
-      expect(warnings.map((w) => w.gauge).sort()).toEqual(["circuit_state", "circuits_open", "deliveries_waiting", "outbox_lag_seconds"]);
+      expect(warnings.map((w) => w.gauge).sort()).toEqual(["circuit_state", "circuits_open", "deliveries_waiting", "inbound_pending_lag_seconds", "outbox_lag_seconds"]);
     } finally {
       await downApp.close();
       await down.close();

@@ -15,7 +15,7 @@ const HTMX_CONFIG = JSON.stringify({
   historyCacheSize: 0,
 });
 
-export type Section = "overview" | "webhooks" | "deliveries" | "events" | "keys" | "signin" | "none";
+export type Section = "overview" | "webhooks" | "deliveries" | "events" | "inbound" | "keys" | "signin" | "none";
 
 export interface PageContext {
   session: AdminSession | null;
@@ -39,6 +39,7 @@ function Nav({ ctx, section }: { ctx: PageContext; section: Section }) {
         {link("/admin/webhooks", "Webhooks", "webhooks")}
         {link("/admin/deliveries", "Deliveries", "deliveries")}
         {link("/admin/events", "Events", "events")}
+        {link("/admin/inbound", "Inbound", "inbound")}
         {ctx.session?.tenant === null ? link("/admin/keys", "Keys", "keys") : null}
       </ul>
     </nav>

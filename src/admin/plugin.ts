@@ -16,6 +16,7 @@ import { registerReplayPages } from "./pages/replay";
 import { registerWebhookPages } from "./pages/webhooks";
 import { registerDeliveryPages } from "./pages/deliveries";
 import { registerEventPages } from "./pages/events";
+import { registerInboundPages } from "./pages/inbound";
 import { csrfMatches, readSession, type AdminSession } from "./session";
 
 declare module "fastify" {
@@ -135,4 +136,5 @@ export async function adminRoutes(app: FastifyInstance, opts: ApiOptions): Promi
   registerWebhookPages(app, opts);
   registerDeliveryPages(app, opts);
   registerEventPages(app, opts);
+  registerInboundPages(app, opts);
 }

@@ -20,6 +20,8 @@ import { registerDocs } from "./docs";
 import { clientErrorHandler, errorHandler, frameworkErrorHandler, notFoundHandler, validatorCompiler } from "./errors";
 import { eventTypeRoutes } from "./event-types";
 import { healthRoutes } from "./health";
+import { inboundRoutes } from "./inbound";
+import { inboundSourceRoutes } from "./inbound-sources";
 import { metricsRoutes } from "./metrics";
 import { webhookRoutes } from "./webhooks";
 
@@ -129,9 +131,12 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
       await v1.register(deliveryRoutes, deps);
       await v1.register(backfillRoutes, deps);
       await v1.register(eventTypeRoutes, { conn });
+      await v1.register(inboundSourceRoutes, deps);
     },
     { prefix: "/v1" },
   );
+  // Other systems' webhooks: their own plugin (raw-bytes body parser, per-source limits), no API key.
+  app.register(inboundRoutes, { conn, observer: opts.metrics?.inbound });
   if (opts.admin ?? opts.config.WEBHOOKS_ADMIN) {
     app.register(adminRoutes, { prefix: "/admin", conn, ctx: opts.ctx, config: opts.config });
   }

@@ -62,6 +62,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   409: "The object's state does not allow it",
   413: "Body larger than the limit",
   415: "Body is not application/json",
+  429: "Too many requests; wait for Retry-After seconds",
   503: "The database does not answer",
 };
 

@@ -16,6 +16,7 @@ import { registerBackfill } from "./backfill";
 import { registerKeys } from "./keys";
 import { registerPrune } from "./prune";
 import { registerStatus } from "./status";
+import { registerInbound } from "./inbound";
 
 const { version } = require("../../package.json") as { version: string };
 
@@ -52,6 +53,7 @@ Example:
   registerKeys(program, cli);
   registerPrune(program, cli);
   registerStatus(program, cli);
+  registerInbound(program, cli);
   return program;
 }
 

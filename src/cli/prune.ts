@@ -15,7 +15,7 @@ export function registerPrune(program: Command, cli: Cli): void {
   common(
     program
       .command("prune")
-      .description("delete finished deliveries, their attempts and dispatched events older than a cut-off")
+      .description("delete finished deliveries, their attempts, dispatched events and processed inbound events older than a cut-off")
       .requiredOption("--older-than <age>", "cut-off: a duration (30d, 12h) or an ISO timestamp", when)
       .option("--dry-run", "count what would be deleted, delete nothing")
       .option("--batch-size <n>", "rows per delete statement (default 5000)", integer(1, 100_000)),
@@ -31,8 +31,8 @@ export function registerPrune(program: Command, cli: Cli): void {
       out.result(r, () => {
         const verb = r.dry_run ? "Would delete" : "Deleted";
         out.say(
-          `${verb} ${r.deliveries} deliveries, ${r.attempts} attempts, ${r.outbox} events and ${r.webhooks} deleted webhooks ` +
-            `older than ${r.cutoff.toISOString()}.`,
+          `${verb} ${r.deliveries} deliveries, ${r.attempts} attempts, ${r.outbox} events and ${r.webhooks} deleted webhooks, ` +
+            `${r.inbound_events} inbound events and ${r.inbound_sources} deleted inbound sources older than ${r.cutoff.toISOString()}.`,
         );
       });
     }),

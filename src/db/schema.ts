@@ -2,6 +2,7 @@
 // a default is Generated (or takes undefined on insert); bigint columns read as strings.
 import type { ColumnType, Generated, Selectable } from "kysely";
 import type { BackfillState, BigNumbers, CircuitState, DeliveryStatus, HttpMethod, SignatureScheme } from "../model/enums";
+import type { HmacOptions, InboundScheme, InboundStatus } from "../model/inbound";
 import type { PayloadSpec } from "../model/payload";
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -225,6 +226,48 @@ export interface BackfillTable {
   finished_at: NullableTimestamp;
 }
 
+/** An inbound source (sql/0007_inbound.sql): POST /in/<slug>. */
+export interface InboundSourceTable {
+  id: Generated<string>;
+  tenant: string | null;
+  slug: string;
+  name: string | null;
+  enabled: Generated<boolean>;
+  verify: InboundScheme;
+  /** Write-only outside this table: views show a count and hints. */
+  secrets: Generated<string[]>;
+  hmac: Json<HmacOptions> | null;
+  key_header: string | null;
+  tolerance_s: Generated<number>;
+  dedupe: string | null;
+  allowed_tenants: string[] | null;
+  max_body_bytes: Generated<number>;
+  rate_limit_per_s: number | null;
+  relay_prefix: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted_at: NullableTimestamp;
+}
+
+/** One accepted inbound request. */
+export interface InboundEventTable {
+  id: Generated<string>;
+  source_id: string;
+  tenant: string | null;
+  event_name: string | null;
+  headers: Json<Record<string, string>>;
+  body: Buffer;
+  payload: Json | null;
+  dedupe_key: string | null;
+  status: Generated<InboundStatus>;
+  attempts: Generated<number>;
+  last_error: string | null;
+  locked_at: NullableTimestamp;
+  received_at: Timestamp;
+  processed_at: NullableTimestamp;
+  relayed_event_id: string | null;
+}
+
 export interface SchemaMigrationTable {
   name: string;
   applied_at: Timestamp;
@@ -245,6 +288,8 @@ export interface Database {
   "webhooks.dispatcher_wakeup": DispatcherWakeupTable;
   "webhooks.schema_migrations": SchemaMigrationTable;
   "webhooks.backfills": BackfillTable;
+  "webhooks.inbound_sources": InboundSourceTable;
+  "webhooks.inbound_events": InboundEventTable;
   "webhooks.tenants": TenantTable;
   "webhooks.tenant_source": TenantSourceTable;
 }

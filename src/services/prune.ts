@@ -1,5 +1,6 @@
 // Pruning history: finished deliveries and their attempts, then dispatched outbox rows and
-// deleted webhooks nothing refers to any more. Batched so no statement holds locks for long.
+// deleted webhooks nothing refers to any more; inbound events done or failed before the cut-off
+// (pending and processing ones are still owed) and deleted inbound sources without events. Batched so no statement holds locks for long.
 // Tagged SQL: each batch is one statement of writable CTEs (select ... skip locked, delete,
 // count), which reads best as the SQL it is; nothing in them is optional.
 import type { Connection } from "../db/connection";
@@ -22,12 +23,22 @@ export interface PruneResult {
   attempts: number;
   outbox: number;
   webhooks: number;
+  inbound_events: number;
+  inbound_sources: number;
 }
 
 /** Finished deliveries: the statuses a replay picks from. */
 const FINISHED: string[] = [...REPLAYABLE_STATUSES];
 
 async function count(conn: Connection, cutoff: Date): Promise<Omit<PruneResult, "cutoff" | "dry_run">> {
+  const [inbound] = await conn.sql<{ events: string; sources: string }[]>`
+    select (select count(*) from webhooks.inbound_events
+             where processed_at < ${cutoff} and status in ('done', 'failed')) as events,
+           (select count(*) from webhooks.inbound_sources s
+             where s.deleted_at < ${cutoff}
+               and not exists (select 1 from webhooks.inbound_events e
+                                where e.source_id = s.id
+                                  and not (e.processed_at < ${cutoff} and e.status in ('done', 'failed')))) as sources`;
   const [row] = await conn.sql<{ deliveries: string; attempts: string; outbox: string; webhooks: string }[]>`
     with doomed as (
       select id from webhooks.deliveries
@@ -49,6 +60,8 @@ async function count(conn: Connection, cutoff: Date): Promise<Omit<PruneResult, 
     attempts: Number(row?.attempts ?? 0),
     outbox: Number(row?.outbox ?? 0),
     webhooks: Number(row?.webhooks ?? 0),
+    inbound_events: Number(inbound?.events ?? 0),
+    inbound_sources: Number(inbound?.sources ?? 0),
   };
 }
 
@@ -116,5 +129,34 @@ export async function prune(conn: Connection, opts: PruneOptions): Promise<Prune
     return { n: Number(row?.n ?? 0) };
   });
 
-  return { cutoff, dry_run: false, deliveries, attempts, outbox, webhooks };
+  const [inboundEvents] = await inBatches(batch, async () => {
+    const [row] = await conn.sql<{ n: string }[]>`
+      with doomed as (
+        select id from webhooks.inbound_events
+         where processed_at < ${cutoff} and status in ('done', 'failed')
+         limit ${batch}
+           for update skip locked
+      ), gone as (
+        delete from webhooks.inbound_events e using doomed where e.id = doomed.id returning 1
+      )
+      select count(*) as n from gone`;
+    return { n: Number(row?.n ?? 0) };
+  });
+
+  const [inboundSources] = await inBatches(batch, async () => {
+    const [row] = await conn.sql<{ n: string }[]>`
+      with doomed as (
+        select s.id from webhooks.inbound_sources s
+         where s.deleted_at < ${cutoff}
+           and not exists (select 1 from webhooks.inbound_events e where e.source_id = s.id)
+         limit ${batch}
+           for update skip locked
+      ), gone as (
+        delete from webhooks.inbound_sources s using doomed where s.id = doomed.id returning 1
+      )
+      select count(*) as n from gone`;
+    return { n: Number(row?.n ?? 0) };
+  });
+
+  return { cutoff, dry_run: false, deliveries, attempts, outbox, webhooks, inbound_events: inboundEvents, inbound_sources: inboundSources };
 }
