@@ -98,7 +98,9 @@ export async function startEmbedded(
   }
   await pg.start();
   writeFileSync(portFile, String(port));
-  log(`embedded Postgres running on 127.0.0.1:${port} (data in ${dataDir}); set DATABASE_URL to use your own`);
+  // The password is the fixed, published default of a development server that listens on
+  // 127.0.0.1 only (README, Set-up): printing it reveals nothing, and psql needs it.
+  log(`embedded Postgres running on 127.0.0.1:${port} (data in ${dataDir}); psql: PGPASSWORD=${PASSWORD} psql -h 127.0.0.1 -p ${port} -U ${USER} postgres; set DATABASE_URL to use your own`);
   return {
     url: urlFor(port),
     owned: true,
