@@ -41,6 +41,10 @@ describe("/admin/inbound", () => {
     const bad = await admin.post("/admin/inbound", { slug: "Bad Slug", verify: "none" });
     expect(bad.statusCode).toBe(400);
     expect(bad.body).toMatch(/id="src-slug-error"/);
+    // hmac options have no field here: the error is shown above the form, with its path.
+    const hmac = await admin.post("/admin/inbound", { slug: "uihmac", verify: "hmac" });
+    expect(hmac.statusCode).toBe(400);
+    expect(hmac.body).toMatch(/<div class="notice bad" role="alert"><p>hmac[^<]*: [^<]+<\/p>/);
     const noCsrf = await admin.post("/admin/inbound", { slug: "ok", verify: "none" }, { csrf: false });
     expect(noCsrf.statusCode).toBe(403);
     const [after] = await api.db.sql<{ n: number }[]>`select count(*)::int as n from webhooks.inbound_sources`;

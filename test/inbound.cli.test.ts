@@ -53,7 +53,7 @@ describe("pg-webhooks inbound", () => {
     const shown = await runJson<Record<string, unknown>>(["inbound", "events", "show", ev?.id ?? ""], { env });
     expect(shown).toMatchObject({ body: "/wA=", body_text: null, last_error: "boom" });
     const replay = await runJson<Record<string, unknown>>(["inbound", "events", "replay", "--source", "crm"], { env });
-    expect(replay).toEqual({ matched: 1, pending: 1, relayed: 0 });
+    expect(replay).toEqual({ matched: 1, pending: 1, relayed: 0, failed: 0 });
   });
 });
 

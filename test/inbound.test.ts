@@ -406,6 +406,21 @@ describe("receiving", () => {
     expect(await eventCount("slow")).toBe(1);
   });
 
+  it("spends none of the rate on requests that fail verification", async () => {
+    await source({ slug: "paced", verify: "api_key", secrets: ["the-real-key-0123"], rate_limit_per_s: 1 });
+    for (let i = 0; i < 5; i++) expect((await send("/in/paced", "{}", { "x-api-key": "wrong-key-0123456" })).status).toBe(401);
+    expect((await send("/in/paced", "{}", { "x-api-key": "the-real-key-0123" })).status).toBe(200);
+    expect((await send("/in/paced", "{}", { "x-api-key": "the-real-key-0123" })).status).toBe(429);
+  });
+
+  it("refuses a basic secret with an empty user or password", async () => {
+    for (const secret of ["u:", ":p"]) {
+      const r = await v1("POST", "/inbound-sources", { slug: "b-empty", verify: "basic", secrets: [secret] });
+      expect(r.status).toBe(400);
+      expect(r.text).toContain("both non-empty");
+    }
+  });
+
   it("relays into the outbound pipeline in the same transaction", async () => {
     const secret = `whsec_${randomBytes(8).toString("hex")}`;
     await source({ slug: "relay", verify: "stripe", secrets: [secret], relay_prefix: "inbound.stripe" });
@@ -421,7 +436,7 @@ describe("receiving", () => {
     expect(ev?.data).toContain("12345678901234567890");
     // Replay relays it again as a new outbound event.
     const replay = await v1("POST", "/inbound-events/replay", { ids: [String(r.json?.id)] });
-    expect(replay.json).toEqual({ matched: 1, pending: 0, relayed: 1 });
+    expect(replay.json).toEqual({ matched: 1, pending: 0, relayed: 1, failed: 0 });
     const [n] = await db.sql<{ n: number }[]>`select count(*)::int as n from webhooks.outbox where type = 'inbound.stripe.invoice.paid'`;
     expect(n?.n).toBe(2);
   });
@@ -477,10 +492,29 @@ describe("SQL workers", () => {
       expect(again.map((r) => r.attempts)).toEqual([2, 2]);
       // Replay returns the failed ones to pending.
       const replay = await v1("POST", "/inbound-events/replay", { source: "work", status: "failed" });
-      expect(replay.json).toEqual({ matched: 2, pending: 2, relayed: 0 });
+      expect(replay.json).toEqual({ matched: 2, pending: 2, relayed: 0, failed: 0 });
     } finally {
       w1.release();
     }
+  });
+
+  it("refuse an unknown slug and a stuck_after short enough to take rows other workers hold", async () => {
+    await source({ slug: "strict", verify: "none" });
+    await expect(db.sql`select * from webhooks.inbound_claim('nope-typo', 10)`).rejects.toThrow(/source_slug: no inbound source 'nope-typo'/);
+    await expect(db.sql`select * from webhooks.inbound_claim('strict', 10, interval '0 seconds')`).rejects.toThrow(/stuck_after: expected at least 1 minute/);
+  });
+
+  it("see a deleted source's unprocessed events failed, and a reused slug without them", async () => {
+    await source({ slug: "gone", verify: "none" });
+    expect((await send("/in/gone", '{"a":1}')).status).toBe(200);
+    expect((await v1("DELETE", "/inbound-sources/gone")).status).toBe(204);
+    const [old] = await db.sql<{ status: string; last_error: string }[]>`
+      select e.status, e.last_error from webhooks.inbound_events e join webhooks.inbound_sources s on s.id = e.source_id where s.slug = 'gone'`;
+    expect(old).toEqual({ status: "failed", last_error: "the source was deleted before this event was processed" });
+    await source({ slug: "gone", verify: "none" });
+    const listed = await v1("GET", "/inbound-events?source=gone");
+    expect((listed.json as { items: unknown[] }).items).toHaveLength(0);
+    expect(await db.sql`select * from webhooks.inbound_claim('gone', 10)`).toHaveLength(0);
   });
 
   it("derives relay types emit() accepts, or null", async () => {

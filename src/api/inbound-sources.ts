@@ -165,7 +165,7 @@ export const inboundSourceRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app
           "SQL workers. Without ids or status, failed events are replayed. Events being processed are left alone.",
         body: replayBody,
         response: {
-          202: z.object({ matched: z.number().int(), pending: z.number().int(), relayed: z.number().int() }).describe("What was replayed"),
+          202: z.object({ matched: z.number().int(), pending: z.number().int(), relayed: z.number().int(), failed: z.number().int() }).describe("What was replayed"),
           ...errorResponses(400, 401, 413, 415),
         },
       },

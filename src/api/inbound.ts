@@ -1,6 +1,7 @@
 // POST /in/<slug> and /in/<slug>/<event_name>: other systems' webhooks. An encapsulated plugin
 // whose one content-type parser keeps every body as the exact bytes received (verification
 // runs over them), limited per source. Answers 200 only after the event is committed.
+import { Transform } from "node:stream";
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Connection } from "../db/connection";
@@ -137,6 +138,22 @@ export const inboundRoutes: FastifyPluginAsync<InboundRouteOptions> = async (app
     return undefined;
   });
 
+  // A body without a declared length (chunked) is cut off as soon as it passes the source's
+  // limit, instead of being read up to MAX_BODY_LIMIT first.
+  app.addHook("preParsing", async (request, _reply, payload) => {
+    const limit = sources.get(request)?.max_body_bytes ?? MAX_BODY_LIMIT;
+    let seen = 0;
+    return payload.pipe(
+      new Transform({
+        transform(chunk: Buffer, _enc, next) {
+          seen += chunk.length;
+          if (seen > limit) next(Object.assign(new Error("body too large"), { code: "FST_ERR_CTP_BODY_TOO_LARGE", statusCode: 413 }));
+          else next(null, chunk);
+        },
+      }),
+    );
+  });
+
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const source = sources.get(request);
     if (source === undefined) return refuse(reply, 404, "inbound_source_not_found", "no enabled inbound source at this URL");
@@ -162,6 +179,8 @@ export const inboundRoutes: FastifyPluginAsync<InboundRouteOptions> = async (app
       case "challenge":
         return reply.status(200).send({ challenge: outcome.challenge });
       case "unverified":
+        // Unauthenticated requests must not spend the real sender's rate (anyone who knows the slug could keep it at 429).
+        limiter.refund(source.id);
         // The reason names what failed, never a secret; nothing was stored.
         request.log.warn({ source: source.slug, reason: outcome.reason }, "inbound: request refused");
         return refuse(reply, 401, "verification_failed", `the request could not be verified: ${outcome.reason}`);

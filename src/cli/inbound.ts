@@ -289,15 +289,15 @@ export function registerInbound(program: Command, cli: Cli): void {
   );
 
   common(
-    eventFilterOptions(ev.command("replay").description("process events again: back to pending, or relayed again for relaying sources (default: failed ones)"))
+    eventFilterOptions(ev.command("replay").description("process events again: back to pending, or relayed again for relaying sources (default: failed ones; --id replays those events whatever their status)"))
       .option("--id <ids>", "these event ids (comma-separated, repeatable)", list),
     "pg-webhooks inbound events replay --source crm --status failed",
     "pg-webhooks inbound events replay --id 41,42",
   ).action((opts: EventFlags) =>
     cli.run(opts, async ({ conn, out }) => {
-      const { replayInboundEvents } = await events();
+      const { replayInboundEvents, replaySummary } = await events();
       const r = await replayInboundEvents(conn, ADMIN, { ...filtersOf(opts), ids: opts.id });
-      out.result(r, () => out.say(`Matched ${r.matched} events: ${r.pending} back to pending, ${r.relayed} relayed again.`));
+      out.result(r, () => out.say(replaySummary(r)));
     }),
   );
 }

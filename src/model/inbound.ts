@@ -224,8 +224,8 @@ export function sourceProblem(s: {
       }
     }
   }
-  if (s.verify === "basic" && s.secrets.some((x) => !x.includes(":"))) {
-    return { path: "secrets", message: "a basic secret is user:password" };
+  if (s.verify === "basic" && s.secrets.some((x) => !x.includes(":") || x.indexOf(":") === 0 || x.indexOf(":") === x.length - 1)) {
+    return { path: "secrets", message: "a basic secret is user:password, both non-empty" };
   }
   if (s.allowed_tenants !== null && s.tenant !== null) {
     return { path: "allowed_tenants", message: "a source with a tenant takes no allowed_tenants (X-Tenant-ID must then equal its tenant)" };

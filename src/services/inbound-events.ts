@@ -93,7 +93,8 @@ function escapeLike(s: string): string {
 function filtered(db: Kysely<Database>, scope: Scope, q: Omit<InboundEventQuery, "limit" | "cursor">) {
   const { source, status, event, tenant, since, until } = q;
   return visibleEvents(db, scope)
-    .$if(source !== undefined, (b) => b.where("s.slug", "=", source ?? ""))
+    // The live source of that slug: a deleted one's events are not mixed in when its slug is reused.
+    .$if(source !== undefined, (b) => b.where("s.slug", "=", source ?? "").where("s.deleted_at", "is", null))
     .$if(status !== undefined, (b) => b.where("e.status", "=", status ?? "pending"))
     .$if(event !== undefined && event !== "*", (b) =>
       event?.endsWith("*")
@@ -148,12 +149,20 @@ export async function getInboundEvent(conn: Connection, scope: Scope, id: string
   return { ...rest, id: String(row.id), body: body.toString("base64"), body_text: text, payload_json: row.payload_json };
 }
 
+/** "Matched 2 events: 1 back to pending, 0 relayed again, 1 failed again (its last error says why)." */
+export function replaySummary(r: InboundReplayResult): string {
+  const failed = r.failed > 0 ? `, ${r.failed} failed again (inbound events show <id>: its last error says why)` : "";
+  return `Matched ${r.matched} event${r.matched === 1 ? "" : "s"}: ${r.pending} back to pending, ${r.relayed} relayed again${failed}.`;
+}
+
 export interface InboundReplayResult {
   matched: number;
   /** Returned to pending, for SQL workers to claim again. */
   pending: number;
   /** Emitted again through the relay (relaying sources). */
   relayed: number;
+  /** Relaying ones that failed again (no JSON payload, or no event type in their name): their last_error says why. */
+  failed: number;
 }
 
 /**
@@ -167,7 +176,8 @@ export async function replayInboundEvents(
 ): Promise<InboundReplayResult> {
   const ids = q.ids?.map((id) => checkId(id, "ids"));
   if (q.status === "processing") {
-    const message = "events being processed cannot be replayed; they return to pending by themselves after the timeout";
+    const message =
+      "events being processed cannot be replayed; a worker's next webhooks.inbound_claim() for their source returns those held over 5 minutes to pending, or webhooks.inbound_release_stuck() does at once";
     throw new DomainError("invalid_input", `status: ${message}`, [{ path: "status", message }]);
   }
   const rows = (await filtered(conn.db, scope, { ...q, status: q.status ?? (ids === undefined ? "failed" : undefined) })
@@ -192,5 +202,5 @@ export async function replayInboundEvents(
       relayed = r?.n ?? 0;
     }
   });
-  return { matched: rows.length, pending, relayed };
+  return { matched: rows.length, pending, relayed, failed: relay.length - relayed };
 }

@@ -208,4 +208,10 @@ export class InboundRateLimiter {
     }
     return Math.max(1, Math.ceil((1 - b.tokens) / ratePerS));
   }
+
+  /** Gives back the token a request took: one that failed verification spends nothing of the real sender's rate. */
+  refund(sourceId: string): void {
+    const b = this.buckets.get(sourceId);
+    if (b !== undefined) b.tokens = Math.min(Math.max(1, b.rate), b.tokens + 1);
+  }
 }

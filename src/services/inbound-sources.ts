@@ -188,13 +188,24 @@ export async function updateSource(conn: Connection, scope: Scope, idOrSlug: str
   return toSourceView(updated as SourceRow);
 }
 
-/** Deletes the source: its URL answers 404 from now on; its events stay until pruned. */
+/**
+ * Deletes the source: its URL answers 404 from now on; its events stay until pruned, and those
+ * not processed yet (pending, processing) become failed, since no worker can claim them any more.
+ */
 export async function deleteSource(conn: Connection, scope: Scope, idOrSlug: string): Promise<void> {
   const row = await findRow(conn.db, scope, idOrSlug);
-  await conn.db
-    .updateTable("webhooks.inbound_sources")
-    .set({ deleted_at: sql`now()`, enabled: false, updated_at: sql`now()` })
-    .where("id", "=", row.id)
-    .execute();
+  await conn.db.transaction().execute(async (tx) => {
+    await tx
+      .updateTable("webhooks.inbound_sources")
+      .set({ deleted_at: sql`now()`, enabled: false, updated_at: sql`now()` })
+      .where("id", "=", row.id)
+      .execute();
+    await tx
+      .updateTable("webhooks.inbound_events")
+      .set({ status: "failed", processed_at: sql`now()`, locked_at: null, last_error: "the source was deleted before this event was processed" })
+      .where("source_id", "=", row.id)
+      .where("status", "in", ["pending", "processing"])
+      .execute();
+  });
   forgetInboundSource(row.slug);
 }

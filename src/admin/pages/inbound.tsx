@@ -7,7 +7,7 @@ import type { ApiOptions } from "../../api/app";
 import { DomainError } from "../../errors";
 import { INBOUND_SCHEMES, INBOUND_STATUSES, sourceCreateSchema, type SourceView } from "../../model/inbound";
 import { parseInput } from "../../model/validation";
-import { getInboundEvent, listInboundEvents, replayInboundEvents, type InboundEventDetail, type InboundEventView } from "../../services/inbound-events";
+import { getInboundEvent, listInboundEvents, replayInboundEvents, replaySummary, type InboundEventDetail, type InboundEventView } from "../../services/inbound-events";
 import { createSource, deleteSource, getSource, listSources, updateSource } from "../../services/inbound-sources";
 import { parseSince } from "../../util/duration";
 import { StatusPill } from "../components";
@@ -20,6 +20,10 @@ const PAGE = 50;
 function SourcesPage(props: { ctx: PageContext; sources: SourceView[]; created?: { source: SourceView; secret: string | null }; errors?: Map<string, string> }) {
   const { ctx, errors } = props;
   const isAdmin = ctx.session?.tenant === null;
+  // An error on a field this form does not have (hmac options, say) is shown above it, with its path.
+  const shown = new Set(["", "slug", "verify", "secrets", "secrets.0", "tenant", "relay_prefix"]);
+  const elsewhere = [...(errors ?? [])].filter(([path]) => !shown.has(path)).map(([path, message]) => `${path}: ${message}`);
+  const general = [errors?.get(""), ...elsewhere].filter((m): m is string => m !== undefined && m !== "");
   return (
     <Layout ctx={ctx} title="Inbound sources" section="inbound">
       <h1>Inbound sources</h1>
@@ -40,9 +44,11 @@ function SourcesPage(props: { ctx: PageContext; sources: SourceView[]; created?:
           ) : null}
         </div>
       ) : null}
-      {errors?.get("") ? (
+      {general.length > 0 ? (
         <div class="notice bad" role="alert">
-          <p>{errors.get("")}</p>
+          {general.map((m) => (
+            <p>{m}</p>
+          ))}
         </div>
       ) : null}
       <h2>New source</h2>
@@ -60,6 +66,7 @@ function SourcesPage(props: { ctx: PageContext; sources: SourceView[]; created?:
               <option value={s}>{s}</option>
             ))}
           </select>
+          <span class="hint">hmac needs its header and encoding options: create such a source with the API or `pg-webhooks inbound create --hmac`.</span>
           <FieldError id="src-verify-error" message={errors?.get("verify")} />
         </div>
         <div class="field">
@@ -406,7 +413,7 @@ export function registerInboundPages(app: FastifyInstance, { conn }: ApiOptions)
     const ids = (request.query as { ids?: unknown }).ids;
     const { filters } = readFilters(request.query);
     const r = await replayInboundEvents(conn, scope, typeof ids === "string" && /^[1-9][0-9]{0,18}$/.test(ids) ? { ids: [ids] } : filters);
-    return sendHtml(reply, await eventsPage(request, `Matched ${r.matched} events: ${r.pending} back to pending, ${r.relayed} relayed again.`));
+    return sendHtml(reply, await eventsPage(request, replaySummary(r)));
   });
 
   app.get<{ Params: { id: string } }>("/inbound/events/:id", async (request, reply) => {
