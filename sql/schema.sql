@@ -1111,6 +1111,14 @@ begin
   if n is null or n < 1 or n > 10000 then
     raise exception 'n: expected a batch size from 1 to 10000, got %', coalesce(n::text, 'null') using errcode = '22023';
   end if;
+  -- Below a minute a worker would take back rows another worker is still processing.
+  if stuck_after is null or stuck_after < interval '1 minute' then
+    raise exception 'stuck_after: expected at least 1 minute, got %', coalesce(stuck_after::text, 'null') using errcode = '22023';
+  end if;
+  -- A typo in a worker's slug would otherwise poll an empty queue forever.
+  if not exists (select 1 from webhooks.inbound_sources s where s.slug = source_slug and s.deleted_at is null) then
+    raise exception 'source_slug: no inbound source %', coalesce(quote_literal(source_slug), 'null') using errcode = '22023';
+  end if;
   perform webhooks.inbound_release_stuck(stuck_after, source_slug);
   return query
     -- SKIP LOCKED lets several workers claim disjoint batches.
