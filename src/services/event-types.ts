@@ -163,8 +163,9 @@ export async function exampleBodies(
 }
 
 /** What an update example changes: the first column outside the key, set to a different sample. */
-function previousFor(data: Record<string, unknown>, primaryKey: string[]): Record<string, unknown> | null {
-  const col = Object.keys(data).find((k) => !primaryKey.includes(k) && typeof data[k] !== "object");
+function previousFor(data: Record<string, unknown>, primaryKey: string[], tenantColumn: string | null): Record<string, unknown> | null {
+  // Not the tenant column either: an update event never moves a row to another tenant's events.
+  const col = Object.keys(data).find((k) => !primaryKey.includes(k) && k !== tenantColumn && typeof data[k] !== "object");
   if (col === undefined) return null;
   const v = data[col];
   return { [col]: typeof v === "number" ? v - 1 : typeof v === "boolean" ? !v : typeof v === "string" ? `previous ${v}` : null };
@@ -177,6 +178,7 @@ interface TrackedRow {
   event_prefix: string;
   operations: string[];
   primary_key: string[];
+  tenant_column: string | null;
   columns: ColumnInfo[] | null;
 }
 
@@ -184,7 +186,7 @@ interface TrackedRow {
 export async function trackedTableColumns(conn: Connection): Promise<TrackedRow[]> {
   // table_name is a regclass: as text it is the name as the search path shows it, and sorts as one.
   return conn.sql<TrackedRow[]>`
-    select t.table_name::text as table, t.event_prefix, t.operations, t.primary_key,
+    select t.table_name::text as table, t.event_prefix, t.operations, t.primary_key, t.tenant_column,
            (select n.nspname || '.' || c.relname from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
              where c.oid = t.table_name) as source,
            (select json_agg(json_build_object(
@@ -237,7 +239,7 @@ export async function listEventTypes(conn: Connection, scope: Scope): Promise<Ev
     for (const op of ["insert", "update", "delete"]) {
       if (!t.operations.includes(op)) continue;
       const type = `${t.event_prefix}.${SUFFIX[op]}`;
-      const previous = op === "update" ? previousFor(row, t.primary_key) : null;
+      const previous = op === "update" ? previousFor(row, t.primary_key, t.tenant_column) : null;
       out.push({ type, source: "table", table: t.table, data_schema: schema, examples: await exampleBodies(type, row, pk, previous) });
     }
     // A TRUNCATE of a table whose deletes are tracked is one <prefix>.truncated event.
@@ -260,7 +262,7 @@ export async function listEventTypes(conn: Connection, scope: Scope): Promise<Ev
     const columns = t?.columns ?? [];
     const row = sampleRow(columns);
     const pk = t && t.primary_key.length > 0 ? t.primary_key : null;
-    const previous = t ? previousFor(row, t.primary_key) : null;
+    const previous = t ? previousFor(row, t.primary_key, t.tenant_column) : null;
     out.push({ ...r, data_schema: dataSchema(columns), examples: await exampleBodies(r.type, row, pk, previous) });
   }
   for (const c of custom) {

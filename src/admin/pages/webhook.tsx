@@ -9,6 +9,7 @@ import { describeRetryPolicy, retryPolicySchema } from "../../model/retry-policy
 import { verificationSnippet, type WebhookView } from "../../model/webhook";
 import { getDelivery, listWebhookDeliveries } from "../../services/deliveries";
 import { listEventTypes } from "../../services/event-types";
+import { typeMatches } from "../../model/filter";
 import { sendTest, TEST_EVENT_TYPE, type TestResult } from "../../services/test-send";
 import { deleteWebhook, getWebhook, getWebhookSecret, rotateSecret } from "../../services/webhooks";
 import { webhookRates, type WebhookRate } from "../../services/webhook-rates";
@@ -338,7 +339,9 @@ export function registerWebhookPage(app: FastifyInstance, opts: ApiOptions): voi
       listWebhookDeliveries(conn, scope, w.id, { limit: 10 }),
       listEventTypes(conn, scope),
     ]);
-    const eventTypes = [TEST_EVENT_TYPE, ...types.map((t) => t.type).filter((t) => t !== TEST_EVENT_TYPE)];
+    // The types this webhook receives first (what a test should look like), then the rest of the catalog.
+    const known = types.map((t) => t.type).filter((t) => t !== TEST_EVENT_TYPE);
+    const eventTypes = [TEST_EVENT_TYPE, ...known.filter((t) => typeMatches(w.events, t)), ...known.filter((t) => !typeMatches(w.events, t))];
     const q = request.query as { created?: string; saved?: string } | undefined;
     const notice = extras.notice ?? (q?.created ? "Webhook created." : q?.saved ? "Changes saved." : undefined);
     return sendHtml(
